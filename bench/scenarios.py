@@ -1,0 +1,349 @@
+"""The benchmark scenarios: each starts both servers on the same program, drives them with the
+same client, and returns its rows of the results table.
+
+Repeated runs alternate which server goes first, so slow drifts of a shared machine fall on both
+alike; a row shows the median of its runs.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from client import Client, ClientError
+from report import Goal, Row, median, ratio_at_least, ratio_at_most, wsdev_below, wsdev_equals
+from servers import SERVERS, Server, ServerError, both
+
+T = TypeVar("T")
+MIB = 1 << 20
+RECOVERABLE = (ClientError, ServerError, OSError, ValueError, KeyError)
+
+
+@dataclass
+class Context:
+    """What every scenario needs: the client, the size of the run, and a progress line."""
+
+    client: Client
+    quick: bool
+    runs_override: int | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def runs(self, full: int, quick: int) -> int:
+        if self.runs_override is not None:
+            return self.runs_override
+        return quick if self.quick else full
+
+    def size(self, full: int, quick: int) -> int:
+        return quick if self.quick else full
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def say(self, text: str) -> None:
+        print(f"[{self.elapsed():6.1f}s] {text}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Results:
+    """Per-server results of a scenario's runs, and the first error of each server."""
+
+    values: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in SERVERS})
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def median(self, kind: str) -> float | None:
+        return median(self.values[kind])
+
+    def row(self, scenario: str, metric: str, **kwargs: object) -> Row:
+        row = Row(scenario, metric, self.median("websocketd"), self.median("wsdev"), **kwargs)  # type: ignore[arg-type]
+        row.runs = max(len(v) for v in self.values.values())
+        for kind, error in self.errors.items():
+            if not self.values[kind]:
+                row.shown[kind] = "error"
+            row.note = "; ".join(filter(None, [row.note, f"{kind}: {error}"]))
+        return row
+
+
+def interleave(
+    ctx: Context,
+    servers: dict[str, Server],
+    runs: int,
+    once: Callable[[Server], dict[str, float]],
+) -> dict[str, Results]:
+    """``runs`` runs of ``once`` on each server, alternating which goes first."""
+    by_figure: dict[str, Results] = {}
+    errors: dict[str, str] = {}
+    for index in range(runs):
+        order: Sequence[str] = SERVERS if index % 2 == 0 else tuple(reversed(SERVERS))
+        for kind in order:
+            if kind in errors:
+                continue  # a server that failed once is not hammered again
+            try:
+                figures = once(servers[kind])
+            except RECOVERABLE as exc:
+                errors[kind] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                ctx.say(f"  {kind}: {errors[kind]}")
+                continue
+            shown = ", ".join(f"{k}={v:,.1f}" for k, v in figures.items())
+            ctx.say(f"  run {index + 1}/{runs} {kind}: {shown}")
+            for name, value in figures.items():
+                by_figure.setdefault(name, Results()).values[kind].append(value)
+    if not by_figure:
+        by_figure["_"] = Results()
+    for results in by_figure.values():
+        results.errors.update(errors)
+    return by_figure
+
+
+def _figure(results: dict[str, Results], name: str) -> Results:
+    """One figure's results; an empty one (with the errors) when no run produced it."""
+    if name in results:
+        return results[name]
+    empty = Results()
+    for other in results.values():
+        empty.errors.update(other.errors)
+    return empty
+
+
+# ---- messages/s: seq 1 N in text mode, to a client reading as fast as it can ----
+
+
+def seq_scenario(ctx: Context) -> list[Row]:
+    count = ctx.size(1_000_000, 200_000)
+    runs = ctx.runs(3, 1)
+    ctx.say(f"seq 1 {count}: messages/s, {runs} run(s) each")
+
+    def once(server: Server) -> dict[str, float]:
+        result = ctx.client.run("drain", server.port, limit=180)
+        got = int(result["messages"])
+        if got != count:
+            raise ClientError(f"received {got:,} of {count:,} messages")
+        return {"rate": float(result["rate"])}
+
+    with both(["seq", "1", str(count)]) as servers:
+        results = interleave(ctx, servers, runs, once)
+    return [
+        _figure(results, "rate").row(
+            f"`seq 1 {count}`, text", "messages/s", goal=ratio_at_least(5)
+        )
+    ]
+
+
+# ---- MiB/s: cat in binary mode, the client sends N MiB and reads it back ----
+
+PIPE_MESSAGE = 64 * 1024
+PIPE_WINDOW = 128 * 1024
+
+
+def pipe_scenario(ctx: Context) -> list[Row]:
+    mib = ctx.size(100, 20)
+    runs = ctx.runs(5, 2)
+    ctx.say(f"cat --binary, {mib} MiB through: MiB/s, {runs} run(s) each")
+
+    def through(window: int, stall: float) -> Callable[[Server], dict[str, float]]:
+        def once(server: Server) -> dict[str, float]:
+            result = ctx.client.run(
+                "pipe", server.port, mib, PIPE_MESSAGE, window, limit=120, stall=stall
+            )
+            if result["stalled"] == "1":
+                got = int(result["bytes"]) / MIB
+                raise ClientError(f"stalled after {got:.2f} of {mib} MiB came back")
+            if int(result["bytes"]) != mib * MIB:
+                raise ClientError(f"{result['bytes']} bytes came back, not {mib * MIB}")
+            return {"mib_per_s": float(result["mib_per_s"])}
+
+        return once
+
+    with both(["cat"], binary=True) as servers:
+        windowed = interleave(ctx, servers, runs, through(PIPE_WINDOW, 10))
+        ctx.say(f"cat --binary, {mib} MiB with no send window: once each")
+        open_ended = interleave(ctx, servers, 1, through(0, 3))
+    rows = [
+        _figure(windowed, "mib_per_s").row(
+            f"`cat`, `--binary`, {mib} MiB echoed",
+            f"MiB/s, ≤{PIPE_WINDOW // 1024} KiB in flight",
+            fmt="{:,.1f}",
+            goal=ratio_at_least(1),
+            note=f"The client keeps at most {PIPE_WINDOW // 1024} KiB unanswered "
+            f"({PIPE_MESSAGE // 1024} KiB messages), because websocketd 0.4.1 pumps both "
+            "directions in one loop and deadlocks once the program's pipes are full.",
+        ),
+        _figure(open_ended, "mib_per_s").row(
+            f"`cat`, `--binary`, {mib} MiB echoed",
+            "MiB/s, sending flat out",
+            fmt="{:,.1f}",
+            goal=Goal("completes", lambda _, __: True),
+        ),
+    ]
+    if "websocketd" in open_ended.get("mib_per_s", _figure(open_ended, "_")).errors:
+        rows[1].shown["websocketd"] = "stalls"
+    return rows
+
+
+# ---- round trip: cat in text mode, one message in flight ----
+
+
+def rtt_scenario(ctx: Context) -> list[Row]:
+    count = ctx.size(5000, 1000)
+    runs = ctx.runs(3, 1)
+    ctx.say(f"echo (cat): {count} round trips, {runs} run(s) each")
+
+    def once(server: Server) -> dict[str, float]:
+        result = ctx.client.run("rtt", server.port, count, 200, 16, limit=120)
+        return {"p50": float(result["rtt_p50_us"]), "p99": float(result["rtt_p99_us"])}
+
+    with both(["cat"]) as servers:
+        results = interleave(ctx, servers, runs, once)
+    scenario = "echo (`cat`), one message in flight"
+    return [
+        _figure(results, "p50").row(scenario, "round trip p50, µs", goal=ratio_at_most(1)),
+        _figure(results, "p99").row(scenario, "round trip p99, µs"),
+    ]
+
+
+# ---- sequential connections to `echo hi` ----
+
+
+def connect_scenario(ctx: Context) -> list[Row]:
+    count = ctx.size(300, 100)
+    runs = ctx.runs(3, 1)
+    ctx.say(f"echo hi: {count} sequential connections, {runs} run(s) each")
+
+    def once(server: Server) -> dict[str, float]:
+        result = ctx.client.run("connect", server.port, count, limit=240)
+        return {
+            "p50": float(result["first_p50_us"]) / 1000,
+            "p99": float(result["first_p99_us"]) / 1000,
+            "rate": float(result["rate"]),
+        }
+
+    with both(["echo", "hi"]) as servers:
+        results = interleave(ctx, servers, runs, once)
+    scenario = "`echo hi`, sequential connections"
+    return [
+        _figure(results, "p50").row(
+            scenario, "connect → first message p50, ms", fmt="{:,.2f}", goal=ratio_at_most(1)
+        ),
+        _figure(results, "p99").row(scenario, "connect → first message p99, ms", fmt="{:,.2f}"),
+        _figure(results, "rate").row(
+            scenario,
+            "connections/s (until the server closes)",
+            fmt="{:,.0f}",
+            goal=ratio_at_least(1),
+        ),
+    ]
+
+
+# ---- thousands of idle connections, each then echoing once ----
+
+
+def hold_scenario(ctx: Context) -> list[Row]:
+    count = ctx.size(3000, 500)
+    ctx.say(f"cat: {count} idle connections held, then one echo each")
+
+    def once(server: Server) -> dict[str, float]:
+        ctx.client.run("rtt", server.port, 10, 5, 16, limit=60)  # first-connection code paths
+        base = server.rss_kib()
+        session = ctx.client.start("hold", server.port, count, 64, limit=600)
+        try:
+            opened = session.read_until("lost_upgrading")
+            server.remember_children()
+            session.next_stage()
+            echoed = session.read_until("lost_echoing")
+            held = server.rss_kib()
+        finally:
+            session.finish()
+        alive = int(echoed["alive"])
+        return {
+            "kib_per_conn": (held - base) / max(1, int(opened["open"])),
+            "alive": float(alive),
+            "open_s": float(opened["open_seconds"]),
+            "echo_s": float(echoed["echo_seconds"]),
+        }
+
+    with both(["cat"]) as servers:
+        results = interleave(ctx, servers, 1, once)
+    scenario = f"{count:,} idle `cat` connections, then one echo each"
+    alive = _figure(results, "alive")
+    alive_row = alive.row(scenario, f"connections alive (of {count:,})", goal=wsdev_equals(count, f"{count:,} of {count:,}"))
+    return [
+        _figure(results, "kib_per_conn").row(
+            scenario,
+            "server RSS per connection, KiB",
+            fmt="{:,.1f}",
+            goal=ratio_at_most(1),
+            note="VmRSS of the server process alone (not its children), after every connection "
+            "has echoed once, minus VmRSS before, divided by the connections opened.",
+        ),
+        alive_row,
+        _figure(results, "open_s").row(scenario, f"seconds to open {count:,}", fmt="{:,.2f}"),
+        _figure(results, "echo_s").row(scenario, "seconds for every one to echo once", fmt="{:,.2f}"),
+    ]
+
+
+# ---- memory while the program floods and the client reads slowly ----
+
+SLOW_RATE_MIB = 100
+SLOW_STALL_MS = 1000
+BOUND_MIB = 64
+
+
+def slow_scenario(ctx: Context) -> list[Row]:
+    mib = ctx.size(1024, 128)
+    ctx.say(f"cat /dev/zero --binary: {mib} MiB to a client reading {SLOW_RATE_MIB} MiB/s")
+
+    def once(server: Server) -> dict[str, float]:
+        ctx.client.run("slow", server.port, 1, 1000, 0, limit=60)  # first-connection code paths
+        before = server.rss_kib()
+        peak = before
+        session = ctx.client.start(
+            "slow", server.port, mib, SLOW_RATE_MIB, SLOW_STALL_MS, limit=mib // 10 + 120
+        )
+        # Memory has no event to wait on: sample it until the client is done.
+        while session.proc.poll() is None:
+            peak = max(peak, server.rss_kib())
+            try:
+                session.proc.wait(0.05)
+            except Exception:  # noqa: BLE001 - TimeoutExpired: just sample again
+                pass
+        after = server.rss_kib()
+        result = session.finish()
+        got = int(result.get("bytes", "0"))
+        if got < mib * MIB:
+            raise ClientError(f"read {got / MIB:.1f} of {mib} MiB")
+        return {
+            "before": before / 1024,
+            "peak": peak / 1024,
+            "after": after / 1024,
+            "growth": (peak - before) / 1024,
+        }
+
+    with both(["cat", "/dev/zero"], binary=True) as servers:
+        results = interleave(ctx, servers, 1, once)
+    scenario = f"`cat /dev/zero`, `--binary`, {mib:,} MiB to a slow reader"
+    rss = Row(scenario, "server RSS before → peak → after, MiB", None, None, runs=1)
+    for kind in SERVERS:
+        parts = [_figure(results, f).values[kind] for f in ("before", "peak", "after")]
+        rss.shown[kind] = " → ".join(f"{p[0]:.0f}" for p in parts) if all(parts) else "error"
+    growth = _figure(results, "growth").row(
+        scenario,
+        "server RSS growth while pushing, MiB",
+        fmt="{:,.1f}",
+        goal=wsdev_below(BOUND_MIB, f"bounded (<{BOUND_MIB} MiB)"),
+        note=f"The client stalls {SLOW_STALL_MS} ms after the upgrade, then reads at "
+        f"{SLOW_RATE_MIB} MiB/s; the program writes as fast as it can. RSS is sampled every "
+        "50 ms.",
+    )
+    return [rss, growth]
+
+
+SCENARIOS: dict[str, Callable[[Context], list[Row]]] = {
+    "seq": seq_scenario,
+    "pipe": pipe_scenario,
+    "rtt": rtt_scenario,
+    "connect": connect_scenario,
+    "hold": hold_scenario,
+    "slow": slow_scenario,
+}

@@ -1,0 +1,120 @@
+"""One wsdev run: wire the event bus, the views, the server and the reloader, then serve.
+
+``run(config)`` is the public entry point the command line calls. Signal handlers only set a
+flag: the first SIGINT/SIGTERM starts a clean shutdown (SPEC B6), a second Ctrl+C kills every
+program at once and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import webbrowser
+
+from wsdev.config import Config
+from wsdev.events import EventBus, ServerStarted, ServerStopping
+from wsdev.logs import LogWriter, configure_logging
+from wsdev.reload import Reloader, watched_paths
+from wsdev.server import Server
+
+logger = logging.getLogger(__name__)
+
+
+def run(config: Config) -> int:
+    """Serve until SIGINT or SIGTERM; returns the exit status."""
+    _ensure_standard_fds()
+    return asyncio.run(serve(config))
+
+
+async def serve(config: Config) -> int:
+    bus = EventBus()
+    configure_logging(config, stream=sys.stdout)
+    views: list[object] = []
+    dashboard = None
+    if config.dashboard:
+        try:
+            from wsdev.dashboard import Dashboard
+        except ImportError:
+            dashboard = None
+        else:
+            dashboard = Dashboard(bus, config)
+            logging.getLogger().handlers.clear()
+            dashboard.start()
+    if dashboard is None:
+        views.append(LogWriter(bus, config))
+
+    server = Server(config, bus)
+    try:
+        await server.start()
+    except BaseException:
+        if dashboard is not None:
+            await dashboard.stop()
+        raise
+    paths = watched_paths(config) if config.reload else ()
+    bus.publish(
+        ServerStarted(
+            urls=tuple(server.urls),
+            console_urls=tuple(server.console_urls) if config.console else (),
+            command=config.command_display,
+            binary=config.binary,
+            watched=tuple(str(p) for p in paths),
+        )
+    )
+
+    stop = asyncio.Event()
+    reloader = Reloader(paths, server) if paths else None
+    reload_task = asyncio.ensure_future(reloader.run(stop)) if reloader else None
+    if config.open_browser and server.console_urls:
+        asyncio.ensure_future(_open_browser(server.console_urls[0]))
+
+    loop = asyncio.get_running_loop()
+    interrupts = 0
+
+    def on_signal(signum: int) -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts > 1 and signum == signal.SIGINT:
+            # A second Ctrl+C: the user has stopped waiting.
+            server.kill_all()
+            os._exit(130)
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        await stop.wait()
+    finally:
+        bus.publish(ServerStopping("interrupted"))
+        if reload_task is not None:
+            reload_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reload_task
+        await server.close()
+        if dashboard is not None:
+            await dashboard.stop()
+    return 0
+
+
+async def _open_browser(url: str) -> None:
+    loop = asyncio.get_running_loop()
+    opened = await loop.run_in_executor(None, webbrowser.open, url)
+    if opened:
+        logger.info("Opened the console in your browser: %s", url, extra={"category": "server"})
+    else:
+        logger.error(
+            "No browser found to open; visit %s yourself", url, extra={"category": "server"}
+        )
+
+
+def _ensure_standard_fds() -> None:
+    """Keep fds 0-2 taken, so a pipe made later is never one of them (it would be lost at exec)."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.open(os.devnull, os.O_RDWR)

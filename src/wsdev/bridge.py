@@ -1,0 +1,477 @@
+"""One connection: a WebSocket on one side, one child process on the other (SPEC A3, A4, B1–B4).
+
+Output flows from the child's stdout pipe straight into frames on the socket, one buffer per pipe
+read; when the socket's send buffer is full the pipe is no longer read, so a fast program waits
+for a slow client instead of growing wsdev's memory. Input flows from ``receive()`` into the
+child's stdin, and ``receive()`` is not called again while stdin is full, so a client flooding
+a program that does not read waits too (aiohttp then stops reading the socket).
+
+A connection ends in one place, ``_end``, whichever side ends it: the client closing or
+vanishing, stdout reaching EOF, the child exiting, or the server closing it (shutdown 1001,
+restart 1012, a line too long 1009).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping, Sequence
+
+from aiohttp import WSMsgType, web
+
+from wsdev.config import Config
+from wsdev.events import (
+    ConnectionError_,
+    ConnectionInfo,
+    Disconnected,
+    EventBus,
+    ExitStatus,
+    MessageIn,
+    MessagesOut,
+    OutputStalled,
+    ProcessStarted,
+    SpawnFailed,
+    StderrLine,
+)
+from wsdev.process import Child, spawn
+from wsdev.sinks import Sink
+from wsdev.wire import FrameWriter
+
+logger = logging.getLogger(__name__)
+
+STALL_SECONDS = 1.0
+# Once the child is gone, how long stdout may stay open (held by an escaped grandchild).
+EOF_GRACE_SECONDS = 2.0
+# A stderr line longer than this is logged in pieces, so stderr is always being read (B5).
+STDERR_PIECE = 64 * 1024
+PING_FRAME = bytes((0x89, 0))
+CLOSE_GOING_AWAY = 1001
+CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL = 1011
+
+
+class Bridge:
+    """Runs one connection from the 101 response to the last log line."""
+
+    def __init__(
+        self,
+        *,
+        ws: web.WebSocketResponse,
+        writer: FrameWriter,
+        sink: Sink,
+        config: Config,
+        bus: EventBus,
+        conn: ConnectionInfo,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+    ) -> None:
+        self._ws = ws
+        self._writer = writer
+        self._sink = sink
+        self._config = config
+        self._bus = bus
+        self.conn = conn
+        self._argv = argv
+        self._env = env
+        self._child: Child | None = None
+        self._stdin: asyncio.WriteTransport | None = None
+        self._stdin_flow = _WriteFlow()
+        self._stdout: asyncio.ReadTransport | None = None
+        self._stdout_eof = asyncio.get_running_loop().create_future()
+        self._stderr_eof = asyncio.get_running_loop().create_future()
+        self._ending: asyncio.Future[None] | None = None
+        self._client_code: int | None = None  # set once the client has closed or vanished
+        self._last_seen = time.monotonic()
+        self._ping_timer: asyncio.TimerHandle | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            child = self._child = spawn(self._argv, self._env)
+        except OSError as exc:
+            await self._spawn_failed(exc)
+            return
+        self.conn.pid = child.pid
+        self._bus.publish(ProcessStarted(self.conn, child.pid))
+        self._sink.started(self.conn, self._env, self._config.binary)
+        out_reader: asyncio.Protocol = (
+            _BinaryReader(self) if self._config.binary else _LineReader(self)
+        )
+        self._stdout, _ = await loop.connect_read_pipe(lambda: out_reader, child.stdout)
+        await loop.connect_read_pipe(lambda: _StderrReader(self), child.stderr)
+        self._stdin, _ = await loop.connect_write_pipe(lambda: self._stdin_flow, child.stdin)
+        child.exited.add_done_callback(lambda _: self.close())
+        if self._config.pingms > 0:
+            self._schedule_ping()
+        try:
+            await self._receive_loop()
+        finally:
+            if self._client_code is None and not self._ws.closed:
+                # Cancelled (server going away) before anyone decided how to end: say so.
+                self.close(CLOSE_GOING_AWAY, "server shutting down")
+            elif self._ending is None:
+                self.close()
+            assert self._ending is not None
+            await asyncio.shield(self._ending)
+
+    def close(self, code: int | None = None, reason: str = "", files: Sequence[str] = ()) -> None:
+        """End the connection; ``code`` None means "as the child's exit says" (SPEC B2)."""
+        if self._ending is None:
+            self._ending = asyncio.ensure_future(self._end(code, reason, files))
+
+    @property
+    def ending(self) -> asyncio.Future[None] | None:
+        return self._ending
+
+    async def _end(self, code: int | None, reason: str, files: Sequence[str]) -> None:
+        child = self._child
+        assert child is not None
+        if self._ping_timer is not None:
+            self._ping_timer.cancel()
+        if self._stdin is not None and not self._stdin.is_closing():
+            # abort, not close: close would wait to flush what a stuck child never reads.
+            self._stdin.abort()
+        self._stdin_flow.close()
+        closing: asyncio.Future[bool] | None = None
+        if code is not None and self._client_code is None:
+            # The server ends this connection: tell the client at once, end the child after.
+            if files:
+                self._sink.restarting(files)
+            self._writer.closed = True
+            closing = asyncio.ensure_future(self._ws.close(code=code, message=_reason(reason)))
+        status = await child.end(self._config.closems)
+        if self._client_code is None and closing is None:
+            # The child ended it: everything it wrote goes out before the Close (SPEC B1).
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._stdout_eof), EOF_GRACE_SECONDS)
+            self._sink.exited(status)
+            code = 1000 if status.ok else CLOSE_INTERNAL
+            reason = status.describe()
+            self._writer.closed = True
+            with contextlib.suppress(Exception):
+                await self._ws.close(code=code, message=_reason(reason))
+        elif closing is not None:
+            with contextlib.suppress(Exception):
+                await closing
+        else:
+            code, reason = self._client_code, "client closed"
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._stderr_eof), EOF_GRACE_SECONDS)
+        if self._stdout is not None:
+            self._stdout.close()
+        self._bus.publish(
+            Disconnected(self.conn, code, reason, status, time.monotonic() - self.conn.started)
+        )
+
+    async def _spawn_failed(self, exc: OSError) -> None:
+        message = f"cannot run {self._argv[0]}: {exc.strerror or exc}"
+        self._bus.publish(SpawnFailed(self.conn, message))
+        self._sink.error(message, 500)
+        self._writer.closed = True
+        with contextlib.suppress(Exception):
+            await self._ws.close(code=CLOSE_INTERNAL, message=b"cannot start program")
+        self._bus.publish(
+            Disconnected(
+                self.conn, CLOSE_INTERNAL, message, None, time.monotonic() - self.conn.started
+            )
+        )
+
+    # ------------------------------------------------------------ client -> child
+
+    async def _receive_loop(self) -> None:
+        ws = self._ws
+        publish = self._bus.publish
+        conn = self.conn
+        while True:
+            msg = await ws.receive()
+            self._last_seen = time.monotonic()
+            kind = msg.type
+            if kind is WSMsgType.TEXT:
+                publish(MessageIn(conn, msg.data))
+                await self._to_stdin(msg.data.encode() + b"\n")
+            elif kind is WSMsgType.BINARY:
+                publish(MessageIn(conn, msg.data))
+                await self._to_stdin(msg.data)
+            elif kind is WSMsgType.PING:
+                with contextlib.suppress(Exception):
+                    await ws.pong(msg.data)
+            elif kind is WSMsgType.PONG:
+                pass
+            elif kind is WSMsgType.CLOSE:
+                # Answer a client's Close at once with its own code (SPEC A4).
+                self._client_code = msg.data if isinstance(msg.data, int) and msg.data else 1000
+                self._writer.closed = True
+                with contextlib.suppress(Exception):
+                    await ws.close(code=self._client_code)
+                return
+            else:
+                # CLOSING: we are closing it; CLOSED/ERROR: the client vanished or broke the
+                # protocol (aiohttp has already answered, e.g. 1009 for an oversized message).
+                if self._ending is None:
+                    self._client_code = ws.close_code or 1006
+                    self._writer.closed = True
+                return
+
+    async def _to_stdin(self, data: bytes) -> None:
+        stdin = self._stdin
+        if stdin is None or stdin.is_closing():
+            return
+        stdin.write(data)
+        await self._stdin_flow.drain()
+
+    # ------------------------------------------------------------ child -> client
+
+    def on_lines(self, lines: list[bytes], nbytes: int) -> None:
+        self._sink.lines(lines)
+        self._bus.publish(MessagesOut(self.conn, lines, nbytes, False))
+        self._apply_backpressure()
+
+    def on_chunk(self, data: bytes) -> None:
+        self._sink.chunk(data)
+        self._bus.publish(MessagesOut(self.conn, (data,), len(data), True))
+        self._apply_backpressure()
+
+    def on_stdout_eof(self) -> None:
+        if not self._stdout_eof.done():
+            self._stdout_eof.set_result(None)
+        self.close()
+
+    def on_stderr(self, line: str) -> None:
+        self._sink.stderr(line)
+        self._bus.publish(StderrLine(self.conn, line))
+
+    def on_stderr_eof(self) -> None:
+        if not self._stderr_eof.done():
+            self._stderr_eof.set_result(None)
+
+    def on_stalled(self, pending: int) -> None:
+        self._sink.stalled(pending)
+        self._bus.publish(OutputStalled(self.conn, pending))
+
+    def on_line_too_long(self) -> None:
+        limit = self._config.max_line_bytes
+        message = f"stdout line longer than {limit} bytes; closing with 1009"
+        self._bus.publish(ConnectionError_(self.conn, message))
+        self.close(CLOSE_TOO_BIG, "line too long")
+
+    def on_invalid_utf8(self) -> None:
+        self._bus.publish(
+            ConnectionError_(
+                self.conn, "stdout is not valid UTF-8; invalid bytes sent as U+FFFD", "websocket"
+            )
+        )
+
+    def _apply_backpressure(self) -> None:
+        stdout = self._stdout
+        if stdout is not None and self._writer.must_pause and stdout.is_reading():
+            stdout.pause_reading()
+            asyncio.ensure_future(self._resume_after_drain(stdout))
+
+    async def _resume_after_drain(self, stdout: asyncio.ReadTransport) -> None:
+        with contextlib.suppress(Exception):
+            await self._writer.drain()
+        if not stdout.is_closing():
+            stdout.resume_reading()
+
+    # ------------------------------------------------------------ keep-alive (--pingms)
+
+    def _schedule_ping(self) -> None:
+        interval = self._config.pingms / 1000
+        self._ping_timer = asyncio.get_running_loop().call_later(interval, self._ping)
+
+    def _ping(self) -> None:
+        if time.monotonic() - self._last_seen > 2 * self._config.pingms / 1000:
+            # Silent for two intervals: the client is gone without saying so.
+            self._client_code = 1006
+            self._writer.abort()
+            return
+        self._writer.write(PING_FRAME)
+        self._schedule_ping()
+
+
+def _reason(text: str) -> bytes:
+    """A close reason, cut to the 123 bytes a Close frame can carry."""
+    return text.encode()[:123]
+
+
+class _WriteFlow(asyncio.Protocol):
+    """Flow control for the child's stdin pipe: ``drain`` waits while the pipe is full."""
+
+    def __init__(self) -> None:
+        self._waiter: asyncio.Future[None] | None = None
+        self._paused = False
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        self._wake()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._paused = False
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+        self._waiter = None
+
+    async def drain(self) -> None:
+        if self._paused:
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+
+
+class _LineReader(asyncio.Protocol):
+    """stdout in text mode: complete lines become messages, a trailing partial line waits."""
+
+    def __init__(self, bridge: Bridge) -> None:
+        self._bridge = bridge
+        self._partial = bytearray()
+        self._limit = bridge._config.max_line_bytes
+        self._stall: asyncio.TimerHandle | None = None
+        self._warned_utf8 = False
+        self._discarding = False
+
+    def data_received(self, data: bytes) -> None:
+        if self._discarding:
+            return
+        last_newline = data.rfind(b"\n")
+        if last_newline == -1:
+            self._partial += data
+            self._check_partial()
+            return
+        if self._partial:
+            self._partial += data[: last_newline + 1]
+            block = bytes(self._partial)
+            self._partial = bytearray(data[last_newline + 1 :])
+        else:
+            block = data if last_newline == len(data) - 1 else data[: last_newline + 1]
+            self._partial = bytearray(data[last_newline + 1 :])
+        lines = block.split(b"\n")
+        lines.pop()  # what followed the last newline is in _partial
+        if b"\r" in block:
+            lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]
+        if len(block) > self._limit:
+            too_long = next((i for i, line in enumerate(lines) if len(line) > self._limit), None)
+            if too_long is not None:
+                self._refuse_line(lines[:too_long])
+                return
+        if not block.isascii():
+            lines = self._valid_utf8(block, lines)
+        self._bridge.on_lines(lines, len(block))
+        self._check_partial()
+
+    def _refuse_line(self, before: list[bytes]) -> None:
+        """A line over the limit: send what came before it, then close with 1009 (SPEC B4)."""
+        if before:
+            self._bridge.on_lines(self._valid_utf8(b"\n".join(before), before), sum(map(len, before)))
+        self._discarding = True
+        self._partial = bytearray()
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
+        self._bridge.on_line_too_long()
+
+    def _valid_utf8(self, block: bytes, lines: list[bytes]) -> list[bytes]:
+        try:
+            block.decode()
+        except UnicodeDecodeError:
+            if not self._warned_utf8:
+                self._warned_utf8 = True
+                self._bridge.on_invalid_utf8()
+            return [line.decode(errors="replace").encode() for line in lines]
+        return lines
+
+    def _check_partial(self) -> None:
+        if len(self._partial) > self._limit:
+            self._refuse_line([])
+            return
+        if self._partial and self._stall is None:
+            self._stall = asyncio.get_running_loop().call_later(STALL_SECONDS, self._stalled)
+        elif not self._partial and self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
+
+    def _stalled(self) -> None:
+        self._stall = None
+        if self._partial:
+            self._bridge.on_stalled(len(self._partial))
+
+    def eof_received(self) -> bool | None:
+        if self._stall is not None:
+            self._stall.cancel()
+        if self._partial and not self._discarding:
+            # A last line without a newline still goes out (SPEC B1).
+            last = bytes(self._partial)
+            self._partial = bytearray()
+            if last.endswith(b"\r"):
+                last = last[:-1]
+            self._bridge.on_lines(self._valid_utf8(last, [last]), len(last))
+        self._bridge.on_stdout_eof()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._stall is not None:
+            self._stall.cancel()
+        self._bridge.on_stdout_eof()
+
+
+class _BinaryReader(asyncio.Protocol):
+    """stdout in ``--binary`` mode: each read becomes one binary message."""
+
+    def __init__(self, bridge: Bridge) -> None:
+        self._bridge = bridge
+
+    def data_received(self, data: bytes) -> None:
+        self._bridge.on_chunk(data)
+
+    def eof_received(self) -> bool | None:
+        self._bridge.on_stdout_eof()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._bridge.on_stdout_eof()
+
+
+class _StderrReader(asyncio.Protocol):
+    """stderr: each line is published (and logged); very long lines in pieces."""
+
+    def __init__(self, bridge: Bridge) -> None:
+        self._bridge = bridge
+        self._partial = b""
+
+    def data_received(self, data: bytes) -> None:
+        data = self._partial + data
+        *lines, self._partial = data.split(b"\n")
+        for line in lines:
+            self._emit(line)
+        while len(self._partial) > STDERR_PIECE:
+            self._emit(self._partial[:STDERR_PIECE])
+            self._partial = self._partial[STDERR_PIECE:]
+
+    def _emit(self, line: bytes) -> None:
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        self._bridge.on_stderr(line.decode(errors="replace"))
+
+    def eof_received(self) -> bool | None:
+        if self._partial:
+            self._emit(self._partial)
+            self._partial = b""
+        self._bridge.on_stderr_eof()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._bridge.on_stderr_eof()
+
+
+__all__ = ["Bridge", "ExitStatus"]

@@ -1,0 +1,493 @@
+"""The command line: argv → ``Config``, and the only place that prints errors and exits.
+
+Flags are parsed the way websocketd (Go's ``flag`` package) parses them, so every websocketd
+command line works unchanged: ``-flag``, ``--flag``, ``=value`` or a separate value, booleans bare
+or ``=true|false``, flags ending at the first non-flag argument (the COMMAND) or at ``--``.
+wsdev's own options may also stand after COMMAND (``wsdev ./bot.py --open``); everything else
+there belongs to the program, and everything after a later ``--`` goes to it untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from wsdev import __version__
+from wsdev.config import LOG_LEVELS, WEBSOCKETD_COMPAT_VERSION, Config
+from wsdev.errors import ConfigError, UsageError, WsdevError
+
+
+@dataclass(frozen=True)
+class Flag:
+    name: str
+    kind: str  # "bool", "int", "str", "list" (repeatable)
+    help: str
+    metavar: str = ""
+    wsdev_only: bool = False
+
+
+FLAGS: tuple[Flag, ...] = (
+    Flag("port", "int", "HTTP port to listen on (default 8080; 0 picks a free port)", "PORT"),
+    Flag("address", "list", "address to bind to, repeatable (default: localhost only)", "ADDR"),
+    Flag("sameorigin", "bool", "refuse upgrades (403) whose Origin differs from the Host"),
+    Flag("origin", "str", "refuse upgrades (403) unless Origin matches host[:port],…", "LIST"),
+    Flag("ssl", "bool", "serve over TLS (needs --sslcert and --sslkey)"),
+    Flag("sslcert", "str", "TLS certificate (PEM) for --ssl", "FILE"),
+    Flag("sslkey", "str", "TLS private key (PEM) for --ssl", "FILE"),
+    Flag("sslca", "str", "require client certificates signed by this CA (PEM)", "FILE"),
+    Flag("redirport", "int", "also answer plain HTTP on this port with a 301 to the TLS URL", "PORT"),
+    Flag("passenv", "str", "environment variables passed to programs (default PATH,LD_LIBRARY_PATH)", "LIST"),
+    Flag("binary", "bool", "binary mode: stdout bytes go out as binary messages"),
+    Flag("reverselookup", "bool", "REMOTE_HOST from reverse DNS instead of the address"),
+    Flag("dir", "str", "serve every program in DIR, one per URL path", "DIR"),
+    Flag("staticdir", "str", "serve static files from DIR", "DIR"),
+    Flag("cgidir", "str", "run CGI scripts from DIR over plain HTTP", "DIR"),
+    Flag("devconsole", "bool", "serve the browser console (it is on unless --no-console)"),
+    Flag("maxforks", "int", "refuse (429) connections over N running programs (0: no limit)", "N"),
+    Flag("closems", "int", "extra milliseconds before each signal when ending a program", "MS"),
+    Flag("header", "list", "'Name: value' header on every response, repeatable", "HEADER"),
+    Flag("header-ws", "list", "'Name: value' header on WebSocket upgrades only, repeatable", "HEADER"),
+    Flag("header-http", "list", "'Name: value' header on plain HTTP responses, repeatable", "HEADER"),
+    Flag("loglevel", "str", "debug, trace, access, info, error or fatal (default access)", "LEVEL"),
+    Flag("pingms", "int", "ping clients every MS milliseconds; drop one silent for two", "MS"),
+    Flag("maxframesize", "int", "largest message accepted from a client (default 1048576)", "BYTES"),
+    Flag("passstderr", "bool", 'send stderr too, as {"stream":"stderr","data":…} (text mode)'),
+    Flag("unixsocket", "str", "listen on this Unix socket instead of TCP", "PATH"),
+    Flag("version", "bool", "print the version and exit"),
+    Flag("license", "bool", "print the licence and exit"),
+    Flag("help", "bool", "print this help and exit"),
+    # wsdev's own options: also accepted after COMMAND and as WSDEV_<NAME> variables.
+    Flag("open", "bool", "open the console in the default browser once listening", wsdev_only=True),
+    Flag("no-console", "bool", "do not serve the browser console", wsdev_only=True),
+    Flag("no-reload", "bool", "do not restart programs when their files change", wsdev_only=True),
+    Flag("watch", "list", "watch PATH for changes instead of the default, repeatable", "PATH", True),
+    Flag("no-dashboard", "bool", "plain websocketd log lines even on a terminal", wsdev_only=True),
+    Flag("max-line-bytes", "int", "longest stdout line before closing with 1009 (default 16 MiB)", "BYTES", True),
+)
+_BY_NAME = {f.name: f for f in FLAGS}
+_ALIASES = {"h": "help"}
+_TRUE = {"1", "t", "T", "true", "TRUE", "True"}
+_FALSE = {"0", "f", "F", "false", "FALSE", "False"}
+
+LICENSE = """\
+wsdev is distributed under the BSD 2-Clause License.
+
+Copyright (c) 2026, the wsdev developers. All rights reserved.
+
+Redistribution and use in source and binary forms, with or without modification, are permitted
+provided that the following conditions are met:
+
+1. Redistributions of source code must retain the above copyright notice, this list of
+   conditions and the following disclaimer.
+2. Redistributions in binary form must reproduce the above copyright notice, this list of
+   conditions and the following disclaimer in the documentation and/or other materials provided
+   with the distribution.
+
+THIS SOFTWARE IS PROVIDED BY THE COPYRIGHT HOLDERS AND CONTRIBUTORS "AS IS" AND ANY EXPRESS OR
+IMPLIED WARRANTIES, INCLUDING, BUT NOT LIMITED TO, THE IMPLIED WARRANTIES OF MERCHANTABILITY AND
+FITNESS FOR A PARTICULAR PURPOSE ARE DISCLAIMED. IN NO EVENT SHALL THE COPYRIGHT HOLDER OR
+CONTRIBUTORS BE LIABLE FOR ANY DIRECT, INDIRECT, INCIDENTAL, SPECIAL, EXEMPLARY, OR CONSEQUENTIAL
+DAMAGES (INCLUDING, BUT NOT LIMITED TO, PROCUREMENT OF SUBSTITUTE GOODS OR SERVICES; LOSS OF USE,
+DATA, OR PROFITS; OR BUSINESS INTERRUPTION) HOWEVER CAUSED AND ON ANY THEORY OF LIABILITY, WHETHER
+IN CONTRACT, STRICT LIABILITY, OR TORT (INCLUDING NEGLIGENCE OR OTHERWISE) ARISING IN ANY WAY OUT
+OF THE USE OF THIS SOFTWARE, EVEN IF ADVISED OF THE POSSIBILITY OF SUCH DAMAGE.
+"""
+
+
+def help_text() -> str:
+    lines = [
+        f"wsdev {__version__} — turn any stdin/stdout program into a WebSocket server",
+        "",
+        "Usage:",
+        "  wsdev [OPTIONS] COMMAND [ARGS...]     one COMMAND process per connection",
+        "  wsdev [OPTIONS] --dir=DIR             every program in DIR, by URL path",
+        "",
+        "Example:",
+        "  wsdev ./bot.py --open                 serve bot.py, open the console in a browser",
+        "",
+        "websocketd options (each also -flag, --flag=value or --flag value):",
+    ]
+    for flag in FLAGS:
+        if flag.wsdev_only:
+            continue
+        lines.append(_help_line(flag))
+    lines += [
+        "",
+        "wsdev options (may also follow COMMAND; each also set by WSDEV_<NAME>, e.g. WSDEV_NO_RELOAD=1):",
+    ]
+    for flag in FLAGS:
+        if flag.wsdev_only:
+            lines.append(_help_line(flag))
+    lines += [
+        "",
+        "After COMMAND, arguments that are not wsdev options go to the program; everything after",
+        "a '--' goes to it untouched. The console is at http://localhost:PORT/ (or /_wsdev/).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _help_line(flag: Flag) -> str:
+    left = f"  --{flag.name}" + (f"={flag.metavar}" if flag.metavar else "")
+    return f"{left:<30} {flag.help}"
+
+
+# ---------------------------------------------------------------- parsing
+
+
+@dataclass
+class Parsed:
+    values: dict[str, object]
+    command: list[str]
+
+
+def parse_args(argv: Sequence[str]) -> Parsed:
+    """Split argv into flag values and the COMMAND with its arguments."""
+    values: dict[str, object] = {}
+    args = list(argv)
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            index += 1
+            break
+        if not arg.startswith("-") or arg == "-":
+            break
+        index = _take_flag(args, index, values, wsdev_only=False)
+    command = args[index:]
+    if command:
+        command = [command[0], *_wsdev_options_after_command(command[1:], values)]
+    return Parsed(values, command)
+
+
+def _wsdev_options_after_command(rest: list[str], values: dict[str, object]) -> list[str]:
+    program_args: list[str] = []
+    index = 0
+    while index < len(rest):
+        arg = rest[index]
+        if arg == "--":
+            program_args += rest[index + 1 :]
+            break
+        name = arg.lstrip("-").partition("=")[0]
+        flag = _BY_NAME.get(name)
+        if arg.startswith("-") and flag is not None and flag.wsdev_only:
+            index = _take_flag(rest, index, values, wsdev_only=True)
+            continue
+        program_args.append(arg)
+        index += 1
+    return program_args
+
+
+def _take_flag(args: list[str], index: int, values: dict[str, object], *, wsdev_only: bool) -> int:
+    arg = args[index]
+    body = arg[2:] if arg.startswith("--") else arg[1:]
+    if not body or body.startswith(("-", "=")):
+        raise UsageError(f"bad flag syntax: {arg}")
+    name, has_value, value = body.partition("=")
+    name = _ALIASES.get(name, name)
+    flag = _BY_NAME.get(name)
+    if flag is None:
+        hint = _suggest(name)
+        raise UsageError(f"unknown flag: {arg.partition('=')[0]}{hint} (see wsdev --help)")
+    if flag.kind == "bool":
+        if has_value:
+            if value in _TRUE:
+                values[name] = True
+            elif value in _FALSE:
+                values[name] = False
+            else:
+                raise UsageError(f"invalid value {value!r} for --{name}: use true or false")
+        else:
+            values[name] = True
+        return index + 1
+    if not has_value:
+        if index + 1 >= len(args):
+            raise UsageError(f"flag needs a value: --{name}")
+        index += 1
+        value = args[index]
+    if flag.kind == "int":
+        values[name] = _parse_int(name, value)
+    elif flag.kind == "list":
+        existing = values.setdefault(name, [])
+        assert isinstance(existing, list)
+        existing.append(value)
+    else:
+        values[name] = value
+    return index + 1
+
+
+def _parse_int(name: str, value: str) -> int:
+    try:
+        number = int(value, 0)
+    except ValueError:
+        raise UsageError(f"invalid value {value!r} for --{name}: expected a whole number") from None
+    if number < 0:
+        raise UsageError(f"invalid value {value!r} for --{name}: must not be negative")
+    return number
+
+
+def _suggest(name: str) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(_BY_NAME), n=1)
+    return f" (did you mean --{close[0]}?)" if close else ""
+
+
+# ---------------------------------------------------------------- building the Config
+
+
+def _env_options(environ: Mapping[str, str]) -> dict[str, object]:
+    """wsdev's own options from WSDEV_<NAME> variables (the command line wins over these)."""
+    values: dict[str, object] = {}
+    for flag in FLAGS:
+        if not flag.wsdev_only:
+            continue
+        key = "WSDEV_" + flag.name.upper().replace("-", "_")
+        raw = environ.get(key)
+        if raw is None or raw == "":
+            continue
+        if flag.kind == "bool":
+            if raw in _TRUE:
+                values[flag.name] = True
+            elif raw in _FALSE:
+                values[flag.name] = False
+            else:
+                raise UsageError(f"invalid value {raw!r} for {key}: use 1 or 0")
+        elif flag.kind == "int":
+            values[flag.name] = _parse_int(flag.name, raw)
+        else:
+            values[flag.name] = [p for p in raw.split(os.pathsep) if p]
+    return values
+
+
+def build_config(
+    parsed: Parsed, *, environ: Mapping[str, str] | None = None, stdout_isatty: bool = False
+) -> Config:
+    environ = os.environ if environ is None else environ
+    v = {**_env_options(environ), **parsed.values}
+
+    def opt_str(name: str) -> str | None:
+        value = v.get(name)
+        return value if isinstance(value, str) else None
+
+    def opt_list(name: str) -> list[str]:
+        value = v.get(name, [])
+        return value if isinstance(value, list) else []
+
+    def opt_int(name: str, default: int) -> int:
+        value = v.get(name, default)
+        return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+    loglevel = (opt_str("loglevel") or "access").lower()
+    if loglevel not in LOG_LEVELS:
+        raise ConfigError(f"unknown --loglevel {loglevel!r}: use one of {', '.join(LOG_LEVELS)}")
+
+    script_dir = _existing_dir("dir", opt_str("dir"))
+    staticdir = _existing_dir("staticdir", opt_str("staticdir"))
+    cgidir = _existing_dir("cgidir", opt_str("cgidir"))
+    if script_dir is not None and parsed.command:
+        raise ConfigError("give either a COMMAND or --dir, not both")
+    if script_dir is None and not parsed.command and staticdir is None and cgidir is None:
+        raise ConfigError(
+            "nothing to serve: give a COMMAND (e.g. wsdev ./bot.py) or --dir, --staticdir or --cgidir"
+        )
+
+    ssl_on = bool(v.get("ssl"))
+    sslcert = _existing_file("sslcert", opt_str("sslcert"))
+    sslkey = _existing_file("sslkey", opt_str("sslkey"))
+    sslca = _existing_file("sslca", opt_str("sslca"))
+    if ssl_on and (sslcert is None or sslkey is None):
+        raise ConfigError("--ssl needs both --sslcert and --sslkey")
+    if not ssl_on and (sslcert or sslkey or sslca):
+        raise ConfigError("--sslcert, --sslkey and --sslca only work together with --ssl")
+    if opt_int("redirport", 0) and not ssl_on:
+        raise ConfigError("--redirport redirects to the TLS port: it needs --ssl")
+    binary = bool(v.get("binary"))
+    passstderr = bool(v.get("passstderr"))
+    if binary and passstderr:
+        raise ConfigError("--binary and --passstderr cannot be used together (--passstderr is text mode only)")
+
+    port = opt_int("port", 8080)
+    if port > 65535:
+        raise ConfigError(f"--port={port} is not a port number (0-65535)")
+
+    command: tuple[str, ...] = ()
+    display = ""
+    python_child = False
+    if parsed.command:
+        program = _resolve_command(parsed.command[0])
+        command = (program, *parsed.command[1:])
+        display = " ".join(parsed.command)
+        python_child = _is_python(program, parsed.command[1:])
+
+    reload_on = not bool(v.get("no-reload"))
+    watch = tuple(Path(p).resolve() for p in opt_list("watch"))
+    for path in watch:
+        if not path.exists():
+            raise ConfigError(f"--watch {path}: no such file or folder")
+
+    dashboard_on = stdout_isatty and not bool(v.get("no-dashboard"))
+    unixsocket = opt_str("unixsocket")
+    return Config(
+        command=command,
+        command_display=display,
+        script_dir=script_dir,
+        port=port,
+        addresses=tuple(opt_list("address")),
+        unixsocket=Path(unixsocket) if unixsocket else None,
+        sameorigin=bool(v.get("sameorigin")),
+        origins=tuple(o.strip() for o in (opt_str("origin") or "").split(",") if o.strip()),
+        ssl=ssl_on,
+        sslcert=sslcert,
+        sslkey=sslkey,
+        sslca=sslca,
+        redirport=opt_int("redirport", 0),
+        passenv=tuple(
+            n.strip() for n in (opt_str("passenv") or "PATH,LD_LIBRARY_PATH").split(",") if n.strip()
+        ),
+        binary=binary,
+        reverselookup=bool(v.get("reverselookup")),
+        staticdir=staticdir,
+        cgidir=cgidir,
+        devconsole=bool(v.get("devconsole")),
+        maxforks=opt_int("maxforks", 0),
+        closems=opt_int("closems", 0),
+        headers=_headers("header", opt_list("header")),
+        headers_ws=_headers("header-ws", opt_list("header-ws")),
+        headers_http=_headers("header-http", opt_list("header-http")),
+        loglevel=loglevel,
+        pingms=opt_int("pingms", 0),
+        maxframesize=opt_int("maxframesize", 1024 * 1024),
+        passstderr=passstderr,
+        open_browser=bool(v.get("open")),
+        console=not bool(v.get("no-console")) or bool(v.get("devconsole")),
+        reload=reload_on,
+        watch=watch,
+        dashboard=dashboard_on,
+        max_line_bytes=opt_int("max-line-bytes", 16 * 1024 * 1024),
+        python_child=python_child,
+    )
+
+
+def _existing_dir(flag: str, value: str | None) -> Path | None:
+    if value is None:
+        return None
+    path = Path(value)
+    if not path.is_dir():
+        raise ConfigError(f"--{flag}={value}: no such folder")
+    return path.resolve()
+
+
+def _existing_file(flag: str, value: str | None) -> Path | None:
+    if value is None:
+        return None
+    path = Path(value)
+    if not path.is_file():
+        raise ConfigError(f"--{flag}={value}: no such file")
+    return path.resolve()
+
+
+def _headers(flag: str, values: list[str]) -> tuple[tuple[str, str], ...]:
+    out = []
+    for value in values:
+        name, colon, rest = value.partition(":")
+        if not colon or not name.strip() or any(c in value for c in "\r\n"):
+            raise ConfigError(f"--{flag}={value!r}: expected 'Name: value'")
+        out.append((name.strip(), rest.strip()))
+    return tuple(out)
+
+
+def _resolve_command(name: str) -> str:
+    """COMMAND as an absolute path: on PATH, or relative to the working folder if it has a '/'."""
+    if "/" in name:
+        path = Path(name)
+        if not path.exists():
+            raise ConfigError(f"command not found: {name} (no such file)")
+        if path.is_dir():
+            raise ConfigError(f"{name} is a folder; to serve every program in it use --dir={name}")
+        if not os.access(path, os.X_OK):
+            hint = f"chmod +x {name}"
+            if path.suffix == ".py":
+                hint += f", or run it as: wsdev python3 {name}"
+            raise ConfigError(f"{name} is not executable ({hint})")
+        return str(path.resolve())
+    found = shutil.which(name)
+    if found is None:
+        local = Path(name)
+        hint = f" (did you mean ./{name}?)" if local.is_file() else ""
+        raise ConfigError(f"command not found: {name}{hint}")
+    return found
+
+
+def _is_python(program: str, args: Sequence[str]) -> bool:
+    base = Path(program).name
+    if base.startswith("python") or program.endswith(".py"):
+        return True
+    try:
+        with open(program, "rb") as f:
+            first = f.readline(200)
+    except OSError:
+        return False
+    return first.startswith(b"#!") and b"python" in first
+
+
+def script_of(config: Config) -> Path | None:
+    """The script file COMMAND names, if any: watched for restart on edit (SPEC D1)."""
+    if config.script_dir is not None or not config.command:
+        return None
+    program = Path(config.command[0])
+    if _looks_like_script(program):
+        return program
+    for arg in config.command[1:]:
+        candidate = Path(arg)
+        if candidate.is_file():
+            return candidate.resolve()
+    return None
+
+
+def _looks_like_script(program: Path) -> bool:
+    try:
+        with open(program, "rb") as f:
+            return f.read(2) == b"#!"
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def main(argv: Sequence[str] | None = None, *, run: Callable[[Config], int] | None = None) -> int:
+    """``wsdev``: parse, build the Config, serve. Every known error becomes one line."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parsed = parse_args(args)
+        if parsed.values.get("help"):
+            sys.stdout.write(help_text())
+            return 0
+        if parsed.values.get("version"):
+            print(f"wsdev {__version__} (compatible with websocketd {WEBSOCKETD_COMPAT_VERSION})")
+            return 0
+        if parsed.values.get("license"):
+            sys.stdout.write(LICENSE)
+            return 0
+        config = build_config(parsed, stdout_isatty=sys.stdout.isatty())
+        if run is None:
+            from wsdev.app import run as run_app
+
+            run = run_app
+        return run(config)
+    except WsdevError as exc:
+        _error(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _error(message: str) -> None:
+    red = "\x1b[31m" if sys.stderr.isatty() and not os.environ.get("NO_COLOR") else ""
+    reset = "\x1b[0m" if red else ""
+    sys.stderr.write(f"{red}wsdev: error:{reset} {message}\n")
+    sys.stderr.flush()

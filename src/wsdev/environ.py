@@ -1,0 +1,118 @@
+"""The environment a program is started with: websocketd's CGI variables (SPEC A2).
+
+The environment is cleared, then the ``--passenv`` names are copied from wsdev's own, then the
+CGI variables and one ``HTTP_*`` per request header are added. The WebSocket bridge and the CGI
+runner both build their environments here, so the two can never drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from wsdev import __version__
+from wsdev.config import Config
+
+SERVER_SOFTWARE = f"wsdev/{__version__}"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFacts:
+    """What the environment needs to know about one HTTP request, independent of aiohttp."""
+
+    method: str
+    raw_path: str  # the request target as sent: percent-encoded path, then ``?query``
+    version: str  # "HTTP/1.1"
+    host: str  # the Host header ("" when absent)
+    headers: tuple[tuple[str, str], ...]  # in order, as received
+    remote_addr: str
+    remote_port: str
+    remote_host: str  # the address, or its reverse-DNS name under --reverselookup
+
+    @property
+    def raw_query(self) -> str:
+        return self.raw_path.partition("?")[2]
+
+    @property
+    def path(self) -> str:
+        """The decoded path, as Go's ``url.Path`` gives it."""
+        return unquote(self.raw_path.partition("?")[0])
+
+
+def split_host_port(host: str, tls: bool) -> tuple[str, str]:
+    """SERVER_NAME and SERVER_PORT from a Host header; the port defaults to 80 or 443."""
+    default_port = "443" if tls else "80"
+    if host.startswith("["):
+        bracket_end = host.find("]")
+        if bracket_end != -1 and host[bracket_end + 1 : bracket_end + 2] == ":":
+            return host[1:bracket_end], host[bracket_end + 2 :]
+        return host, default_port
+    name, colon, port = host.rpartition(":")
+    if not colon or ":" in name:
+        return host, default_port
+    return name, port
+
+
+def inherited_environ(config: Config, parent: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The ``--passenv`` variables of wsdev's own environment, plus PYTHONUNBUFFERED (SPEC B9)."""
+    source = os.environ if parent is None else parent
+    env = {name: source[name] for name in config.passenv if name in source}
+    if config.python_child and "PYTHONUNBUFFERED" not in env:
+        # Buffered output is the most common reason a Python program "answers nothing".
+        env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def cgi_environ(
+    config: Config,
+    request: RequestFacts,
+    *,
+    script_name: str,
+    path_info: str,
+    unique_id: str,
+    parent: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The full environment of a program started for ``request`` (SPEC A2)."""
+    env = inherited_environ(config, parent)
+    server_name, server_port = split_host_port(request.host, config.ssl)
+    env.update(
+        REMOTE_ADDR=request.remote_addr,
+        REMOTE_HOST=request.remote_host,
+        SERVER_NAME=server_name,
+        SERVER_PORT=server_port,
+        SERVER_PROTOCOL=request.version,
+        SERVER_SOFTWARE=SERVER_SOFTWARE,
+        GATEWAY_INTERFACE="CGI/1.1",
+        REQUEST_METHOD=request.method,
+        SCRIPT_NAME=script_name,
+        PATH_INFO=path_info,
+        PATH_TRANSLATED=request.path,
+        QUERY_STRING=request.raw_query,
+        # Part of CGI but meaningless here; set empty so nothing leaks in from elsewhere.
+        AUTH_TYPE="",
+        CONTENT_LENGTH="",
+        CONTENT_TYPE="",
+        REMOTE_IDENT="",
+        REMOTE_USER="",
+        UNIQUE_ID=unique_id,
+        REMOTE_PORT=request.remote_port,
+        REQUEST_URI=request.raw_path,
+    )
+    if config.ssl:
+        env["HTTPS"] = "on"
+    env.update(header_environ(request.headers))
+    return env
+
+
+def header_environ(headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    """One ``HTTP_*`` variable per header but Host; repeated headers joined with ``, ``."""
+    joined: dict[str, list[str]] = {}
+    for name, value in headers:
+        key = "HTTP_" + name.upper().replace("-", "_")
+        if key == "HTTP_HOST":
+            continue
+        # CR or LF in a value could forge a second variable in a naive parser downstream.
+        joined.setdefault(key, []).append(value.replace("\r", " ").replace("\n", " "))
+    return {key: ", ".join(values) for key, values in joined.items()}

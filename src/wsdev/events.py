@@ -1,0 +1,247 @@
+"""The one stream of facts that every view of wsdev reads.
+
+Connections and the server *publish* events; the log writer, the dashboard, the console's
+all-connections feed (and later a recorder) *subscribe*. Nothing that subscribes reaches back
+into a connection, so data flows one way. Publishing is a synchronous loop over subscribers:
+subscribers must be quick and must not raise (the bus shields publishers from them anyway).
+
+Output is published per batch (one event for the many lines a single pipe read produced), so a
+program that floods stdout costs one event per read, not one per line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ExitStatus:
+    """How a child ended: ``code`` for a normal exit, ``signal`` when a signal killed it."""
+
+    code: int | None = None
+    signal: int | None = None
+
+    @classmethod
+    def from_wait_status(cls, status: int) -> ExitStatus:
+        if os.WIFSIGNALED(status):
+            return cls(signal=os.WTERMSIG(status))
+        return cls(code=os.waitstatus_to_exitcode(status))
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 0
+
+    def describe(self) -> str:
+        """``exit 0``, ``exit 3`` or ``signal SIGTERM``: the close reason of SPEC B2."""
+        if self.signal is not None:
+            try:
+                name = signal.Signals(self.signal).name
+            except ValueError:
+                name = str(self.signal)
+            return f"signal {name}"
+        return f"exit {self.code}"
+
+
+@dataclass(slots=True, eq=False)
+class ConnectionInfo:
+    """What is known about one WebSocket connection; shared by all of its events.
+
+    ``id`` is the UNIQUE_ID its program sees and the ``id`` of its log lines; ``seq`` is a small
+    number for people (``#3``) in the dashboard and console.
+    """
+
+    id: str
+    seq: int
+    remote: str
+    path: str
+    query: str
+    url: str
+    origin: str
+    command: str
+    console: bool = False
+    started: float = field(default_factory=time.monotonic)
+    pid: int | None = None
+
+
+# ---------------------------------------------------------------- server-wide events
+
+
+@dataclass(frozen=True, slots=True)
+class ServerStarted:
+    urls: tuple[str, ...]
+    console_urls: tuple[str, ...]
+    command: str
+    binary: bool
+    watched: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerStopping:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Restarting:
+    """Watched files changed: every live connection is about to close with 1012."""
+
+    changed: tuple[str, ...]
+    live: int
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """A plain HTTP request was answered (``kind``: STATIC, CGI, CONSOLE, NOT FOUND, …)."""
+
+    method: str
+    url: str
+    remote: str
+    status: int
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A request refused before any program ran: bad origin (403), too many children (429)…"""
+
+    status: int
+    reason: str
+    url: str
+    remote: str
+    origin: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerError:
+    """Something went wrong outside any one connection."""
+
+    message: str
+    category: str = "server"
+
+
+# ---------------------------------------------------------------- per-connection events
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    conn: ConnectionInfo
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessStarted:
+    conn: ConnectionInfo
+    pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpawnFailed:
+    conn: ConnectionInfo
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageIn:
+    """One message from the client, written to the program's stdin."""
+
+    conn: ConnectionInfo
+    data: str | bytes
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesOut:
+    """Messages sent to the client from one read of the program's stdout.
+
+    ``payloads`` are the frames' payloads (UTF-8 text in text mode); ``nbytes`` their total.
+    """
+
+    conn: ConnectionInfo
+    payloads: Sequence[bytes]
+    nbytes: int
+    binary: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StderrLine:
+    conn: ConnectionInfo
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutputStalled:
+    """The program wrote bytes without a newline over a second ago (likely output buffering)."""
+
+    conn: ConnectionInfo
+    pending_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionError_:
+    """Something went wrong in one connection (invalid UTF-8, a line too long, …)."""
+
+    conn: ConnectionInfo
+    message: str
+    category: str = "process"
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    """The connection is over: its close code and reason, and how its program ended."""
+
+    conn: ConnectionInfo
+    code: int | None
+    reason: str
+    exit: ExitStatus | None
+    duration: float
+
+
+Event = (
+    ServerStarted
+    | ServerStopping
+    | Restarting
+    | HttpRequest
+    | Rejected
+    | ServerError
+    | Connected
+    | ProcessStarted
+    | SpawnFailed
+    | MessageIn
+    | MessagesOut
+    | StderrLine
+    | OutputStalled
+    | ConnectionError_
+    | Disconnected
+)
+
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    """Synchronous fan-out of events to subscribers, in the order they subscribed."""
+
+    __slots__ = ("_subscribers",)
+
+    def __init__(self) -> None:
+        self._subscribers: tuple[Subscriber, ...] = ()
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Add ``subscriber``; returns a function that removes it again."""
+        self._subscribers = (*self._subscribers, subscriber)
+
+        def unsubscribe() -> None:
+            self._subscribers = tuple(s for s in self._subscribers if s is not subscriber)
+
+        return unsubscribe
+
+    def publish(self, event: Event) -> None:
+        for subscriber in self._subscribers:
+            try:
+                subscriber(event)
+            except Exception:
+                # A broken view must never break a connection; say so once per failure.
+                logger.exception("event subscriber %r failed", subscriber)

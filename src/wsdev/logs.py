@@ -1,0 +1,201 @@
+"""websocketd's log format, so a tool that parses websocketd's log parses wsdev's (SPEC A6).
+
+A line is ``RFC1123Z-time | LEVEL | category | key:'value' ... | message``. Levels follow
+websocketd's order (debug < trace < access < info < error < fatal) and map onto ``logging``
+levels, so modules keep using ``logging.getLogger(__name__)`` and pass the category and context
+in ``extra``. ``LogWriter`` turns the event stream into lines; ``configure_logging`` installs the
+one handler, which is the only place log output is set up.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from email.utils import format_datetime
+from datetime import datetime
+from typing import IO, Any
+
+from wsdev.config import Config
+from wsdev.events import (
+    Connected,
+    ConnectionError_,
+    ConnectionInfo,
+    Disconnected,
+    Event,
+    EventBus,
+    HttpRequest,
+    OutputStalled,
+    ProcessStarted,
+    Rejected,
+    Restarting,
+    ServerError,
+    ServerStarted,
+    ServerStopping,
+    SpawnFailed,
+    StderrLine,
+)
+
+TRACE = 12
+ACCESS = 15
+FATAL = 50
+LEVELS = {
+    "debug": logging.DEBUG,
+    "trace": TRACE,
+    "access": ACCESS,
+    "info": logging.INFO,
+    "error": logging.ERROR,
+    "fatal": FATAL,
+}
+_NAMES = {
+    logging.DEBUG: "DEBUG",
+    TRACE: "TRACE",
+    ACCESS: "ACCESS",
+    logging.INFO: "INFO",
+    logging.WARNING: "ERROR",  # websocketd has no warning level; a warning is worth attention
+    logging.ERROR: "ERROR",
+    FATAL: "FATAL",
+}
+
+logger = logging.getLogger("wsdev")
+
+
+def timestamp(when: datetime | None = None) -> str:
+    """The time as Go's RFC1123Z: ``Sat, 28 Nov 2026 10:22:17 +0000``."""
+    return format_datetime((when or datetime.now()).astimezone())
+
+
+class WebsocketdFormatter(logging.Formatter):
+    """Formats a record as websocketd does; ``extra`` may carry ``category`` and ``context``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = _NAMES.get(record.levelno, record.levelname)
+        category = getattr(record, "category", "server")
+        context: tuple[tuple[str, str], ...] = getattr(record, "context", ())
+        assoc = " ".join(f"{key}:'{value}'" for key, value in context)
+        message = record.getMessage()
+        if record.exc_info and logger.isEnabledFor(logging.DEBUG):
+            message += "\n" + self.formatException(record.exc_info)
+        when = datetime.fromtimestamp(record.created)
+        return f"{timestamp(when)} | {level:<6} | {category:<10} | {assoc} | {message}"
+
+
+def configure_logging(config: Config, stream: IO[str] | None = None) -> logging.Handler:
+    """Send wsdev's log, in websocketd's format, to ``stream`` (stdout) at ``--loglevel``."""
+    handler = logging.StreamHandler(stream or sys.stdout)
+    handler.setFormatter(WebsocketdFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(LEVELS[config.loglevel])
+    # aiohttp's own access log would be a second, differently shaped line per request.
+    logging.getLogger("aiohttp.access").disabled = True
+    return handler
+
+
+def connection_context(conn: ConnectionInfo, *, with_pid: bool = False) -> tuple[tuple[str, str], ...]:
+    """The context keys websocketd puts on a session's lines, in websocketd's order."""
+    context = [
+        ("url", conn.url),
+        ("id", conn.id),
+        ("remote", conn.remote),
+        ("command", conn.command),
+        ("origin", conn.origin),
+    ]
+    if with_pid and conn.pid is not None:
+        context.append(("pid", str(conn.pid)))
+    return tuple(context)
+
+
+class LogWriter:
+    """Subscribes to the event bus and writes each event worth a log line."""
+
+    def __init__(self, bus: EventBus, config: Config) -> None:
+        self._config = config
+        self._unsubscribe = bus.subscribe(self)
+
+    def close(self) -> None:
+        self._unsubscribe()
+
+    def _log(self, level: int, category: str, message: str, *args: Any, context: Any = ()) -> None:
+        if logger.isEnabledFor(level):
+            logger.log(level, message, *args, extra={"category": category, "context": context})
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, StderrLine):
+            self._log(logging.ERROR, "stderr", "%s", event.line, context=_ctx(event.conn))
+        elif isinstance(event, Connected):
+            self._log(ACCESS, "session", "CONNECT", context=connection_context(event.conn))
+        elif isinstance(event, ProcessStarted):
+            self._log(logging.DEBUG, "process", "Process started", context=_ctx(event.conn))
+        elif isinstance(event, Disconnected):
+            self._on_disconnected(event)
+        elif isinstance(event, HttpRequest):
+            context = (("url", event.url), ("remote", event.remote))
+            self._log(ACCESS, "http", "%s", event.kind, context=context)
+        elif isinstance(event, Rejected):
+            context = (("url", event.url), ("remote", event.remote), ("origin", event.origin))
+            self._log(ACCESS, "http", "%d %s", event.status, event.reason, context=context)
+        elif isinstance(event, SpawnFailed):
+            self._log(logging.ERROR, "process", "%s", event.message, context=_ctx(event.conn))
+        elif isinstance(event, ConnectionError_):
+            self._log(logging.ERROR, event.category, "%s", event.message, context=_ctx(event.conn))
+        elif isinstance(event, OutputStalled):
+            self._log(
+                logging.INFO,
+                "process",
+                "%d bytes written without a newline for over a second"
+                " (is the program buffering its output?)",
+                event.pending_bytes,
+                context=_ctx(event.conn),
+            )
+        elif isinstance(event, ServerStarted):
+            self._on_started(event)
+        elif isinstance(event, Restarting):
+            files = ", ".join(event.changed)
+            self._log(
+                logging.INFO,
+                "server",
+                "Restarting: %s changed (%d live connection(s) closed with 1012)",
+                files,
+                event.live,
+            )
+        elif isinstance(event, ServerStopping):
+            self._log(logging.INFO, "server", "Shutting down: %s", event.reason)
+        elif isinstance(event, ServerError):
+            self._log(logging.ERROR, event.category, "%s", event.message)
+
+    def _on_disconnected(self, event: Disconnected) -> None:
+        conn = event.conn
+        self._log(ACCESS, "session", "DISCONNECT", context=connection_context(conn, with_pid=True))
+        if event.exit is not None:
+            self._log(
+                logging.INFO,
+                "process",
+                "Process ended: %s after %.2fs (close %s)",
+                event.exit.describe(),
+                event.duration,
+                event.code if event.code is not None else "none",
+                context=_ctx(conn),
+            )
+
+    def _on_started(self, event: ServerStarted) -> None:
+        config = self._config
+        if config.script_dir is not None:
+            self._log(logging.INFO, "server", "Serving from directory      : %s", config.script_dir)
+        elif event.command:
+            self._log(logging.INFO, "server", "Serving using application   : %s", event.command)
+        if config.staticdir is not None:
+            self._log(logging.INFO, "server", "Serving static content from : %s", config.staticdir)
+        if config.cgidir is not None:
+            self._log(logging.INFO, "server", "Serving CGI scripts from    : %s", config.cgidir)
+        for watched in event.watched:
+            self._log(logging.INFO, "server", "Restarting on changes to    : %s", watched)
+        for url in event.urls:
+            self._log(logging.INFO, "server", "Starting WebSocket server   : %s", url)
+        for url in event.console_urls:
+            self._log(logging.INFO, "server", "Console                     : %s", url)
+
+
+def _ctx(conn: ConnectionInfo) -> tuple[tuple[str, str], ...]:
+    return connection_context(conn, with_pid=True)

@@ -1,0 +1,247 @@
+"""Child processes: spawning one per connection, waiting for it, and ending it (SPEC A2, A4, B8).
+
+Each child is started with ``posix_spawn`` straight into a process group of its own (no shell,
+no helper thread), so the SIGINT → SIGTERM → SIGKILL escalation reaches a shell script's own
+children too. Its exit is noticed through a pidfd on Linux, or through SIGCHLD elsewhere; either
+way no thread waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from typing import IO
+
+from wsdev.events import ExitStatus
+
+logger = logging.getLogger(__name__)
+
+# Python ignores SIGPIPE (and friends) for itself, and an ignored signal survives exec: reset
+# every catchable signal so `seq 1 1000000` dies of SIGPIPE like it would under a shell.
+_DEFAULT_SIGNALS = tuple(
+    s for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP)
+)
+
+
+def escalation_delays(closems: int) -> tuple[tuple[float, signal.Signals], ...]:
+    """Seconds to wait before each signal, counted from the previous step (SPEC A4)."""
+    extra = closems / 1000
+    return (
+        (0.100 + extra, signal.SIGINT),
+        (0.250 + extra, signal.SIGTERM),
+        (0.500 + extra, signal.SIGKILL),
+    )
+
+
+class Child:
+    """One running program with its three pipes; ``exited`` resolves with its exit status."""
+
+    __slots__ = ("_loop", "_pidfd", "exited", "pid", "stderr", "stdin", "stdout")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        pid: int,
+        stdin: IO[bytes],
+        stdout: IO[bytes],
+        stderr: IO[bytes],
+    ) -> None:
+        self._loop = loop
+        self.pid = pid
+        self.stdin = stdin
+        self.stdout = stdout
+        self.stderr = stderr
+        self.exited: asyncio.Future[ExitStatus] = loop.create_future()
+        self._pidfd = -1
+        _watch_exit(self)
+
+    @property
+    def running(self) -> bool:
+        return not self.exited.done()
+
+    def group_alive(self) -> bool:
+        """Whether any process of the child's group (the child or what it started) is left."""
+        try:
+            os.killpg(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def signal_group(self, sig: int) -> bool:
+        """Send ``sig`` to the whole process group; False when nobody was left to receive it."""
+        try:
+            os.killpg(self.pid, sig)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            # A member changed its credentials (setuid): signal at least our direct child.
+            if self.running:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pid, sig)
+        return True
+
+    async def end(self, closems: int) -> ExitStatus:
+        """Escalate SIGINT → SIGTERM → SIGKILL until the child and its group are gone.
+
+        The caller closes stdin first; every delay counts from there. A step is skipped once
+        the child has exited and no process of its group is left.
+        """
+        for delay, sig in escalation_delays(closems):
+            if not self.running and not self.group_alive():
+                break
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.exited), delay)
+            if self.running or self.group_alive():
+                self.signal_group(sig)
+        return await self.exited
+
+
+def spawn(
+    argv: Sequence[str], env: Mapping[str, str], cwd: str | None = None
+) -> Child:
+    """Start ``argv`` (argv[0] an absolute path) in a new process group, with fresh pipes.
+
+    Raises ``OSError`` when the program cannot be executed.
+    """
+    loop = asyncio.get_running_loop()
+    in_r, in_w = os.pipe()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    try:
+        if cwd is None and hasattr(os, "posix_spawn"):
+            pid = os.posix_spawn(
+                argv[0],
+                list(argv),
+                dict(env),
+                file_actions=[
+                    (os.POSIX_SPAWN_DUP2, in_r, 0),
+                    (os.POSIX_SPAWN_DUP2, out_w, 1),
+                    (os.POSIX_SPAWN_DUP2, err_w, 2),
+                ],
+                setpgroup=0,
+                setsigdef=_DEFAULT_SIGNALS,
+                setsigmask=(),
+            )
+        else:
+            pid = _spawn_portable(argv, env, cwd, in_r, out_w, err_w)
+    except BaseException:
+        for fd in (in_r, in_w, out_r, out_w, err_r, err_w):
+            os.close(fd)
+        raise
+    for fd in (in_r, out_w, err_w):
+        os.close(fd)
+    return Child(
+        loop,
+        pid,
+        open(in_w, "wb", buffering=0),  # noqa: SIM115 - owned by the pipe transport
+        open(out_r, "rb", buffering=0),  # noqa: SIM115
+        open(err_r, "rb", buffering=0),  # noqa: SIM115
+    )
+
+
+def _spawn_portable(
+    argv: Sequence[str], env: Mapping[str, str], cwd: str | None, stdin: int, stdout: int, stderr: int
+) -> int:
+    """Fallback spawn through ``subprocess`` (needed for a working directory of its own)."""
+    import subprocess
+
+    group: dict[str, object] = (
+        {"process_group": 0} if sys.version_info >= (3, 11) else {"start_new_session": True}
+    )
+    proc = subprocess.Popen(  # noqa: S603 - argv comes from the user's own command line
+        list(argv),
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
+        env=dict(env),
+        cwd=cwd,
+        close_fds=True,
+        restore_signals=True,
+        **group,  # type: ignore[call-overload]
+    )
+    # We reap the child ourselves; stop subprocess from trying again later.
+    proc.returncode = 0
+    return proc.pid
+
+
+# ---------------------------------------------------------------- waiting for exits
+
+
+def _watch_exit(child: Child) -> None:
+    if _PIDFD_WORKS:
+        try:
+            child._pidfd = os.pidfd_open(child.pid)
+        except OSError:
+            pass
+        else:
+            child._loop.add_reader(child._pidfd, _reap_pidfd, child)
+            return
+    _SigchldReaper.for_loop(child._loop).add(child)
+
+
+def _reap_pidfd(child: Child) -> None:
+    child._loop.remove_reader(child._pidfd)
+    os.close(child._pidfd)
+    child._pidfd = -1
+    _reap(child, block=True)
+
+
+def _reap(child: Child, *, block: bool) -> bool:
+    try:
+        pid, status = os.waitpid(child.pid, 0 if block else os.WNOHANG)
+    except ChildProcessError:
+        # Someone else reaped it (an old-style child watcher): the status is lost.
+        pid, status = child.pid, 255 << 8
+    if pid == 0:
+        return False
+    if not child.exited.done():
+        child.exited.set_result(ExitStatus.from_wait_status(status))
+    return True
+
+
+def _pidfd_supported() -> bool:
+    if not hasattr(os, "pidfd_open"):
+        return False
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:
+        return False
+    return True
+
+
+_PIDFD_WORKS = _pidfd_supported()
+
+
+class _SigchldReaper:
+    """Portable fallback (macOS, old kernels): reap our children when SIGCHLD arrives."""
+
+    _by_loop: dict[asyncio.AbstractEventLoop, _SigchldReaper] = {}
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._children: dict[int, Child] = {}
+        loop.add_signal_handler(signal.SIGCHLD, self._on_sigchld)
+
+    @classmethod
+    def for_loop(cls, loop: asyncio.AbstractEventLoop) -> _SigchldReaper:
+        reaper = cls._by_loop.get(loop)
+        if reaper is None:
+            reaper = cls._by_loop[loop] = cls(loop)
+        return reaper
+
+    def add(self, child: Child) -> None:
+        self._children[child.pid] = child
+        # It may have exited before we were listening.
+        self._on_sigchld()
+
+    def _on_sigchld(self) -> None:
+        for pid, child in list(self._children.items()):
+            if _reap(child, block=False):
+                del self._children[pid]

@@ -1,0 +1,421 @@
+"""The HTTP server: where every request is admitted or refused and routed (SPEC A5, C1).
+
+Routing order: wsdev's own routes under ``/_wsdev/`` → WebSocket upgrade (when a program is
+served) → CGI → static files → the console on any other path (when neither static nor CGI
+folders claim them) → 404. ``_admit`` is the single place a request that would start a program is
+refused (origin 403, ``--maxforks`` 429), so later admission rules have one home.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import ipaddress
+import socket
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from wsdev import __version__
+from wsdev.bridge import Bridge
+from wsdev.config import Config
+from wsdev.environ import RequestFacts, cgi_environ
+from wsdev.errors import ServeError
+from wsdev.events import ConnectionInfo, Connected, EventBus, HttpRequest, Rejected, Restarting
+from wsdev.feed import serve_feed
+from wsdev.sinks import ConsoleSink, PlainSink, Sink
+from wsdev.urlmap import map_url
+from wsdev.wire import FrameWriter
+
+CONSOLE_PREFIX = "/_wsdev/"
+SERVER_HEADER = f"wsdev/{__version__}"
+NOT_FOUND_BODY = "404 page not found\n"
+
+
+class _IdSource:
+    """UNIQUE_IDs like websocketd's (nanosecond clock), never repeated within one run."""
+
+    def __init__(self) -> None:
+        self._last = 0
+        self.count = 0
+
+    def next(self) -> tuple[str, int]:
+        self._last = max(time.time_ns(), self._last + 1)
+        self.count += 1
+        return str(self._last), self.count
+
+
+class Server:
+    """wsdev's HTTP/WebSocket server; mirrors ``asyncio.Server``: ``start``, ``close``."""
+
+    def __init__(self, config: Config, bus: EventBus) -> None:
+        self.config = config
+        self.bus = bus
+        self._bridges: set[Bridge] = set()
+        self._cgi_running = 0
+        self._ids = _IdSource()
+        self._runners: list[web.BaseRunner] = []
+        self._closed = False
+        self.urls: list[str] = []
+        self.console_urls: list[str] = []
+        self.port = config.port
+
+    # ------------------------------------------------------------ lifecycle
+
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=1024**2 * 64)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        app.on_response_prepare.append(self._add_headers)
+        return app
+
+    async def start(self) -> None:
+        """Listen on every configured address; raises ``ServeError`` (e.g. port in use)."""
+        config = self.config
+        runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=2.0)
+        await runner.setup()
+        self._runners.append(runner)
+        ssl_context = None
+        if config.ssl:
+            from wsdev.tls import server_ssl_context
+
+            ssl_context = server_ssl_context(config)
+        if config.unixsocket is not None:
+            await self._listen(web.UnixSite(runner, str(config.unixsocket), ssl_context=ssl_context))
+            self.urls.append(f"{config.scheme}+unix:{config.unixsocket}")
+            return
+        hosts: Sequence[str] = config.addresses or ("127.0.0.1", "::1")
+        port = config.port
+        for index, host in enumerate(hosts):
+            site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
+            try:
+                await self._listen(site, host, port)
+            except ServeError:
+                # The default ::1 is a courtesy: a machine without IPv6 still serves on 127.0.0.1.
+                if config.addresses or index == 0:
+                    raise
+                continue
+            if port == 0:
+                # Every address shares the port the first one was given.
+                port = self._bound_port(site)
+            self.port = port
+            shown = "localhost" if not config.addresses else _url_host(host)
+            url = f"{config.scheme}://{shown}:{port}/"
+            if url not in self.urls:
+                self.urls.append(url)
+                self.console_urls.append(f"{config.http_scheme}://{shown}:{port}{self.console_path}")
+        if config.redirport:
+            from wsdev.redirect import redirect_app
+
+            redirect_runner = web.AppRunner(redirect_app(config, port), access_log=None)
+            await redirect_runner.setup()
+            self._runners.append(redirect_runner)
+            for host in hosts:
+                await self._listen(web.TCPSite(redirect_runner, host, config.redirport), host, config.redirport)
+
+    @property
+    def console_path(self) -> str:
+        return "/" if self.config.console_on_any_path else CONSOLE_PREFIX
+
+    async def _listen(self, site: web.BaseSite, host: str = "", port: int = 0) -> None:
+        try:
+            await site.start()
+        except OSError as exc:
+            where = f"{_url_host(host)}:{port}" if host else str(self.config.unixsocket)
+            if exc.errno == errno.EADDRINUSE:
+                raise ServeError(
+                    f"{where} is already in use: stop what listens there, or choose another "
+                    "--port (--port=0 picks a free one)"
+                ) from None
+            if exc.errno == errno.EACCES:
+                raise ServeError(f"not allowed to listen on {where} (ports below 1024 need root)") from None
+            raise ServeError(f"cannot listen on {where}: {exc.strerror or exc}") from None
+
+    @staticmethod
+    def _bound_port(site: web.TCPSite) -> int:
+        server = site._server  # noqa: SLF001 - aiohttp exposes the bound port nowhere else
+        assert server is not None
+        sockets = getattr(server, "sockets", None) or ()
+        return int(sockets[0].getsockname()[1])
+
+    @property
+    def live_connections(self) -> int:
+        return len(self._bridges)
+
+    def restart(self, files: Sequence[str]) -> None:
+        """Close every live connection with 1012 and end its child in the background (SPEC D2)."""
+        self.bus.publish(Restarting(tuple(files), len(self._bridges)))
+        for bridge in list(self._bridges):
+            bridge.close(1012, "service restart", files)
+
+    async def close(self) -> None:
+        """Close every connection with 1001, end every child (SPEC B6), stop listening."""
+        if self._closed:
+            return
+        self._closed = True
+        for bridge in list(self._bridges):
+            bridge.close(1001, "server shutting down")
+        endings = [b.ending for b in list(self._bridges) if b.ending is not None]
+        if endings:
+            await asyncio.gather(*endings, return_exceptions=True)
+        for runner in self._runners:
+            await runner.cleanup()
+
+    def kill_all(self) -> None:
+        """Second Ctrl+C: SIGKILL every child's group now."""
+        import signal
+
+        for bridge in list(self._bridges):
+            child = bridge._child  # noqa: SLF001
+            if child is not None:
+                child.signal_group(signal.SIGKILL)
+
+    # ------------------------------------------------------------ routing
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        config = self.config
+        path = request.path
+        if path.startswith(CONSOLE_PREFIX) or path == CONSOLE_PREFIX.rstrip("/"):
+            return await self._wsdev_route(request, path[len(CONSOLE_PREFIX) :])
+        if _is_upgrade(request) and config.serves_websocket:
+            return await self._websocket(request, path, request.query_string, console=False)
+        if config.cgidir is not None:
+            cgi_match = map_url(config.cgidir, path)
+            if cgi_match is not None:
+                return await self._cgi(request, cgi_match.file, cgi_match.script_name, cgi_match.path_info)
+        if config.staticdir is not None:
+            from wsdev.staticfiles import serve_static
+
+            response = await serve_static(request, config.staticdir)
+            if response is not None:
+                self._access(request, response.status, "STATIC")
+                return response
+        if config.console_on_any_path and request.method in ("GET", "HEAD"):
+            return self._console_page(request, path, request.query_string)
+        self._access(request, 404, "NOT FOUND")
+        return web.Response(status=404, text=NOT_FOUND_BODY)
+
+    async def _wsdev_route(self, request: web.Request, rest: str) -> web.StreamResponse:
+        if rest == "ws" and _is_upgrade(request) and self.config.serves_websocket:
+            target = request.query.get("path", "/") or "/"
+            if not target.startswith("/"):
+                target = "/" + target
+            return await self._websocket(request, target, request.query.get("query", ""), console=True)
+        if rest == "events" and _is_upgrade(request):
+            if not _is_loopback(request.remote):
+                return self._refuse(request, 403, "the events feed answers loopback clients only")
+            return await serve_feed(request, self.bus)
+        if self.config.console:
+            if rest in ("", "index.html") and request.method in ("GET", "HEAD"):
+                return self._console_page(request, "/", "")
+            if rest.startswith("static/"):
+                from wsdev.console import console_asset
+
+                asset = console_asset(rest[len("static/") :])
+                if asset is not None:
+                    return asset
+        self._access(request, 404, "NOT FOUND")
+        return web.Response(status=404, text=NOT_FOUND_BODY)
+
+    def _console_page(self, request: web.Request, path: str, query: str) -> web.StreamResponse:
+        if not self.config.console:
+            self._access(request, 404, "NOT FOUND")
+            return web.Response(status=404, text=NOT_FOUND_BODY)
+        from wsdev.console import console_page
+
+        self._access(request, 200, "CONSOLE")
+        return console_page(self.config, path, query)
+
+    # ------------------------------------------------------------ admission
+
+    def _admit(self, request: web.Request, *, check_origin: bool) -> web.Response | None:
+        """The one place a request that would start a program is refused (403, 429)."""
+        config = self.config
+        if check_origin and (config.origins or config.sameorigin):
+            from wsdev.origin import origin_allowed
+
+            origin = request.headers.get("Origin")
+            if not origin_allowed(origin, request.headers.get("Host", ""), config):
+                return self._refuse(request, 403, "origin not allowed")
+        if config.maxforks and self.children_running >= config.maxforks:
+            return self._refuse(request, 429, "too many connections (--maxforks)")
+        return None
+
+    @property
+    def children_running(self) -> int:
+        return len(self._bridges) + self._cgi_running
+
+    def _refuse(self, request: web.Request, status: int, reason: str) -> web.Response:
+        self.bus.publish(
+            Rejected(status, reason, _full_url(request), request.remote or "", request.headers.get("Origin", ""))
+        )
+        return web.Response(status=status, text=f"{status} {reason}\n")
+
+    def _access(self, request: web.Request, status: int, kind: str) -> None:
+        self.bus.publish(
+            HttpRequest(request.method, _full_url(request), request.remote or "", status, kind)
+        )
+
+    # ------------------------------------------------------------ WebSocket
+
+    async def _websocket(
+        self, request: web.Request, path: str, query: str, *, console: bool
+    ) -> web.StreamResponse:
+        config = self.config
+        if config.script_dir is not None:
+            match = map_url(config.script_dir, path)
+            if match is None:
+                return await self._refuse_ws(request, 404, f"no program at {path}", console)
+            argv: Sequence[str] = (str(match.file),)
+            script_name, path_info = match.script_name, match.path_info
+        else:
+            argv = config.command
+            script_name, path_info = "/", path
+        refusal = self._admit(request, check_origin=True)
+        if refusal is not None:
+            if console:
+                return await self._console_refusal(request, refusal.status, refusal.text or "")
+            return refusal
+        ws = web.WebSocketResponse(
+            autoping=False,
+            autoclose=False,
+            max_msg_size=config.maxframesize,
+            compress=False,
+        )
+        try:
+            await ws.prepare(request)
+        except web.HTTPException as exc:
+            self._access(request, exc.status, "BAD HANDSHAKE")
+            return web.Response(status=exc.status, text=f"{exc.status} {exc.reason}: not a valid WebSocket handshake\n")
+        unique_id, seq = self._ids.next()
+        raw_path = _raw_target(path, query) if console else request.raw_path
+        facts = await self._request_facts(request, raw_path)
+        env = cgi_environ(
+            config, facts, script_name=script_name, path_info=path_info, unique_id=unique_id
+        )
+        conn = ConnectionInfo(
+            id=unique_id,
+            seq=seq,
+            remote=facts.remote_addr,
+            path=path,
+            query=query,
+            url=f"{config.http_scheme}://{facts.host}{raw_path}",
+            origin=request.headers.get("Origin", ""),
+            command=config.command_display if config.script_dir is None else str(argv[0]),
+            console=console,
+        )
+        writer = FrameWriter(request)
+        sink: Sink = ConsoleSink(writer) if console else PlainSink(writer, passstderr=config.passstderr)
+        bridge = Bridge(
+            ws=ws, writer=writer, sink=sink, config=config, bus=self.bus, conn=conn, argv=argv, env=env
+        )
+        self.bus.publish(Connected(conn))
+        self._bridges.add(bridge)
+        try:
+            await bridge.run()
+        finally:
+            self._bridges.discard(bridge)
+        return ws
+
+    async def _refuse_ws(
+        self, request: web.Request, status: int, reason: str, console: bool
+    ) -> web.StreamResponse:
+        if console:
+            return await self._console_refusal(request, status, reason)
+        self._access(request, status, "NOT FOUND")
+        return web.Response(status=status, text=NOT_FOUND_BODY)
+
+    async def _console_refusal(self, request: web.Request, status: int, reason: str) -> web.StreamResponse:
+        """The console cannot read an HTTP status: accept, explain in the envelope, close."""
+        ws = web.WebSocketResponse(compress=False)
+        await ws.prepare(request)
+        ConsoleSink(FrameWriter(request)).error(reason.strip(), status)
+        await ws.close(code=1008 if status != 429 else 1013, message=reason.strip().encode()[:123])
+        return ws
+
+    async def _request_facts(self, request: web.Request, raw_path: str) -> RequestFacts:
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        remote_addr = request.remote or ""
+        remote_port = str(peer[1]) if isinstance(peer, tuple) and len(peer) > 1 else ""
+        remote_host = remote_addr
+        if self.config.reverselookup and remote_addr:
+            remote_host = await _reverse_lookup(remote_addr)
+        return RequestFacts(
+            method=request.method,
+            raw_path=raw_path,
+            version=f"HTTP/{request.version.major}.{request.version.minor}",
+            host=request.headers.get("Host", ""),
+            headers=tuple((k, v) for k, v in request.headers.items()),
+            remote_addr=remote_addr,
+            remote_port=remote_port,
+            remote_host=remote_host,
+        )
+
+    # ------------------------------------------------------------ CGI
+
+    async def _cgi(self, request: web.Request, script: Path, script_name: str, path_info: str) -> web.StreamResponse:
+        refusal = self._admit(request, check_origin=False)
+        if refusal is not None:
+            return refusal
+        from wsdev.cgi import serve_cgi
+
+        unique_id, _ = self._ids.next()
+        facts = await self._request_facts(request, request.raw_path)
+        env = cgi_environ(self.config, facts, script_name=script_name, path_info=path_info, unique_id=unique_id)
+        self._cgi_running += 1
+        try:
+            response = await serve_cgi(request, self.config, script, env)
+        finally:
+            self._cgi_running -= 1
+        self._access(request, response.status, "CGI")
+        return response
+
+    # ------------------------------------------------------------ headers
+
+    async def _add_headers(self, request: web.Request, response: web.StreamResponse) -> None:
+        config = self.config
+        response.headers["Server"] = SERVER_HEADER
+        extra = config.headers_ws if response.status == 101 else config.headers_http
+        for name, value in (*config.headers, *extra):
+            response.headers.add(name, value)
+
+
+def _is_upgrade(request: web.Request) -> bool:
+    return request.headers.get("Upgrade", "").lower() == "websocket"
+
+
+def _is_loopback(remote: str | None) -> bool:
+    if not remote:
+        return True  # a Unix socket: only local processes can reach it
+    try:
+        return ipaddress.ip_address(remote).is_loopback
+    except ValueError:
+        return False
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _full_url(request: web.Request) -> str:
+    scheme = "https" if request.secure else "http"
+    return f"{scheme}://{request.headers.get('Host', '')}{request.raw_path}"
+
+
+def _raw_target(path: str, query: str) -> str:
+    from urllib.parse import quote
+
+    target = quote(path, safe="/:@!$&'()*+,;=-._~")
+    return f"{target}?{query}" if query else target
+
+
+async def _reverse_lookup(address: str) -> str:
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(OSError, UnicodeError):
+        host, _ = await asyncio.wait_for(
+            loop.getnameinfo((address, 0), socket.NI_NAMEREQD), timeout=2.0
+        )
+        return str(host)
+    return address

@@ -1,0 +1,1018 @@
+/* wsdev console: a REPL for one WebSocket endpoint of the program wsdev serves.
+ *
+ * The page talks to /_wsdev/ws?path=…&query=…; the server runs the program exactly as for a
+ * plain client of path?query and wraps what it does in JSON envelopes (hello, stdout, stderr,
+ * stalled, exit, restart, error); binary frames are the program's stdout in --binary mode.
+ * Everything shown comes from the network or the user, so it only ever reaches the page as
+ * text (textContent), never as markup.
+ */
+"use strict";
+
+(() => {
+  const root = document.documentElement;
+
+  // ------------------------------------------------------------------ storage and theme
+  // localStorage can be missing or throw (private windows, disabled storage): the console
+  // then simply forgets between reloads.
+  const store = {
+    get(key) {
+      try { return window.localStorage.getItem(key); } catch { return null; }
+    },
+    set(key, value) {
+      try { window.localStorage.setItem(key, value); } catch { /* not persisted */ }
+    },
+    remove(key) {
+      try { window.localStorage.removeItem(key); } catch { /* not persisted */ }
+    },
+  };
+
+  const THEME_KEY = "wsdev.theme";
+  const darkQuery = window.matchMedia("(prefers-color-scheme: dark)");
+  const systemTheme = () => (darkQuery.matches ? "dark" : "light");
+  function applyTheme() {
+    const chosen = store.get(THEME_KEY);
+    root.dataset.theme = chosen === "light" || chosen === "dark" ? chosen : systemTheme();
+  }
+  function toggleTheme() {
+    const next = root.dataset.theme === "dark" ? "light" : "dark";
+    // Choosing what the system already prefers means "follow the system" again.
+    if (next === systemTheme()) store.remove(THEME_KEY);
+    else store.set(THEME_KEY, next);
+    applyTheme();
+  }
+  // Runs in <head>, before the first paint, so the page never flashes the wrong theme.
+  applyTheme();
+  darkQuery.addEventListener("change", applyTheme);
+
+  // ------------------------------------------------------------------ settings
+  function readSettings() {
+    let given = {};
+    try { given = JSON.parse(root.dataset.wsdev || "{}") || {}; } catch { given = {}; }
+    const str = (value, fallback) => (typeof value === "string" ? value : fallback);
+    return {
+      path: str(given.path, "/") || "/",
+      query: str(given.query, ""),
+      socket: str(given.socket, "/_wsdev/ws"),
+      command: str(given.command, ""),
+      version: str(given.version, ""),
+      binary: given.binary === true,
+      dirMode: given.dirMode === true,
+    };
+  }
+  const SETTINGS = readSettings();
+  const WS_SCHEME = window.location.protocol === "https:" ? "wss" : "ws";
+  const AT_PREFIX = window.location.pathname.startsWith("/_wsdev/");
+
+  const MAX_ENTRIES = 5000;
+  const TEXT_LIMIT = 20000;
+  const HEX_LIMIT = 4096;
+  const TREE_LIMIT = 100000;
+  const HISTORY_KEY = "wsdev.history";
+  const HISTORY_MAX = 200;
+  const RETRY_FIRST_MS = 250;
+  const RETRY_MAX_MS = 5000;
+  const RESTART_DELAY_MS = 30;
+
+  const CLOSE_NAMES = {
+    1000: "normal closure",
+    1001: "going away",
+    1006: "connection dropped",
+    1008: "policy violation",
+    1009: "message too big",
+    1011: "program failed",
+    1012: "service restart",
+  };
+
+  // ------------------------------------------------------------------ small helpers
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+  const pad = (n, width) => String(n).padStart(width, "0");
+  function clock(ms) {
+    const d = new Date(ms);
+    return `${pad(d.getHours(), 2)}:${pad(d.getMinutes(), 2)}:${pad(d.getSeconds(), 2)}.${pad(d.getMilliseconds(), 3)}`;
+  }
+  function duration(ms) {
+    if (ms < 10) return `${ms.toFixed(1)} ms`;
+    if (ms < 1000) return `${Math.round(ms)} ms`;
+    if (ms < 60000) return `${(ms / 1000).toFixed(2)} s`;
+    return `${Math.floor(ms / 60000)} m ${Math.round((ms % 60000) / 1000)} s`;
+  }
+  const plural = (n, word) => `${n.toLocaleString("en")} ${word}${n === 1 ? "" : "s"}`;
+  function hexOf(bytes) {
+    let out = "";
+    for (let i = 0; i < bytes.length; i++) out += (i ? " " : "") + pad(bytes[i].toString(16), 2);
+    return out;
+  }
+  function parseHex(text) {
+    const digits = text.replace(/0x/gi, "").replace(/[\s,:]/g, "");
+    if (digits.length % 2 !== 0 || !/^[0-9a-f]*$/i.test(digits)) return null;
+    const bytes = new Uint8Array(digits.length / 2);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(digits.substr(i * 2, 2), 16);
+    return bytes;
+  }
+  function endpointUrl(target) {
+    return `${WS_SCHEME}://${window.location.host}${target.path}${target.query ? `?${target.query}` : ""}`;
+  }
+  function socketUrl(target) {
+    return `${WS_SCHEME}://${window.location.host}${SETTINGS.socket}` +
+      `?path=${encodeURIComponent(target.path)}&query=${encodeURIComponent(target.query)}`;
+  }
+  function normalizeTarget(path, query) {
+    let p = path.trim() || "/";
+    if (!p.startsWith("/")) p = `/${p}`;
+    return { path: p, query: query.trim().replace(/^\?/, "") };
+  }
+  function targetLabel(target) {
+    return target.path + (target.query ? `?${target.query}` : "");
+  }
+
+  // ------------------------------------------------------------------ JSON rendering
+  // Numbers are shown exactly as the program wrote them (1.0, 12345678901234567890), where
+  // the browser lets a reviver see the source text.
+  const rawNumbers = typeof JSON.rawJSON === "function";
+  function reviveNumber(_key, value, context) {
+    if (rawNumbers && typeof value === "number" && context && typeof context.source === "string" &&
+        String(value) !== context.source) {
+      return JSON.rawJSON(context.source);
+    }
+    return value;
+  }
+  const isRaw = (value) => rawNumbers && JSON.isRawJSON(value);
+
+  function parseJson(text) {
+    const first = text.trimStart()[0];
+    if (first !== "{" && first !== "[") return undefined;
+    try { return JSON.parse(text, reviveNumber); } catch { return undefined; }
+  }
+
+  function span(cls, text) { return el("span", cls, text); }
+
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  function icon(id) {
+    const svg = document.createElementNS(SVG_NS, "svg");
+    svg.setAttribute("aria-hidden", "true");
+    const use = document.createElementNS(SVG_NS, "use");
+    use.setAttribute("href", `#${id}`);
+    svg.append(use);
+    return svg;
+  }
+
+  function primitive(value) {
+    if (isRaw(value)) return span("n", value.rawJSON);
+    if (typeof value === "string") return span("s", JSON.stringify(value));
+    if (typeof value === "number") return span("n", String(value));
+    return span("l", String(value));
+  }
+
+  function isContainer(value) {
+    return value !== null && typeof value === "object" && !isRaw(value);
+  }
+
+  function preview(value, room) {
+    const text = JSON.stringify(value);
+    const inner = text.slice(1, -1);
+    return inner.length > room ? `${inner.slice(0, room)}…` : inner;
+  }
+
+  function jsonNode(key, value, last, depth) {
+    const comma = last ? "" : ",";
+    const head = [];
+    if (key !== undefined) head.push(span("k", JSON.stringify(key)), span("p", ": "));
+    if (isContainer(value)) {
+      const isArray = Array.isArray(value);
+      const keys = Object.keys(value);
+      const [open, close] = isArray ? ["[", "]"] : ["{", "}"];
+      if (keys.length === 0) {
+        const line = el("div", "jline");
+        line.append(...head, span("p", open + close + comma));
+        return line;
+      }
+      const node = el("details");
+      node.open = depth === 0 || (depth < 4 && keys.length <= 25);
+      const summary = el("summary");
+      const fold = depth === 0
+        ? ` ${preview(value, 90)} `
+        : ` ${plural(keys.length, isArray ? "item" : "key")} `;
+      summary.append(...head, span("p", open), span("jfold", fold + close + comma));
+      const body = el("div", "jbody");
+      keys.forEach((k, i) => {
+        body.append(jsonNode(isArray ? undefined : k, value[k], i === keys.length - 1, depth + 1));
+      });
+      const end = el("div", "jend");
+      end.append(span("p", close + comma));
+      node.append(summary, body, end);
+      return node;
+    }
+    const line = el("div", "jline");
+    line.append(...head, primitive(value), span("p", comma));
+    return line;
+  }
+
+  function renderJson(value, text, into) {
+    const box = el("div", "json");
+    if (text.length > TREE_LIMIT) {
+      // A tree of a huge reply would stall the page; fold it as one pretty-printed block.
+      const node = el("details");
+      const summary = el("summary");
+      summary.append(span("p", Array.isArray(value) ? "[" : "{"),
+        span("jfold", ` ${plural(text.length, "character")} `));
+      node.append(summary, el("div", "jline", JSON.stringify(value, null, 2)));
+      box.append(node);
+    } else {
+      box.append(jsonNode(undefined, value, true, 0));
+    }
+    into.append(box);
+  }
+
+  // ------------------------------------------------------------------ hex dump
+  function renderHex(bytes, into) {
+    const head = el("div", "bin-head");
+    head.append("binary · ", el("b", "", plural(bytes.length, "byte")));
+    into.append(head);
+    if (!bytes.length) return;
+    const pre = el("pre", "hex");
+    const shown = Math.min(bytes.length, HEX_LIMIT);
+    for (let off = 0; off < shown; off += 16) {
+      const row = bytes.subarray(off, Math.min(off + 16, shown));
+      let hex = "";
+      let ascii = "";
+      for (let i = 0; i < 16; i++) {
+        hex += i < row.length ? `${pad(row[i].toString(16), 2)} ` : "   ";
+        if (i === 7) hex += " ";
+        if (i < row.length) ascii += row[i] >= 0x20 && row[i] < 0x7f ? String.fromCharCode(row[i]) : ".";
+      }
+      pre.append(span("off", `${pad(off.toString(16), 8)}  `), hex, " ", span("asc", `|${ascii}|`));
+      if (off + 16 < shown) pre.append("\n");
+    }
+    if (shown < bytes.length) pre.append("\n", span("off", `… ${plural(bytes.length - shown, "more byte")}`));
+    into.append(pre);
+  }
+
+  // ------------------------------------------------------------------ transcript model
+  // kind: sent | recv | stderr | connect | exit | close | restart | warn | error | info
+  const GLYPHS = {
+    sent: "→", recv: "←", stderr: "!", connect: "●", exit: "■", close: "×",
+    restart: "", warn: "⚠", error: "✕", info: "·",
+  };
+  const LABELS = {
+    sent: "sent", recv: "received", stderr: "stderr", connect: "connected", exit: "exit",
+    close: "closed", restart: "restart", warn: "warning", error: "error", info: "note",
+  };
+  const NOTE_KINDS = new Set(["connect", "exit", "close", "restart", "warn", "error", "info"]);
+
+  const entries = [];
+  let toRender = [];
+  let renderScheduled = false;
+  let unseen = 0;
+  let stickToBottom = true;
+
+  // A note's text is a list of parts: strings, or [style, text] for chips and emphasis.
+  function partsText(parts) {
+    return parts.map((p) => (typeof p === "string" ? p : p[1])).join("");
+  }
+
+  function addEntry(kind, fields) {
+    const entry = { kind, time: Date.now(), ...fields };
+    if (entry.parts) entry.text = partsText(entry.parts);
+    entries.push(entry);
+    toRender.push(entry);
+    while (entries.length > MAX_ENTRIES) {
+      const old = entries.shift();
+      if (old.node) old.node.remove();
+      old.dropped = true;
+    }
+    scheduleRender();
+    return entry;
+  }
+
+  function updateEntry(entry, fields) {
+    Object.assign(entry, fields);
+    if (entry.parts) entry.text = partsText(entry.parts);
+    if (entry.node) {
+      const fresh = renderEntry(entry);
+      entry.node.replaceWith(fresh);
+      entry.node = fresh;
+    }
+  }
+
+  function textOf(entry) {
+    if (entry.bytes) return `[binary ${plural(entry.bytes.length, "byte")}] ${hexOf(entry.bytes)}`;
+    return entry.text;
+  }
+
+  // ------------------------------------------------------------------ DOM
+  let ui = {};
+
+  function scheduleRender() {
+    if (renderScheduled) return;
+    renderScheduled = true;
+    // Frames batch a flood of messages into one DOM update; the timer covers hidden tabs,
+    // where animation frames do not run.
+    window.requestAnimationFrame(flushRender);
+    window.setTimeout(flushRender, 250);
+  }
+
+  function nearBottom() {
+    const t = ui.transcript;
+    return t.scrollHeight - t.scrollTop - t.clientHeight < 48;
+  }
+
+  function flushRender() {
+    if (!renderScheduled || !ui.transcript) return;
+    renderScheduled = false;
+    const follow = stickToBottom || nearBottom();
+    stickToBottom = false;
+    const fragment = document.createDocumentFragment();
+    let added = 0;
+    for (const entry of toRender) {
+      if (entry.dropped) continue;
+      entry.node = renderEntry(entry);
+      fragment.append(entry.node);
+      if (!NOTE_KINDS.has(entry.kind)) added++;
+    }
+    toRender = [];
+    ui.transcript.append(fragment);
+    document.body.classList.toggle("has-entries", entries.length > 0);
+    if (follow) {
+      ui.transcript.scrollTop = ui.transcript.scrollHeight;
+    } else if (added) {
+      unseen += added;
+      ui.jumpText.textContent = `${plural(unseen, "new message")}`;
+      ui.jump.hidden = false;
+    }
+  }
+
+  function renderParts(parts, into) {
+    for (const part of parts) {
+      if (typeof part === "string") into.append(part);
+      else into.append(el(part[0] === "chip" ? "span" : part[0], part[0] === "chip" ? "chip" : "", part[1]));
+    }
+  }
+
+  function renderText(text, into) {
+    if (text === "") {
+      into.append(span("empty-msg", "(empty message)"));
+      return;
+    }
+    if (text.length <= TEXT_LIMIT) {
+      into.append(text);
+      return;
+    }
+    into.append(text.slice(0, TEXT_LIMIT), span("hint", "…"));
+    const more = el("button", "more", `Show all ${plural(text.length, "character")}`);
+    more.type = "button";
+    more.addEventListener("click", () => { into.replaceChildren(text); });
+    into.append("\n", more);
+  }
+
+  function renderEnv(env, into) {
+    const names = Object.keys(env);
+    if (!names.length) return;
+    const box = el("details", "env");
+    box.append(el("summary", "", `CGI environment (${names.length})`));
+    box.append(el("p", "env-hint",
+      "The program reads the path as PATH_INFO and the query string as QUERY_STRING: " +
+      "edit them above to pass it arguments."));
+    const table = el("table");
+    for (const name of names) {
+      const row = el("tr");
+      row.append(el("td", "", name), el("td", "", String(env[name])));
+      table.append(row);
+    }
+    box.append(table);
+    into.append(box);
+  }
+
+  function renderEntry(entry) {
+    const row = el("div", `entry ${entry.kind}`);
+    if (NOTE_KINDS.has(entry.kind)) row.classList.add("note");
+    if (entry.kind === "exit") row.classList.add(entry.ok ? "ok" : "bad");
+    if (entry.bytes) row.classList.add("binary");
+    row.dataset.kind = entry.kind;
+
+    row.append(el("span", "time", clock(entry.time)));
+    const dir = el("span", "dir", GLYPHS[entry.kind]);
+    dir.setAttribute("aria-hidden", "true");
+    row.append(dir);
+
+    const body = el("div", "body");
+    body.append(el("span", "sr-only", `${LABELS[entry.kind]}: `));
+    if (entry.parts) {
+      renderParts(entry.parts, body);
+      if (entry.env) renderEnv(entry.env, body);
+    } else if (entry.bytes) {
+      renderHex(entry.bytes, body);
+    } else if (entry.kind === "stderr") {
+      body.append(span("tag", "stderr"));
+      renderText(entry.text, body);
+    } else {
+      const json = entry.kind === "recv" ? parseJson(entry.text) : undefined;
+      if (json !== undefined) renderJson(json, entry.text, body);
+      else renderText(entry.text, body);
+    }
+    row.append(body);
+
+    const meta = el("span", "meta");
+    if (entry.latency !== undefined) {
+      const latency = span("latency", `+${duration(entry.latency)}`);
+      latency.title = "Time since the last message sent";
+      meta.append(latency);
+    }
+    if (!NOTE_KINDS.has(entry.kind)) {
+      const copy = el("button", "copy-entry");
+      copy.type = "button";
+      copy.tabIndex = -1; // the export menu covers keyboard users; keep Tab for the controls
+      copy.title = "Copy this message";
+      copy.append(icon("i-copy"));
+      copy.addEventListener("click", () => copyText(entry.bytes ? hexOf(entry.bytes) : entry.text, "Message copied"));
+      meta.append(copy);
+    }
+    row.append(meta);
+    return row;
+  }
+
+  function clearTranscript() {
+    entries.length = 0;
+    toRender = [];
+    ui.transcript.replaceChildren();
+    document.body.classList.remove("has-entries");
+    unseen = 0;
+    ui.jump.hidden = true;
+  }
+
+  // ------------------------------------------------------------------ toast, clipboard, export
+  let toastTimer = null;
+  function toast(message) {
+    ui.toast.textContent = message;
+    ui.toast.hidden = false;
+    window.clearTimeout(toastTimer);
+    toastTimer = window.setTimeout(() => { ui.toast.hidden = true; }, 2200);
+  }
+
+  async function copyText(text, done) {
+    try {
+      await navigator.clipboard.writeText(text);
+    } catch {
+      // Clipboard API refused (no permission, insecure context): fall back to a selection.
+      const area = el("textarea");
+      area.value = text;
+      area.setAttribute("readonly", "");
+      area.className = "sr-only";
+      document.body.append(area);
+      area.select();
+      document.execCommand("copy");
+      area.remove();
+    }
+    toast(done);
+  }
+
+  function exportText() {
+    const lines = [`# wsdev transcript · ${endpointUrl(target)} · ${new Date().toISOString()}`];
+    for (const entry of entries) {
+      const prefix = `${clock(entry.time)} ${(GLYPHS[entry.kind] || "↻").padEnd(1)} `;
+      let text = textOf(entry);
+      if (entry.kind === "stderr") text = `[stderr] ${text}`;
+      if (entry.latency !== undefined) text += `  (+${duration(entry.latency)})`;
+      lines.push(prefix + text.split("\n").join(`\n${" ".repeat(prefix.length)}`));
+    }
+    return `${lines.join("\n")}\n`;
+  }
+
+  function exportJsonLines() {
+    return entries.map((entry) => {
+      const record = { time: new Date(entry.time).toISOString(), kind: entry.kind };
+      if (entry.bytes) {
+        record.binary = true;
+        record.hex = hexOf(entry.bytes).replace(/ /g, "");
+        record.length = entry.bytes.length;
+      } else {
+        record.data = entry.text;
+      }
+      if (entry.latency !== undefined) record.latency_ms = Math.round(entry.latency * 10) / 10;
+      if (entry.close) Object.assign(record, entry.close);
+      if (entry.env) record.env = entry.env;
+      return JSON.stringify(record);
+    }).join("\n") + (entries.length ? "\n" : "");
+  }
+
+  function download(text, extension, mime) {
+    const stamp = new Date().toISOString().replace(/[:]/g, "").replace(/\..*/, "").replace("T", "-");
+    const blob = new Blob([text], { type: mime });
+    const link = el("a");
+    link.href = URL.createObjectURL(blob);
+    link.download = `wsdev-transcript-${stamp}.${extension}`;
+    document.body.append(link);
+    link.click();
+    link.remove();
+    window.setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+  }
+
+  function runExport(action) {
+    const count = `${entries.length} ${entries.length === 1 ? "entry" : "entries"}`;
+    if (action === "copy-text") copyText(exportText(), `Copied ${count} as text`);
+    else if (action === "copy-jsonl") copyText(exportJsonLines(), `Copied ${count} as JSON lines`);
+    else if (action === "download-text") download(exportText(), "txt", "text/plain");
+    else if (action === "download-jsonl") download(exportJsonLines(), "jsonl", "application/x-ndjson");
+  }
+
+  // ------------------------------------------------------------------ history
+  function loadHistory() {
+    try {
+      const saved = JSON.parse(store.get(HISTORY_KEY) || "[]");
+      return Array.isArray(saved) ? saved.filter((item) => typeof item === "string") : [];
+    } catch {
+      return [];
+    }
+  }
+  let history = loadHistory();
+  let historyIndex = history.length;
+  let draft = "";
+
+  function remember(text) {
+    history = loadHistory(); // another tab may have added to it
+    if (history[history.length - 1] !== text) history.push(text);
+    if (history.length > HISTORY_MAX) history = history.slice(-HISTORY_MAX);
+    store.set(HISTORY_KEY, JSON.stringify(history));
+    historyIndex = history.length;
+    draft = "";
+  }
+
+  function setInput(text) {
+    ui.input.value = text;
+    ui.input.setSelectionRange(text.length, text.length);
+    autosize();
+  }
+
+  function historyStep(delta) {
+    const next = historyIndex + delta;
+    if (next < 0 || next > history.length) return false;
+    if (historyIndex === history.length) draft = ui.input.value;
+    historyIndex = next;
+    setInput(next === history.length ? draft : history[next]);
+    return true;
+  }
+
+  function autosize() {
+    ui.input.style.height = "auto";
+    ui.input.style.height = `${ui.input.scrollHeight + 2}px`;
+  }
+
+  // ------------------------------------------------------------------ connection
+  let target = { path: SETTINGS.path, query: SETTINGS.query };
+  let session = null; // the current socket and what it has told us
+  let state = "closed"; // connecting | open | closed | reconnecting
+  let attempt = 0;
+  let retryTimer = null;
+  let retryAt = 0;
+  let countdown = null;
+  let outageNoted = false;
+  let pending = []; // messages typed while not connected, sent once open
+  let lastSentAt = null;
+  let lastExit = null;
+
+  function setState(next) {
+    state = next;
+    renderStatus();
+  }
+
+  function renderStatus() {
+    const hello = session && session.opened ? session.hello : null;
+    let text;
+    if (state === "open") {
+      text = hello ? `Open · #${hello.seq} · pid ${hello.pid}` : "Open";
+    } else if (state === "connecting") {
+      text = "Connecting…";
+    } else if (state === "reconnecting") {
+      const wait = retryTimer ? Math.max(0, retryAt - performance.now()) : 0;
+      text = wait > 150 ? `Reconnecting in ${(wait / 1000).toFixed(1)} s` : "Reconnecting…";
+    } else {
+      text = lastExit ? `Closed · ${lastExit}` : "Closed";
+    }
+    if (pending.length) text += ` · ${pending.length} queued`;
+    ui.status.dataset.state = state;
+    ui.statusText.textContent = text;
+
+    const offline = state === "closed";
+    ui.connect.querySelector("use").setAttribute("href", offline ? "#i-plug" : "#i-unplug");
+    ui.connectLabel.textContent = offline ? "Connect" : "Disconnect";
+    ui.connect.title = `${offline ? "Connect" : "Disconnect"} (Alt+C)`;
+    document.title = `${targetLabel(target)} · ${state} · wsdev`;
+  }
+
+  function live() {
+    return Boolean(session && session.opened && session.ws.readyState === WebSocket.OPEN &&
+      !session.exit && !session.restart && !session.error);
+  }
+
+  function cancelRetry() {
+    window.clearTimeout(retryTimer);
+    window.clearInterval(countdown);
+    retryTimer = null;
+    countdown = null;
+  }
+
+  function scheduleRetry(delay) {
+    cancelRetry();
+    const wait = delay ?? Math.min(RETRY_FIRST_MS * 2 ** attempt, RETRY_MAX_MS);
+    attempt += 1;
+    retryAt = performance.now() + wait;
+    retryTimer = window.setTimeout(() => { retryTimer = null; connect(); }, wait);
+    if (wait > 150) countdown = window.setInterval(renderStatus, 100);
+    setState("reconnecting");
+  }
+
+  function connect() {
+    cancelRetry();
+    if (session && session.ws.readyState <= WebSocket.OPEN) {
+      session.intentional = true;
+      session.ws.close(1000, "console reconnect");
+    }
+    let ws;
+    try {
+      ws = new WebSocket(socketUrl(target));
+    } catch (err) {
+      addEntry("error", { parts: [`Cannot open a WebSocket: ${err.message}`] });
+      setState("closed");
+      return;
+    }
+    ws.binaryType = "arraybuffer";
+    const mine = {
+      ws, target: { ...target }, opened: false, hello: null, exit: null, restart: null,
+      error: null, intentional: false, entry: null,
+    };
+    session = mine;
+    lastSentAt = null;
+    setState(attempt > 0 ? "reconnecting" : "connecting");
+    ws.addEventListener("open", () => { if (session === mine) opened(mine); });
+    ws.addEventListener("message", (event) => { if (session === mine) received(mine, event.data); });
+    ws.addEventListener("close", (event) => { if (session === mine) closed(mine, event); });
+  }
+
+  function disconnect() {
+    cancelRetry();
+    pending = [];
+    if (session && session.ws.readyState <= WebSocket.OPEN) {
+      session.intentional = true;
+      session.ws.close(1000, "closed by console");
+    }
+    setState("closed");
+  }
+
+  function reconnectNow() {
+    if (session && session.ws.readyState === WebSocket.CONNECTING) return;
+    attempt = 0;
+    connect();
+  }
+
+  function opened(mine) {
+    mine.opened = true;
+    attempt = 0;
+    outageNoted = false;
+    lastExit = null;
+    mine.entry = addEntry("connect", { parts: connectParts(mine) });
+    setState("open");
+    const waiting = pending;
+    pending = [];
+    for (const payload of waiting) sendNow(payload);
+  }
+
+  function connectParts(mine) {
+    const parts = ["Connected to ", ["chip", targetLabel(mine.target)]];
+    const hello = mine.hello;
+    if (hello) {
+      if (hello.seq !== undefined) parts.push(" · ", ["strong", `#${hello.seq}`]);
+      if (hello.pid !== undefined) parts.push(" · pid ", ["strong", String(hello.pid)]);
+      if (hello.command) parts.push(" · ", ["chip", String(hello.command)]);
+      if (hello.binary) parts.push(" · binary mode");
+    }
+    return parts;
+  }
+
+  function received(mine, data) {
+    if (typeof data !== "string") {
+      addEntry("recv", { bytes: new Uint8Array(data), latency: latency() });
+      return;
+    }
+    let message;
+    try { message = JSON.parse(data); } catch { message = null; }
+    if (!message || typeof message !== "object" || typeof message.type !== "string") {
+      addEntry("recv", { text: data, latency: latency() }); // not an envelope: show it as is
+      return;
+    }
+    switch (message.type) {
+      case "hello":
+        mine.hello = message;
+        if (mine.entry) updateEntry(mine.entry, { parts: connectParts(mine), env: message.env || null });
+        renderStatus();
+        break;
+      case "stdout":
+        addEntry("recv", { text: String(message.data ?? ""), latency: latency() });
+        break;
+      case "stderr":
+        addEntry("stderr", { text: String(message.data ?? "") });
+        break;
+      case "stalled":
+        addEntry("warn", {
+          parts: [
+            "The program wrote ", ["strong", plural(Number(message.bytes) || 0, "byte")],
+            " without a newline over a second ago. Each message must end with a newline, " +
+            "and buffered output must be flushed (Python: print(…, flush=True); C: fflush(stdout)).",
+          ],
+        });
+        break;
+      case "exit": {
+        mine.exit = message;
+        const status = String(message.status || "exited");
+        lastExit = status;
+        addEntry("exit", { ok: message.code === 0, parts: ["Program exited: ", ["strong", status]] });
+        break;
+      }
+      case "restart":
+        mine.restart = Array.isArray(message.files) ? message.files.map(String) : [];
+        break;
+      case "error": {
+        mine.error = message;
+        const parts = [String(message.message || "The server refused the connection")];
+        if (message.status) parts.push(" ", ["chip", `HTTP ${message.status}`]);
+        addEntry("error", { parts });
+        break;
+      }
+      default:
+        break; // a newer server's envelope this page does not know yet
+    }
+  }
+
+  function latency() {
+    return lastSentAt === null ? undefined : performance.now() - lastSentAt;
+  }
+
+  function changedLabel(files) {
+    const names = files.map((f) => f.split(/[\\/]/).pop());
+    if (!names.length) return "↻ program changed";
+    if (names.length <= 3) return `↻ ${names.join(", ")} changed`;
+    return `↻ ${names.slice(0, 2).join(", ")} and ${names.length - 2} more files changed`;
+  }
+
+  function closed(mine, event) {
+    const code = event.code;
+    const reason = event.reason || "";
+    if (!mine.opened) {
+      if (mine.intentional) { setState("closed"); return; }
+      if (!outageNoted) {
+        outageNoted = true;
+        addEntry("warn", { parts: [`Cannot reach the wsdev server at ${window.location.host}; retrying…`] });
+      }
+      scheduleRetry();
+      return;
+    }
+    const closeInfo = { code, reason };
+    const codeChip = ["chip", `${code}${reason ? ` ${reason}` : ""}`];
+    if (mine.intentional) {
+      addEntry("close", { parts: ["Disconnected ", codeChip], close: closeInfo });
+      setState("closed");
+      return;
+    }
+    if (code === 1012 || mine.restart) {
+      addEntry("restart", {
+        parts: [changedLabel(mine.restart || []), ["span", " · closed "], codeChip, ["span", " · reconnecting"]],
+        close: closeInfo,
+      });
+      attempt = 0;
+      scheduleRetry(RESTART_DELAY_MS);
+      return;
+    }
+    const programEnded = Boolean(mine.exit) || code === 1000 || code === 1011;
+    const final = programEnded || Boolean(mine.error) || code === 1009 || code === 1008;
+    if (final) {
+      const hint = pending.length ? " · starting it again" : " · press Enter to start the program again";
+      addEntry("close", {
+        parts: ["Connection closed ", codeChip, ` (${CLOSE_NAMES[code] || "closed"})`, ["span", hint]],
+        close: closeInfo,
+      });
+      if (pending.length) reconnectNow();
+      else setState("closed");
+      return;
+    }
+    const why = code === 1001 ? "Server shutting down" : "Connection lost";
+    addEntry("close", {
+      parts: [`${why} `, codeChip, ` (${CLOSE_NAMES[code] || "closed"}) · reconnecting`],
+      close: closeInfo,
+    });
+    attempt = 0;
+    scheduleRetry();
+  }
+
+  function sendNow(payload) {
+    session.ws.send(payload);
+    const fields = typeof payload === "string" ? { text: payload } : { bytes: payload };
+    stickToBottom = true;
+    addEntry("sent", fields);
+    lastSentAt = performance.now();
+  }
+
+  function submit() {
+    const text = ui.input.value;
+    if (text === "") {
+      if (!live()) reconnectNow();
+      return;
+    }
+    let payload = text;
+    if (ui.format.value === "hex") {
+      payload = parseHex(text);
+      if (payload === null) {
+        toast("Not hex: use pairs of digits, like 48 69 0a");
+        return;
+      }
+    }
+    remember(text);
+    setInput("");
+    if (live()) {
+      sendNow(payload);
+      return;
+    }
+    pending.push(payload);
+    // A program that has exited (or a closed console) starts again for this message; a
+    // connection on its way sends it as soon as it opens.
+    if (state === "closed" || (state === "reconnecting" && retryTimer)) reconnectNow();
+    renderStatus();
+  }
+
+  // ------------------------------------------------------------------ endpoint editing
+  function showTarget() {
+    ui.path.value = target.path;
+    ui.query.value = target.query;
+  }
+
+  function retarget() {
+    const next = normalizeTarget(ui.path.value, ui.query.value);
+    target = next;
+    showTarget();
+    // Keep the address bar pointing at the same endpoint, so a reload or a shared link opens
+    // the console on it.
+    const label = targetLabel(next);
+    const url = AT_PREFIX || next.path.startsWith("/_wsdev/") ? `/_wsdev/#${label}` : label;
+    try { window.history.replaceState(null, "", url); } catch { /* keep the old address */ }
+    addEntry("info", { parts: ["Endpoint set to ", ["chip", label]] });
+    attempt = 0;
+    connect();
+    ui.input.focus();
+  }
+
+  function initialTarget() {
+    if (AT_PREFIX && window.location.hash.length > 1) {
+      const given = decodeURIComponent(window.location.hash.slice(1));
+      const [path, ...rest] = given.split("?");
+      target = normalizeTarget(path, rest.join("?"));
+    }
+  }
+
+  // ------------------------------------------------------------------ menus and keys
+  function openMenu(focusFirst) {
+    ui.exportList.hidden = false;
+    ui.exportButton.setAttribute("aria-expanded", "true");
+    if (focusFirst) ui.exportList.querySelector("button").focus();
+  }
+  function closeMenu(focusButton) {
+    if (ui.exportList.hidden) return false;
+    ui.exportList.hidden = true;
+    ui.exportButton.setAttribute("aria-expanded", "false");
+    if (focusButton) ui.exportButton.focus();
+    return true;
+  }
+
+  function menuKeys(event) {
+    const items = [...ui.exportList.querySelectorAll("button")];
+    const at = items.indexOf(document.activeElement);
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      event.preventDefault();
+      const step = event.key === "ArrowDown" ? 1 : -1;
+      items[(at + step + items.length) % items.length].focus();
+    } else if (event.key === "Tab") {
+      closeMenu(false);
+    }
+  }
+
+  function isEditable(node) {
+    return node && (node.tagName === "INPUT" || node.tagName === "TEXTAREA" || node.tagName === "SELECT");
+  }
+
+  function globalKeys(event) {
+    if (event.defaultPrevented) return;
+    const plainCtrl = (event.ctrlKey || event.metaKey) && !event.altKey && !event.shiftKey;
+    const plainAlt = event.altKey && !event.ctrlKey && !event.metaKey;
+    if (plainCtrl && event.key.toLowerCase() === "l") {
+      event.preventDefault();
+      clearTranscript();
+      ui.input.focus();
+    } else if (plainAlt && event.code === "KeyC") {
+      event.preventDefault();
+      if (state === "closed") reconnectNow();
+      else disconnect();
+    } else if (plainAlt && event.code === "KeyP") {
+      event.preventDefault();
+      ui.path.focus();
+      ui.path.select();
+    } else if (plainAlt && event.code === "KeyT") {
+      event.preventDefault();
+      toggleTheme();
+    } else if (event.key === "F1" || (event.key === "?" && !isEditable(event.target))) {
+      event.preventDefault();
+      openHelp();
+    } else if (event.key === "Escape" && !ui.help.open) {
+      if (closeMenu(true)) return;
+      ui.input.focus();
+    }
+  }
+
+  function inputKeys(event) {
+    if (event.isComposing) return;
+    const mods = event.shiftKey || event.ctrlKey || event.altKey || event.metaKey;
+    const input = ui.input;
+    if (event.key === "Enter" && !mods) {
+      event.preventDefault();
+      submit();
+    } else if (event.key === "ArrowUp" && !mods && input.selectionStart === input.selectionEnd &&
+               !input.value.slice(0, input.selectionStart).includes("\n")) {
+      if (historyStep(-1)) event.preventDefault();
+    } else if (event.key === "ArrowDown" && !mods && input.selectionStart === input.selectionEnd &&
+               !input.value.slice(input.selectionEnd).includes("\n")) {
+      if (historyStep(1)) event.preventDefault();
+    }
+  }
+
+  function openHelp() {
+    closeMenu(false);
+    if (!ui.help.open) ui.help.showModal();
+  }
+
+  // ------------------------------------------------------------------ start
+  function start() {
+    const $ = (id) => document.getElementById(id);
+    ui = {
+      transcript: $("transcript"), jump: $("jump"), jumpText: $("jump-text"),
+      input: $("input"), format: $("format"), composer: $("composer"),
+      status: $("status"), statusText: $("status-text"),
+      connect: $("connect"), connectLabel: $("connect").querySelector(".label"),
+      path: $("path"), query: $("query"), targetForm: $("target"), origin: $("origin"),
+      exportButton: $("export"), exportList: $("export-list"),
+      help: $("help"), toast: $("toast"),
+    };
+    initialTarget();
+    showTarget();
+    ui.origin.textContent = `${WS_SCHEME}://${window.location.host}`;
+    const who = SETTINGS.command || "the program";
+    ui.input.placeholder = `Message to ${who} — Enter to send, Shift+Enter for a new line`;
+    $("version").textContent = `wsdev ${SETTINGS.version}`.trim();
+
+    ui.composer.addEventListener("submit", (event) => { event.preventDefault(); submit(); ui.input.focus(); });
+    ui.input.addEventListener("keydown", inputKeys);
+    ui.input.addEventListener("input", autosize);
+    ui.targetForm.addEventListener("submit", (event) => { event.preventDefault(); retarget(); });
+    ui.connect.addEventListener("click", () => {
+      if (state === "closed") reconnectNow();
+      else disconnect();
+    });
+    $("clear").addEventListener("click", () => { clearTranscript(); ui.input.focus(); });
+    $("theme").addEventListener("click", toggleTheme);
+    $("copy-url").addEventListener("click", () => copyText(endpointUrl(target), `Copied ${endpointUrl(target)}`));
+    $("help-open").addEventListener("click", openHelp);
+    $("help-more").addEventListener("click", openHelp);
+    ui.help.addEventListener("close", () => ui.input.focus());
+
+    ui.exportButton.addEventListener("click", (event) => {
+      if (ui.exportList.hidden) openMenu(event.detail === 0);
+      else closeMenu(false);
+    });
+    ui.exportList.addEventListener("keydown", menuKeys);
+    ui.exportList.addEventListener("click", (event) => {
+      const item = event.target.closest("[data-export]");
+      if (!item) return;
+      closeMenu(true);
+      runExport(item.dataset.export);
+    });
+    document.addEventListener("click", (event) => {
+      if (!event.target.closest("#export-menu")) closeMenu(false);
+    });
+    document.addEventListener("keydown", globalKeys);
+
+    ui.transcript.addEventListener("scroll", () => {
+      if (nearBottom()) { unseen = 0; ui.jump.hidden = true; }
+    });
+    ui.jump.addEventListener("click", () => {
+      ui.transcript.scrollTop = ui.transcript.scrollHeight;
+      ui.input.focus();
+    });
+
+    autosize();
+    ui.input.focus();
+    renderStatus();
+    connect();
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();

@@ -1,0 +1,45 @@
+"""Mapping a request path onto a program in a folder (``--dir``, and ``--cgidir``) (SPEC A2).
+
+The path is walked segment by segment from the folder; the first segment that names a file is
+the program: SCRIPT_NAME is the path up to it, PATH_INFO the rest. A segment that could leave
+the folder (``..``, ``.``, a NUL, a backslash) or a symlink that resolves outside it maps to
+nothing, which the server answers with 404.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptMatch:
+    file: Path
+    script_name: str
+    path_info: str
+
+
+def map_url(root: Path, url_path: str) -> ScriptMatch | None:
+    """The program ``url_path`` (decoded) names under ``root``, or None."""
+    root = root.resolve()
+    parts = url_path.lstrip("/").split("/")
+    current = root
+    for index, part in enumerate(parts):
+        if part in ("", ".", "..") or "\0" in part or "\\" in part:
+            return None
+        current = current / part
+        try:
+            resolved = current.resolve(strict=True)
+        except (OSError, RuntimeError):
+            return None
+        if not resolved.is_relative_to(root):
+            return None
+        if resolved.is_dir():
+            continue
+        if not resolved.is_file():
+            return None
+        script_name = "/" + "/".join(parts[: index + 1])
+        rest = parts[index + 1 :]
+        path_info = "/" + "/".join(rest) if rest else ""
+        return ScriptMatch(current, script_name, path_info)
+    return None

@@ -1,0 +1,89 @@
+"""Server-to-client WebSocket frames, encoded in bulk and written many to one socket write.
+
+aiohttp's ``send_str`` costs a coroutine and a socket write per message; a program that prints a
+million lines needs better. Server frames are unmasked and, with compression off, a frame is just
+a header and the payload, so the lines of one pipe read become one buffer and one ``write``.
+aiohttp keeps the connection itself: it parses what the client sends and writes control frames
+(pong, close), which interleave safely with ours because every write here is whole frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Iterable
+
+from aiohttp import web
+
+OP_TEXT = 0x1
+OP_BINARY = 0x2
+
+_TEXT_HEADERS = tuple(bytes((0x80 | OP_TEXT, n)) for n in range(126))
+_BINARY_HEADERS = tuple(bytes((0x80 | OP_BINARY, n)) for n in range(126))
+
+
+def frame_header(opcode: int, length: int) -> bytes:
+    first = 0x80 | opcode
+    if length < 126:
+        return bytes((first, length))
+    if length < 1 << 16:
+        return struct.pack("!BBH", first, 126, length)
+    return struct.pack("!BBQ", first, 127, length)
+
+
+def text_frames(payloads: Iterable[bytes]) -> bytes:
+    """One buffer holding a text frame for each (already valid UTF-8) payload."""
+    headers = _TEXT_HEADERS
+    parts: list[bytes] = []
+    append = parts.append
+    for payload in payloads:
+        size = len(payload)
+        append(headers[size] if size < 126 else frame_header(OP_TEXT, size))
+        append(payload)
+    return b"".join(parts)
+
+
+def binary_frame(payload: bytes) -> bytes:
+    size = len(payload)
+    header = _BINARY_HEADERS[size] if size < 126 else frame_header(OP_BINARY, size)
+    return header + payload
+
+
+class FrameWriter:
+    """Writes whole frames to one WebSocket's transport and reports when it should pause."""
+
+    __slots__ = ("_protocol", "_transport", "closed")
+
+    def __init__(self, request: web.Request) -> None:
+        self._transport = request.transport
+        self._protocol = request.protocol
+        self.closed = False
+
+    def write(self, frames: bytes) -> None:
+        transport = self._transport
+        if self.closed or transport is None or transport.is_closing():
+            return
+        transport.write(frames)
+
+    def abort(self) -> None:
+        """Drop the connection without a Close frame (the client stopped answering pings)."""
+        self.closed = True
+        if self._transport is not None:
+            self._transport.abort()
+
+    @property
+    def must_pause(self) -> bool:
+        """True while the socket's send buffer is over its high-water mark."""
+        return self._protocol.writing_paused and not self.closed
+
+    async def drain(self) -> None:
+        """Wait until the socket's send buffer has drained below its low-water mark."""
+        if not self.must_pause:
+            return
+        try:
+            # aiohttp's protocol already tracks pause_writing/resume_writing; wait on it rather
+            # than keep a second copy of that state.
+            await self._protocol._drain_helper()
+        except (ConnectionError, asyncio.CancelledError):
+            self.closed = True
+            raise

@@ -1,0 +1,399 @@
+"""CGI/1.1 execution of ``--cgidir`` scripts, on a real aiohttp server with real scripts.
+
+Expectations are websocketd's (Go's net/http/cgi) where it is sane, and a clean 500 with a logged
+error where a script fails. The scripts are POSIX shell, so these tests need a POSIX system.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from conftest import timeout
+from rawhttp import RawResponse, parse_response, request
+
+from wsdev.cgi import find_cgi_script, serve_cgi, wait_scripts_ended
+from wsdev.config import Config
+from wsdev.environ import RequestFacts, cgi_environ
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="the test scripts are POSIX sh")
+
+ENV_SCRIPT = """#!/bin/sh
+echo "Content-Type: text/plain"
+echo "X-Custom: yes"
+echo
+env | sort
+echo "cwd=$(pwd)"
+echo "argv0=$0"
+echo "body=$(cat)"
+"""
+
+SCRIPTS = {
+    "env.sh": ENV_SCRIPT,
+    "sub/env.sh": ENV_SCRIPT,
+    "status.sh": 'printf "Status: 404 Not Here\\nContent-Type: text/plain\\n\\nnf\\n"',
+    "status-only.sh": 'printf "Status: 204\\n\\n"',
+    "bad-status.sh": 'printf "Status: abc\\nContent-Type: text/plain\\n\\nx\\n"',
+    "location.sh": 'printf "Location: /elsewhere\\n\\n"',
+    "location-status.sh": 'printf "Status: 303 See Other\\nLocation: /x\\n\\n"',
+    "bogus.sh": 'printf "Content-Type: text/plain\\r\\nbogus line\\r\\nX-A: 1\\r\\n\\r\\nbody\\n"',
+    "no-type.sh": 'printf "X-Only: 1\\n\\nbody\\n"',
+    "fail.sh": "echo oops >&2\nexit 3",
+    "silent.sh": "exit 0",
+    "no-end.sh": 'printf "Content-Type: text/plain"',
+    "fail-after.sh": 'printf "Content-Type: text/plain\\n\\npartial\\n"\nexit 5',
+    "multi.sh": 'printf "Content-Type: text/plain\\nSet-Cookie: a=1\\nSet-Cookie: b=2\\n\\n"',
+    "length.sh": 'printf "Content-Type: text/plain\\nContent-Length: 3\\n\\nabcdef"',
+    "short.sh": 'printf "Content-Type: text/plain\\nContent-Length: 10\\n\\nabc"',
+    "framing.sh": 'printf "Content-Type: text/plain\\nTransfer-Encoding: chunked\\n'
+    'Connection: keep-alive\\n\\nplain\\n"',
+    "cat.sh": 'echo "Content-Type: application/octet-stream"\necho\nexec cat',
+    "big.sh": 'echo "Content-Type: application/octet-stream"\necho\nhead -c 5000000 /dev/zero',
+    "long-stderr.sh": "head -c 200000 /dev/zero | tr '\\0' e >&2\n"
+    'printf "Content-Type: text/plain\\n\\nfine\\n"',
+    "fifo.sh": 'printf "Content-Type: text/plain\\n\\nfirst\\n"\ncat ./gate',
+    "forever.sh": 'sleep 1000 &\necho $! > grandchild.pid\nprintf "Content-Type: text/plain\\n\\n"\n'
+    "while :; do echo tick; sleep 0.05; done",
+}
+
+
+def write_script(root: Path, name: str, body: str, mode: int = 0o755) -> Path:
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\n{body}\n" if not body.startswith("#!") else body)
+    path.chmod(mode)
+    return path
+
+
+@pytest.fixture
+def cgidir(tmp_path: Path) -> Path:
+    root = tmp_path / "cgi"
+    root.mkdir()
+    for name, body in SCRIPTS.items():
+        write_script(root, name, body)
+    write_script(root, "noexec.sh", "echo hi", mode=0o644)
+    write_script(root, "bad-interpreter.sh", "#!/nonexistent/interpreter\n")
+    (root / "text.txt").write_text("Content-Type: text/plain\n\nnot a program\n")
+    (root / "text.txt").chmod(0o755)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    write_script(outside, "evil.sh", 'printf "Content-Type: text/plain\\n\\nESCAPED\\n"')
+    (root / "link-out.sh").symlink_to(outside / "evil.sh")
+    (root / "link-dir").symlink_to(outside, target_is_directory=True)
+    (root / "link-in.sh").symlink_to(root / "status.sh")
+    return root
+
+
+@pytest.fixture
+def config() -> Config:
+    return Config(passenv=("PATH",))
+
+
+@pytest.fixture
+async def port(cgidir: Path, config: Config) -> AsyncIterator[int]:
+    async def handle(http: web.Request) -> web.StreamResponse:
+        found = find_cgi_script(cgidir, http.rel_url.raw_path)
+        if found is None:
+            return web.Response(status=404, text="not found\n")
+        script, script_name, path_info = found
+        facts = RequestFacts(
+            method=http.method,
+            raw_path=http.raw_path,
+            version="HTTP/1.1",
+            host=http.headers.get("Host", ""),
+            headers=tuple(http.headers.items()),
+            remote_addr=http.remote or "",
+            remote_port="1",
+            remote_host=http.remote or "",
+        )
+        env = cgi_environ(
+            config, facts, script_name=script_name, path_info=path_info, unique_id="42"
+        )
+        return await serve_cgi(http, config, script, env)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server = site._server  # noqa: SLF001 - the only way to learn the bound port
+    assert server is not None
+    yield int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+    await runner.cleanup()
+    await asyncio.wait_for(wait_scripts_ended(), timeout(10))
+
+
+def env_of(response: RawResponse) -> dict[str, str]:
+    pairs = (line.partition("=") for line in response.text.splitlines())
+    return {name: value for name, sep, value in pairs if sep}
+
+
+def cgi_records(caplog: pytest.LogCaptureFixture, category: str = "cgi") -> list[str]:
+    return [r.getMessage() for r in caplog.records if getattr(r, "category", None) == category]
+
+
+async def wait_for(predicate: Callable[[], bool], within: float = 10) -> None:
+    """Poll ``predicate``: for log records and foreign processes there is no event to await."""
+
+    async def poll() -> None:
+        while not predicate():
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(poll(), timeout(within))
+
+
+async def test_environment_body_and_working_directory(port: int, cgidir: Path) -> None:
+    response = await request(
+        port,
+        "/sub/env.sh?a=b%20c",
+        method="POST",
+        headers=[("Content-Type", "text/x-test"), ("X-Foo", "bar")],
+        body=b"hello",
+    )
+    assert response.status == 200
+    assert response.header("Content-Type") == "text/plain"
+    assert response.header("X-Custom") == "yes"
+    env = env_of(response)
+    script = cgidir / "sub" / "env.sh"
+    assert env["body"] == "hello"
+    assert env["cwd"] == str(script.parent)
+    assert env["argv0"] == str(script)
+    assert env["CONTENT_LENGTH"] == "5"
+    assert env["CONTENT_TYPE"] == "text/x-test"
+    assert env["REQUEST_METHOD"] == "POST"
+    assert env["QUERY_STRING"] == "a=b%20c"
+    assert env["SCRIPT_NAME"] == "/"
+    assert env["PATH_INFO"] == "/sub/env.sh"
+    assert env["SCRIPT_FILENAME"] == str(script)
+    assert env["GATEWAY_INTERFACE"] == "CGI/1.1"
+    assert env["HTTP_X_FOO"] == "bar"
+    assert env["UNIQUE_ID"] == "42"
+
+
+async def test_get_has_empty_content_variables(port: int) -> None:
+    env = env_of(await request(port, "/env.sh"))
+    assert env["CONTENT_LENGTH"] == ""
+    assert env["CONTENT_TYPE"] == ""
+    assert env["body"] == ""
+
+
+async def test_environment_is_cleared_but_for_passenv(
+    port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WSDEV_TEST_LEAK", "leaked")
+    env = env_of(await request(port, "/env.sh"))
+    assert "WSDEV_TEST_LEAK" not in env
+    assert env["PATH"] == os.environ["PATH"]
+
+
+@pytest.mark.parametrize(
+    ("target", "status", "reason", "body", "location"),
+    [
+        ("/status.sh", 404, "Not Here", b"nf\n", None),
+        ("/status-only.sh", 204, "No Content", b"", None),
+        ("/location.sh", 302, "Found", b"", "/elsewhere"),
+        ("/location-status.sh", 303, "See Other", b"", "/x"),
+        ("/bogus.sh", 200, "OK", b"body\n", None),
+        ("/fail-after.sh", 200, "OK", b"partial\n", None),
+        ("/link-in.sh", 404, "Not Here", b"nf\n", None),
+    ],
+)
+async def test_response_head(
+    port: int, target: str, status: int, reason: str, body: bytes, location: str | None
+) -> None:
+    response = await request(port, target)
+    assert (response.status, response.reason, response.body) == (status, reason, body)
+    assert response.header("Location") == location
+
+
+async def test_bogus_header_line_is_skipped_and_logged(
+    port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    response = await request(port, "/bogus.sh")
+    assert response.header("X-A") == "1"
+    assert any("bogus line" in message for message in cgi_records(caplog))
+
+
+async def test_repeated_headers_are_kept(port: int) -> None:
+    response = await request(port, "/multi.sh")
+    assert response.header_all("Set-Cookie") == ["a=1", "b=2"]
+
+
+async def test_framing_headers_are_the_servers(port: int) -> None:
+    response = await request(port, "/framing.sh")
+    assert response.status == 200
+    assert response.body == b"plain\n"
+    assert response.header("Connection") != "keep-alive"
+
+
+async def test_content_length_cuts_the_body(port: int) -> None:
+    response = await request(port, "/length.sh")
+    assert response.header("Content-Length") == "3"
+    assert response.body == b"abc"
+
+
+async def test_short_body_closes_the_connection(
+    port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    response = await request(port, "/short.sh")
+    assert response.body == b"abc"  # and the read ended: the server closed, the client did not hang
+    assert any("fewer than its Content-Length" in m for m in cgi_records(caplog))
+
+
+async def test_head_runs_the_script_and_sends_no_body(port: int) -> None:
+    raw = f"HEAD /status.sh HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    response = await request(port, raw=raw.encode())
+    assert response.status == 404
+    assert response.body == b""
+
+
+@pytest.mark.parametrize(
+    ("target", "logged"),
+    [
+        ("/noexec.sh", "cannot be run: Permission denied"),
+        ("/bad-interpreter.sh", "cannot be run: No such file or directory"),
+        ("/text.txt", "cannot be run: Exec format error"),
+        ("/fail.sh", "ended before writing its headers (exit status 3)"),
+        ("/silent.sh", "ended before writing its headers"),
+        ("/no-end.sh", "ended before finishing its header block"),
+        ("/no-type.sh", "sent no Content-Type, Status or Location header"),
+        ("/bad-status.sh", "sent a bad Status header: 'abc'"),
+    ],
+)
+async def test_failing_script_gives_a_clean_500(
+    port: int, caplog: pytest.LogCaptureFixture, target: str, logged: str
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    response = await request(port, target)
+    assert response.status == 500
+    assert response.header("Content-Type") == "text/plain; charset=utf-8"
+    assert response.text == "500 Internal Server Error: the CGI script failed\n"
+    assert any(logged in message for message in cgi_records(caplog)), cgi_records(caplog)
+    assert not any(record.exc_info for record in caplog.records)
+
+
+async def test_stderr_lines_are_logged(port: int, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    await request(port, "/fail.sh")
+    await wait_for(lambda: "oops" in cgi_records(caplog, "stderr"))
+
+
+async def test_a_long_stderr_line_does_not_stop_the_script(
+    port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    response = await request(port, "/long-stderr.sh")
+    assert response.body == b"fine\n"
+    await wait_for(lambda: len(cgi_records(caplog, "stderr")) >= 2)
+    assert all(len(line) <= 64 * 1024 for line in cgi_records(caplog, "stderr"))
+    assert sum(len(line) for line in cgi_records(caplog, "stderr")) == 200_000
+
+
+async def test_large_bodies_stream_both_ways(port: int) -> None:
+    payload = os.urandom(2_000_000)
+    echoed = await request(port, "/cat.sh", method="POST", body=payload, within=60)
+    assert echoed.status == 200
+    assert echoed.body == payload
+    big = await request(port, "/big.sh", within=60)
+    assert big.body == b"\0" * 5_000_000
+
+
+async def test_output_streams_before_the_script_ends(port: int, cgidir: Path) -> None:
+    gate = cgidir / "gate"
+    os.mkfifo(gate)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET /fifo.sh HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+    received = b""
+    while b"first" not in received:
+        chunk = await asyncio.wait_for(reader.read(4096), timeout(10))
+        assert chunk, "connection closed before the first line arrived"
+        received += chunk
+    # The script is now blocked opening the FIFO: everything so far arrived while it ran.
+    fd = await asyncio.get_running_loop().run_in_executor(None, os.open, gate, os.O_WRONLY)
+    os.write(fd, b"second\n")
+    os.close(fd)
+    while not received.endswith(b"0\r\n\r\n"):
+        chunk = await asyncio.wait_for(reader.read(4096), timeout(10))
+        assert chunk
+        received += chunk
+    writer.close()
+    assert parse_response(received).body == b"first\nsecond\n"
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    # A zombie (state Z) has ended; only its parent has not collected it yet.
+    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+async def test_client_leaving_ends_the_script_and_its_children(port: int, cgidir: Path) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET /forever.sh HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+    received = b""
+    while b"tick" not in received:
+        chunk = await asyncio.wait_for(reader.read(4096), timeout(10))
+        assert chunk
+        received += chunk
+    grandchild = int((cgidir / "grandchild.pid").read_text())
+    assert not _gone(grandchild)
+    writer.close()
+    await wait_for(lambda: _gone(grandchild))
+
+
+@pytest.mark.parametrize(
+    ("url_path", "found"),
+    [
+        ("/env.sh", ("env.sh", "/", "/env.sh")),
+        ("/sub/env.sh?x=1", ("sub/env.sh", "/", "/sub/env.sh")),
+        ("/sub%2Fenv.sh", ("sub/env.sh", "/", "/sub/env.sh")),
+        ("/env.sh/", ("env.sh", "/", "/env.sh/")),
+        ("/link-in.sh", ("status.sh", "/", "/link-in.sh")),
+        ("/env.sh/extra", None),
+        ("/sub", None),
+        ("/sub/", None),
+        ("/", None),
+        ("/missing.sh", None),
+    ],
+)
+def test_find_cgi_script(cgidir: Path, url_path: str, found: tuple[str, str, str] | None) -> None:
+    result = find_cgi_script(cgidir, url_path)
+    if found is None:
+        assert result is None
+    else:
+        assert result == ((cgidir / found[0]).resolve(), found[1], found[2])
+
+
+TRAVERSALS = [
+    "/../outside/evil.sh",
+    "/sub/../../outside/evil.sh",
+    "/%2e%2e/outside/evil.sh",
+    "/.%2E/outside/evil.sh",
+    "/..%2foutside%2fevil.sh",
+    "/..\\outside\\evil.sh",
+    "/..%5coutside%5cevil.sh",
+    "/%252e%252e/outside/evil.sh",
+    "/env.sh%00",
+    "/link-out.sh",
+    "/link-dir/evil.sh",
+]
+
+
+@pytest.mark.parametrize("target", TRAVERSALS)
+async def test_traversal_never_runs_a_script_outside(port: int, cgidir: Path, target: str) -> None:
+    assert find_cgi_script(cgidir, target) is None
+    response = await request(port, target)
+    assert b"ESCAPED" not in response.body
+    assert response.status in (400, 404)

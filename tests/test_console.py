@@ -1,0 +1,473 @@
+"""The browser console in a real headless Chromium against a real wsdev (SPEC C1–C5).
+
+One browser and one echo server are shared by the module (each test opens its own browser
+context, so localStorage starts empty); tests that need their own program or port start it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from conftest import ServerProcess, free_port, run_wsdev, timeout
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists() and not os.environ.get("CI"):
+    pytest.skip("Chromium is not installed at /usr/bin/chromium", allow_module_level=True)
+if not os.environ.get("CI"):
+    pytest.importorskip("playwright")
+
+from playwright.async_api import (  # noqa: E402
+    Browser,
+    BrowserContext,
+    Page,
+    async_playwright,
+    expect,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+WAIT_MS = timeout(15) * 1000
+expect.set_options(timeout=WAIT_MS)
+
+# One line in, one line out; a few words make it misbehave in the ways the console must show.
+ECHO_BOT = """\
+import json, os, sys
+for line in sys.stdin:
+    line = line.rstrip("\\n")
+    if line == "env":
+        print(json.dumps({"path": os.environ["PATH_INFO"], "query": os.environ["QUERY_STRING"]}))
+    elif line == "json":
+        print('{"user": {"name": "ann", "tags": ["a", "b"]}, "big": 12345678901234567890, '
+              '"ratio": 1.0, "ok": true, "none": null}')
+    elif line.startswith("err "):
+        print(line[4:], file=sys.stderr, flush=True)
+    elif line.startswith("exit "):
+        print("bye", flush=True)
+        sys.exit(int(line[5:]))
+    elif line.startswith("raw "):
+        print(line[4:])
+    elif line == "partial":
+        sys.stdout.write("prompt> ")
+    else:
+        print("echo: " + line)
+    sys.stdout.flush()
+"""
+
+
+def write_program(folder: Path, name: str, body: str) -> Path:
+    path = folder / name
+    path.write_text(f"#!{sys.executable}\n{body}")
+    path.chmod(0o755)
+    return path
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def echo_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServerProcess]:
+    bot = write_program(tmp_path_factory.mktemp("echo"), "bot.py", ECHO_BOT)
+    async with run_wsdev(str(bot)) as server:
+        yield server
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
+    ctx = await browser.new_context(viewport={"width": 1100, "height": 720}, accept_downloads=True)
+    ctx.set_default_timeout(WAIT_MS)
+    try:
+        yield ctx
+    finally:
+        await ctx.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def page(context: BrowserContext) -> AsyncIterator[Page]:
+    opened = await context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    yield opened
+    assert not errors, f"the page raised: {errors}"
+
+
+async def open_console(page: Page, url: str) -> None:
+    await page.goto(url)
+    await expect(page.locator("#status")).to_have_attribute("data-state", "open", timeout=WAIT_MS)
+    # The connect note is filled in from the hello envelope once the program runs.
+    await expect(page.locator(".entry.connect").last).to_contain_text("pid", timeout=WAIT_MS)
+
+
+async def send(page: Page, text: str) -> None:
+    await page.locator("#input").fill(text)
+    await page.locator("#input").press("Enter")
+
+
+def entries(page: Page, kind: str):  # type: ignore[no-untyped-def]
+    return page.locator(f"#transcript .entry.{kind}")
+
+
+async def test_connects_on_load_and_echoes(page: Page, echo_server: ServerProcess) -> None:
+    await open_console(page, f"{echo_server.http_url}/chat?room=1")
+    await expect(page.locator("#input")).to_be_focused()
+    await expect(page.locator("#path")).to_have_value("/chat")
+    await expect(page.locator("#query")).to_have_value("room=1")
+    await expect(page.locator("#status-text")).to_contain_text("pid")
+
+    await send(page, "hello")
+    await expect(entries(page, "sent").last.locator(".body")).to_have_text("sent: hello")
+    reply = entries(page, "recv").last
+    await expect(reply.locator(".body")).to_have_text("received: echo: hello")
+    await expect(reply.locator(".latency")).to_have_text(re.compile(r"^\+[\d.]+ (ms|s)$"))
+    await expect(page.locator("#input")).to_have_value("")
+    await expect(page.locator("#input")).to_be_focused()
+
+    # The program saw the endpoint the console was opened on, as a plain client would give it.
+    await send(page, "env")
+    await expect(entries(page, "recv").last).to_contain_text('"path": "/chat"')
+    await expect(entries(page, "recv").last).to_contain_text('"query": "room=1"')
+    env = page.locator(".entry.connect .env")
+    await env.locator("summary").click()
+    await expect(env).to_contain_text("QUERY_STRING")
+    await expect(env).to_contain_text("room=1")
+
+
+async def test_shift_enter_makes_one_multiline_message(
+    page: Page, echo_server: ServerProcess
+) -> None:
+    await open_console(page, echo_server.http_url + "/")
+    box = page.locator("#input")
+    await box.press_sequentially("one")
+    await box.press("Shift+Enter")
+    await box.press_sequentially("two")
+    await expect(box).to_have_value("one\ntwo")
+    await box.press("Enter")
+    # One message of two lines: the program reads two lines and answers each.
+    await expect(entries(page, "sent")).to_have_count(1)
+    await expect(entries(page, "recv")).to_have_count(2)
+    await expect(entries(page, "recv").last).to_contain_text("echo: two")
+
+
+async def test_history_survives_reload(page: Page, echo_server: ServerProcess) -> None:
+    await open_console(page, echo_server.http_url + "/")
+    for word in ("first", "second"):
+        await send(page, word)
+        await expect(entries(page, "recv").last).to_contain_text(f"echo: {word}")
+    await page.reload()
+    await expect(page.locator("#status")).to_have_attribute("data-state", "open")
+    box = page.locator("#input")
+    await box.fill("draft")
+    await box.press("ArrowUp")
+    await expect(box).to_have_value("second")
+    await box.press("ArrowUp")
+    await expect(box).to_have_value("first")
+    await box.press("ArrowDown")
+    await expect(box).to_have_value("second")
+    await box.press("ArrowDown")
+    await expect(box).to_have_value("draft")
+
+
+async def test_json_reply_is_pretty_and_foldable(page: Page, echo_server: ServerProcess) -> None:
+    await open_console(page, echo_server.http_url + "/")
+    await send(page, "json")
+    reply = entries(page, "recv").last
+    tree = reply.locator(".json")
+    await expect(tree).to_be_visible()
+    name = tree.locator(".jline", has_text='"name": "ann"')
+    await expect(name).to_be_visible()
+    # Numbers are shown exactly as the program wrote them.
+    await expect(tree.locator(".jline", has_text='"big"')).to_contain_text("12345678901234567890")
+    await expect(tree.locator(".jline", has_text='"ratio"')).to_contain_text("1.0")
+
+    user = tree.locator(".jbody > details").first
+    await expect(user.locator("summary").first).to_contain_text('"user"')
+    await user.locator("summary").first.click()
+    await expect(name).to_be_hidden()
+    await expect(user.locator("summary .jfold").first).to_contain_text("2 keys")
+    # Keyboard folding works too: the summary is focusable and toggles with Enter.
+    await user.locator("summary").first.focus()
+    await page.keyboard.press("Enter")
+    await expect(name).to_be_visible()
+
+    top = tree.locator(":scope > details > summary")
+    await top.click()
+    await expect(tree.locator(":scope > details > summary .jfold")).to_contain_text('"user"')
+    await expect(tree.locator(".jline").first).to_be_hidden()
+
+
+async def test_stderr_exit_and_restart_on_enter(page: Page, echo_server: ServerProcess) -> None:
+    await open_console(page, echo_server.http_url + "/")
+    await send(page, "err something broke")
+    stderr = entries(page, "stderr").last
+    await expect(stderr).to_contain_text("something broke")
+    await expect(stderr.locator(".tag")).to_have_text("stderr")
+    # Visually distinct from stdout.
+    stderr_colour = await stderr.locator(".body").evaluate("e => getComputedStyle(e).color")
+    await send(page, "plain")
+    recv = entries(page, "recv").last
+    await expect(recv).to_contain_text("echo: plain")
+    recv_colour = await recv.locator(".body").evaluate("e => getComputedStyle(e).color")
+    assert stderr_colour != recv_colour
+
+    await send(page, "exit 3")
+    await expect(entries(page, "exit").last).to_contain_text("exit 3")
+    await expect(entries(page, "close").last).to_contain_text("1011 exit 3")
+    await expect(page.locator("#status")).to_have_attribute("data-state", "closed")
+    await expect(page.locator("#status-text")).to_contain_text("exit 3")
+    assert await page.locator("dialog[open]").count() == 0
+
+    # Enter after the exit starts the program again and delivers the message.
+    await send(page, "again")
+    await expect(entries(page, "connect")).to_have_count(2)
+    await expect(entries(page, "recv").last).to_contain_text("echo: again")
+    await expect(page.locator("#status")).to_have_attribute("data-state", "open")
+
+
+async def test_hostile_output_is_shown_not_run(page: Page, echo_server: ServerProcess) -> None:
+    await open_console(page, echo_server.http_url + "/")
+    hostile = [
+        "<img src=x onerror=\"window.__pwned='img'\">",
+        "<script>window.__pwned='script'</script>",
+        '{"<b>key</b>": "<img src=x onerror=window.__pwned=1>"}',
+    ]
+    for text in hostile:
+        await send(page, f"raw {text}")
+        await expect(entries(page, "recv").last).to_contain_text(text.split('"')[0][:10])
+    await send(page, "err <img src=x onerror=\"window.__pwned='stderr'\">")
+    await expect(entries(page, "stderr").last).to_contain_text("<img src=x")
+
+    bodies = await entries(page, "recv").locator(".body").all_inner_texts()
+    assert any(hostile[0] in body for body in bodies)
+    assert any(hostile[1] in body for body in bodies)
+    assert await page.locator("#transcript img, #transcript script, #transcript b").count() == 0
+    assert await page.evaluate("window.__pwned") is None
+
+
+async def test_hostile_endpoint_in_the_page_url(page: Page, echo_server: ServerProcess) -> None:
+    query = "a=%22%3E%3Cimg%20src=x%20onerror=window.__pwned=1%3E"
+    await open_console(page, f"{echo_server.http_url}/x%22%3E%3Cscript%3Ewindow.__pwned=2%3C/script%3E?{query}")
+    assert await page.evaluate("window.__pwned") is None
+    assert await page.locator("body > script, body img").count() == 0
+    await expect(page.locator("#query")).to_have_value(query)
+
+
+async def test_clear_disconnect_connect_and_theme(page: Page, echo_server: ServerProcess) -> None:
+    await open_console(page, echo_server.http_url + "/")
+    await send(page, "one")
+    await expect(entries(page, "recv").last).to_contain_text("echo: one")
+    await page.keyboard.press("Control+l")
+    await expect(page.locator("#transcript .entry")).to_have_count(0)
+
+    await page.keyboard.press("Alt+c")
+    await expect(page.locator("#status")).to_have_attribute("data-state", "closed")
+    await expect(page.locator("#connect")).to_contain_text("Connect")
+    await page.locator("#connect").click()
+    await expect(page.locator("#status")).to_have_attribute("data-state", "open")
+    await expect(page.locator("#connect")).to_contain_text("Disconnect")
+
+    html = page.locator("html")
+    before = await html.get_attribute("data-theme")
+    await page.locator("#theme").click()
+    after = "dark" if before == "light" else "light"
+    await expect(html).to_have_attribute("data-theme", after)
+    await page.reload()
+    await expect(html).to_have_attribute("data-theme", after)
+
+    await page.keyboard.press("F1")
+    await expect(page.locator("#help")).to_be_visible()
+    await expect(page.locator("#help")).to_contain_text("Ctrl")
+    await page.keyboard.press("Escape")
+    await expect(page.locator("#help")).to_be_hidden()
+    await expect(page.locator("#input")).to_be_focused()
+
+
+async def test_dark_by_system_preference_and_narrow_window(
+    browser: Browser, echo_server: ServerProcess
+) -> None:
+    ctx = await browser.new_context(viewport={"width": 400, "height": 700}, color_scheme="dark")
+    try:
+        page = await ctx.new_page()
+        page.set_default_timeout(WAIT_MS)
+        await open_console(page, echo_server.http_url + "/narrow")
+        await expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+        await send(page, "x" * 300)
+        await expect(entries(page, "recv").last).to_contain_text("echo: xxx")
+        await send(page, "json")
+        await expect(entries(page, "recv").last.locator(".json")).to_be_visible()
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 400
+        for control in ("#input", "#send", "#path", "#connect", "#status"):
+            box = await page.locator(control).bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 400, control
+    finally:
+        await ctx.close()
+
+
+async def test_editing_path_and_query_reconnects(page: Page, echo_server: ServerProcess) -> None:
+    await open_console(page, echo_server.http_url + "/first")
+    await page.keyboard.press("Alt+p")
+    await expect(page.locator("#path")).to_be_focused()
+    await page.locator("#path").fill("/second/part")
+    await page.locator("#query").fill("x=1&y=%20")
+    await page.locator("#query").press("Enter")
+    await expect(entries(page, "connect")).to_have_count(2)
+    await expect(entries(page, "connect").last).to_contain_text("/second/part?x=1&y=%20")
+    await expect(page.locator("#status")).to_have_attribute("data-state", "open")
+    await send(page, "env")
+    await expect(entries(page, "recv").last).to_contain_text('"path": "/second/part"')
+    await expect(entries(page, "recv").last).to_contain_text('"query": "x=1&y=%20"')
+    assert page.url.endswith("/second/part?x=1&y=%20")
+
+
+async def test_console_at_reserved_prefix(page: Page, echo_server: ServerProcess) -> None:
+    await open_console(page, echo_server.http_url + "/_wsdev/")
+    await expect(page.locator("#path")).to_have_value("/")
+    await send(page, "env")
+    await expect(entries(page, "recv").last).to_contain_text('"path": "/"')
+
+
+async def test_copy_and_download_transcript(page: Page, echo_server: ServerProcess) -> None:
+    await open_console(page, echo_server.http_url + "/")
+    await send(page, "hello")
+    await expect(entries(page, "recv").last).to_contain_text("echo: hello")
+    await send(page, "err oops")
+    await expect(entries(page, "stderr").last).to_contain_text("oops")
+
+    async def download(action: str) -> str:
+        await page.locator("#export").click()
+        async with page.expect_download() as info:
+            await page.locator(f"[data-export={action}]").click()
+        path = await (await info.value).path()
+        return Path(path).read_text()
+
+    records = [json.loads(line) for line in (await download("download-jsonl")).splitlines()]
+    kinds = [(r["kind"], r.get("data")) for r in records]
+    assert ("sent", "hello") in kinds
+    assert ("recv", "echo: hello") in kinds
+    assert ("stderr", "oops") in kinds
+    assert any("latency_ms" in r for r in records if r["kind"] == "recv")
+
+    text = await download("download-text")
+    assert "→ hello" in text
+    assert "← echo: hello" in text
+    assert "[stderr] oops" in text
+
+    await page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    await page.locator("#export").click()
+    await page.locator("[data-export=copy-text]").click()
+    await expect(page.locator("#toast")).to_contain_text("Copied")
+    copied = await page.evaluate("navigator.clipboard.readText()")
+    assert "← echo: hello" in copied
+
+
+async def test_export_menu_by_keyboard(page: Page, echo_server: ServerProcess) -> None:
+    await open_console(page, echo_server.http_url + "/")
+    await page.locator("#export").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("[data-export=copy-text]")).to_be_focused()
+    await page.keyboard.press("ArrowDown")
+    await expect(page.locator("[data-export=copy-jsonl]")).to_be_focused()
+    await page.keyboard.press("Escape")
+    await expect(page.locator("#export-list")).to_be_hidden()
+    await expect(page.locator("#export")).to_be_focused()
+
+
+async def test_stalled_output_is_explained(page: Page, echo_server: ServerProcess) -> None:
+    await open_console(page, echo_server.http_url + "/")
+    await send(page, "partial")
+    await expect(entries(page, "warn").last).to_contain_text("without a newline")
+    await send(page, "after")
+    await expect(entries(page, "recv").last).to_contain_text("prompt> echo: after")
+
+
+BINARY_BOT = """\
+import os
+while True:
+    data = os.read(0, 65536)
+    if not data:
+        break
+    os.write(1, b"\\x00\\xff" + data)
+"""
+
+
+async def test_binary_mode_shows_hex(page: Page, tmp_path: Path) -> None:
+    bot = write_program(tmp_path, "bin.py", BINARY_BOT)
+    async with run_wsdev("--binary", str(bot)) as server:
+        await open_console(page, server.http_url + "/")
+        await expect(page.locator(".entry.connect")).to_contain_text("binary mode")
+        await send(page, "abc")
+        reply = entries(page, "recv").last
+        await expect(reply.locator(".bin-head")).to_have_text("binary · 6 bytes")
+        await expect(reply.locator(".hex")).to_contain_text("00 ff 61 62 63 0a")
+        await expect(reply.locator(".hex")).to_contain_text("|..abc.|")
+
+        await page.locator("#format").select_option("hex")
+        await send(page, "de ad be ef")
+        await expect(entries(page, "sent").last.locator(".bin-head")).to_have_text("binary · 4 bytes")
+        await expect(entries(page, "recv").last.locator(".hex")).to_contain_text("00 ff de ad be ef")
+
+
+async def test_reconnects_after_server_restart(page: Page, tmp_path: Path) -> None:
+    bot = write_program(tmp_path, "bot.py", ECHO_BOT)
+    port = free_port()
+    args = (f"--port={port}", "--address=127.0.0.1", "--no-dashboard", "--no-reload", str(bot))
+    async with run_wsdev(*args, defaults=False) as first:
+        await first.wait_for_log(rf"ws://127\.0\.0\.1:{port}/")
+        await open_console(page, f"http://127.0.0.1:{port}/")
+        await send(page, "before")
+        await expect(entries(page, "recv").last).to_contain_text("echo: before")
+        await first.stop()
+    await expect(page.locator("#status")).to_have_attribute("data-state", "reconnecting")
+    await expect(entries(page, "close").last).to_contain_text("reconnecting")
+
+    async with run_wsdev(*args, defaults=False) as second:
+        await second.wait_for_log(rf"ws://127\.0\.0\.1:{port}/")
+        await expect(page.locator("#status")).to_have_attribute("data-state", "open")
+        await expect(entries(page, "connect")).to_have_count(2)
+        await send(page, "after")
+        await expect(entries(page, "recv").last).to_contain_text("echo: after")
+        # The transcript survived the restart.
+        await expect(entries(page, "sent").first).to_contain_text("before")
+
+
+async def test_restart_on_edit_marks_and_reconnects(page: Page, tmp_path: Path) -> None:
+    bot = write_program(tmp_path, "bot.py", 'import sys\nfor l in sys.stdin: print("v1 " + l, end="", flush=True)\n')
+    async with run_wsdev(
+        "--port=0", "--address=127.0.0.1", "--no-dashboard", str(bot), cwd=tmp_path, defaults=False
+    ) as server:
+        match = await server.wait_for_log(r"ws://127\.0\.0\.1:(\d+)/")
+        server.port = int(match.group(1))
+        await open_console(page, server.http_url + "/")
+        await send(page, "a")
+        await expect(entries(page, "recv").last).to_contain_text("v1 a")
+
+        bot.write_text(bot.read_text().replace('"v1 "', '"v2 "'))
+        await expect(entries(page, "restart").last).to_contain_text("↻ bot.py changed")
+        await expect(entries(page, "restart").last).to_contain_text("1012")
+        await expect(entries(page, "connect")).to_have_count(2)
+        await expect(page.locator("#status")).to_have_attribute("data-state", "open")
+        await send(page, "b")
+        await expect(entries(page, "recv").last).to_contain_text("v2 b")
