@@ -101,7 +101,9 @@ class ServerProcess:
         return self.proc.returncode if self.proc.returncode is not None else -1
 
 
-async def _start(argv: Sequence[str], cwd: Path | None, env: dict[str, str] | None) -> ServerProcess:
+async def _start(
+    argv: Sequence[str], cwd: Path | None, env: dict[str, str] | None
+) -> ServerProcess:
     proc = await asyncio.create_subprocess_exec(
         *argv,
         cwd=cwd,

@@ -1,4 +1,4 @@
-"""One connection end to end: real wsdev, real children, a real WebSocket client (SPEC A3, A4, B)."""
+"""One connection end to end: real wsdev, real children, a real client (SPEC A3, A4, B)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import websockets
+
 from conftest import converse, run_wsdev, timeout
 
 ECHO = "#!/bin/sh\nexec cat\n"
@@ -45,7 +46,9 @@ async def test_nonzero_exit_and_signal_close_codes(tmp_script) -> None:  # type:
 
 
 async def test_binary_message_in_text_mode_is_written_raw(tmp_script) -> None:  # type: ignore[no-untyped-def]
-    prog = tmp_script("hex.py", f"#!{sys.executable}\nimport sys\nprint(sys.stdin.buffer.read(5).hex())\n")
+    prog = tmp_script(
+        "hex.py", f"#!{sys.executable}\nimport sys\nprint(sys.stdin.buffer.read(5).hex())\n"
+    )
     async with run_wsdev(str(prog)) as server:
         got = await converse(server.ws_url + "/", [b"\x00\x01\xfe\xff\n"])
     assert got.messages == ["0001feff0a"]
@@ -68,7 +71,9 @@ async def test_binary_mode_roundtrip(tmp_script) -> None:  # type: ignore[no-unt
 
 
 async def test_invalid_utf8_becomes_replacement_character(tmp_script) -> None:  # type: ignore[no-untyped-def]
-    prog = tmp_script("bad.sh", "#!/bin/sh\nprintf 'ok\\n\\377\\376bad\\nfine \\342\\234\\223\\n'\n")
+    prog = tmp_script(
+        "bad.sh", "#!/bin/sh\nprintf 'ok\\n\\377\\376bad\\nfine \\342\\234\\223\\n'\n"
+    )
     async with run_wsdev(str(prog)) as server:
         got = await converse(server.ws_url + "/")
         await server.wait_for_log(r"not valid UTF-8")
@@ -79,7 +84,9 @@ async def test_stderr_is_logged_not_sent(tmp_script) -> None:  # type: ignore[no
     prog = tmp_script("err.sh", "#!/bin/sh\necho out\necho 'problem here' >&2\n")
     async with run_wsdev(str(prog)) as server:
         got = await converse(server.ws_url + "/")
-        match = await server.wait_for_log(r"\| ERROR  \| stderr     \| .*pid:'\d+' \| problem here$")
+        match = await server.wait_for_log(
+            r"\| ERROR  \| stderr     \| .*pid:'\d+' \| problem here$"
+        )
     assert got.messages == ["out"]
     assert match
     assert not server.stderr_lines  # the child's stderr goes to the log on stdout (A6)
@@ -103,7 +110,9 @@ async def test_maxframesize_closes_with_1009(tmp_script) -> None:  # type: ignor
 
 
 async def test_stdout_line_over_limit_closes_with_1009(tmp_script) -> None:  # type: ignore[no-untyped-def]
-    prog = tmp_script("long.py", f"#!{sys.executable}\nprint('short')\nprint('z' * 5000, flush=True)\n")
+    prog = tmp_script(
+        "long.py", f"#!{sys.executable}\nprint('short')\nprint('z' * 5000, flush=True)\n"
+    )
     async with run_wsdev("--max-line-bytes=1000", str(prog)) as server:
         got = await converse(server.ws_url + "/")
         await server.wait_for_log(r"longer than 1000 bytes")
@@ -261,15 +270,15 @@ async def test_dir_mode_maps_script_and_path_info(tmp_path: Path) -> None:
 
 
 async def test_python_children_are_unbuffered(tmp_script) -> None:  # type: ignore[no-untyped-def]
-    prog = tmp_script("slow.py", f"#!{sys.executable}\nimport sys\nprint('first')\nsys.stdin.readline()\n")
-    async with run_wsdev(str(prog)) as server:
-        async with websockets.connect(server.ws_url + "/") as ws:
-            # Without PYTHONUNBUFFERED=1 'first' would sit in the child's buffer until exit.
-            assert await asyncio.wait_for(ws.recv(), timeout(5)) == "first"
+    prog = tmp_script(
+        "slow.py", f"#!{sys.executable}\nimport sys\nprint('first')\nsys.stdin.readline()\n"
+    )
+    async with run_wsdev(str(prog)) as server, websockets.connect(server.ws_url + "/") as ws:
+        # Without PYTHONUNBUFFERED=1 'first' would sit in the child's buffer until exit.
+        assert await asyncio.wait_for(ws.recv(), timeout(5)) == "first"
 
 
 async def test_output_without_newline_is_hinted(tmp_script) -> None:  # type: ignore[no-untyped-def]
     prog = tmp_script("prompt.sh", "#!/bin/sh\nprintf 'name? '\nread x\n")
-    async with run_wsdev(str(prog)) as server:
-        async with websockets.connect(server.ws_url + "/"):
-            await server.wait_for_log(r"6 bytes written without a newline")
+    async with run_wsdev(str(prog)) as server, websockets.connect(server.ws_url + "/"):
+        await server.wait_for_log(r"6 bytes written without a newline")

@@ -8,16 +8,42 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, timeout
 
+from conftest import ROOT, timeout
 from wsdev.cli import FLAGS, build_config, parse_args
 from wsdev.errors import ConfigError, UsageError
 
-WEBSOCKETD_FLAGS = (
-    "port address sameorigin origin ssl sslcert sslkey sslca redirport passenv binary "
-    "reverselookup dir staticdir cgidir devconsole maxforks closems header header-ws header-http "
-    "loglevel pingms maxframesize passstderr unixsocket version license help"
-).split()
+WEBSOCKETD_FLAGS = [
+    "port",
+    "address",
+    "sameorigin",
+    "origin",
+    "ssl",
+    "sslcert",
+    "sslkey",
+    "sslca",
+    "redirport",
+    "passenv",
+    "binary",
+    "reverselookup",
+    "dir",
+    "staticdir",
+    "cgidir",
+    "devconsole",
+    "maxforks",
+    "closems",
+    "header",
+    "header-ws",
+    "header-http",
+    "loglevel",
+    "pingms",
+    "maxframesize",
+    "passstderr",
+    "unixsocket",
+    "version",
+    "license",
+    "help",
+]
 
 
 def config_for(*argv: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
@@ -71,7 +97,9 @@ def test_repeatable_and_list_flags() -> None:
 
 
 def test_command_args_and_wsdev_options_after_command() -> None:
-    parsed = parse_args(["--port=1", "cat", "-n", "--open", "--port=5", "--watch", "x", "--", "--open"])
+    parsed = parse_args(
+        ["--port=1", "cat", "-n", "--open", "--port=5", "--watch", "x", "--", "--open"]
+    )
     assert parsed.command == ["cat", "-n", "--port=5", "--open"]
     assert parsed.values["open"] is True
     assert parsed.values["watch"] == ["x"]
@@ -90,7 +118,9 @@ def test_environment_sets_wsdev_options_and_flags_win() -> None:
     assert config_for("cat", env={"WSDEV_OPEN": "true"}).open_browser is True
 
 
-def test_command_is_resolved_on_path_and_relative(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_command_is_resolved_on_path_and_relative(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert config_for("cat").command[0].endswith("/cat")
     script = tmp_path / "bot.sh"
     script.write_text("#!/bin/sh\n")
@@ -178,6 +208,6 @@ def test_version_help_license() -> None:
     assert "wsdev" in version.stdout and "websocketd 0.5.0" in version.stdout
     helptext = run_cli("--help")
     assert helptext.returncode == 0
-    for name in WEBSOCKETD_FLAGS + ["open", "no-console", "no-reload", "watch", "no-dashboard"]:
+    for name in [*WEBSOCKETD_FLAGS, "open", "no-console", "no-reload", "watch", "no-dashboard"]:
         assert f"--{name}" in helptext.stdout, name
     assert "BSD" in run_cli("--license").stdout

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import websockets
+
 from conftest import Transcript, converse, requires_websocketd, run_websocketd, run_wsdev
 
 pytestmark = [requires_websocketd, pytest.mark.websocketd]
@@ -28,7 +29,9 @@ EXPECTED_TO_DIFFER = {
 }
 
 
-async def both(script: Path, *flags: str, path: str = "/", send: tuple[str | bytes, ...] = ()) -> tuple[Transcript, Transcript]:
+async def both(
+    script: Path, *flags: str, path: str = "/", send: tuple[str | bytes, ...] = ()
+) -> tuple[Transcript, Transcript]:
     async with run_wsdev(*flags, str(script)) as server:
         ours = await converse(server.ws_url + path, send, origin="http://localhost")
     async with run_websocketd(*flags, str(script)) as server:
@@ -142,7 +145,9 @@ async def test_maxforks(tmp_script) -> None:  # type: ignore[no-untyped-def]
 
 def _normalise(line: str) -> str:
     """A log line without its time, ids, ports, pids and the server's name for the command."""
-    line = re.sub(r"^[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d [+-]\d{4}", "TIME", line)
+    line = re.sub(
+        r"^[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d [+-]\d{4}", "TIME", line
+    )
     line = re.sub(r"id:'\d+'", "id:ID", line)
     line = re.sub(r"pid:'\d+'", "pid:PID", line)
     line = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", line)

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import websockets
+
 from conftest import ServerProcess, requires_websocketd, run_websocketd, run_wsdev, timeout
 
 RECORDER = f"""#!{sys.executable}
@@ -58,7 +59,9 @@ async def run_recorder(
     record: Path,
     *extra: str,
 ) -> dict[str, float]:
-    async with start(*extra, str(script), str(record), *(["ignore"] if "ignore" in script.name else [])) as server:
+    async with start(
+        *extra, str(script), str(record), *(["ignore"] if "ignore" in script.name else [])
+    ) as server:
         async with websockets.connect(server.ws_url + "/") as ws:
             assert await ws.recv() == "ready"
         await server.wait_for_log(r"DISCONNECT")
@@ -88,14 +91,18 @@ def recorder(tmp_path: Path) -> Callable[[str], Path]:
     return make
 
 
-async def test_sigint_100ms_after_stdin_closes(recorder: Callable[[str], Path], tmp_path: Path) -> None:
+async def test_sigint_100ms_after_stdin_closes(
+    recorder: Callable[[str], Path], tmp_path: Path
+) -> None:
     record = tmp_path / "rec.txt"
     got = await run_recorder(run_wsdev, recorder("rec.py"), record)
     assert set(got) == {"SIGINT", "last_alive"}
     assert abs(got["SIGINT"] - 100) < TOLERANCE_MS
 
 
-async def test_ignoring_child_gets_sigterm_then_sigkill(recorder: Callable[[str], Path], tmp_path: Path) -> None:
+async def test_ignoring_child_gets_sigterm_then_sigkill(
+    recorder: Callable[[str], Path], tmp_path: Path
+) -> None:
     record = tmp_path / "rec.txt"
     got = await run_recorder(run_wsdev, recorder("rec-ignore.py"), record)
     assert abs(got["SIGINT"] - 100) < TOLERANCE_MS

@@ -68,8 +68,9 @@ async def serve(config: Config) -> int:
     stop = asyncio.Event()
     reloader = Reloader(paths, server) if paths else None
     reload_task = asyncio.ensure_future(reloader.run(stop)) if reloader else None
+    opener = None
     if config.open_browser and server.console_urls:
-        asyncio.ensure_future(_open_browser(server.console_urls[0]))
+        opener = asyncio.ensure_future(_open_browser(server.console_urls[0]))
 
     loop = asyncio.get_running_loop()
     interrupts = 0
@@ -94,6 +95,8 @@ async def serve(config: Config) -> int:
             reload_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reload_task
+        if opener is not None:
+            opener.cancel()
         await server.close()
         if dashboard is not None:
             await dashboard.stop()

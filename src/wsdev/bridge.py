@@ -85,6 +85,7 @@ class Bridge:
         self._client_code: int | None = None  # set once the client has closed or vanished
         self._last_seen = time.monotonic()
         self._ping_timer: asyncio.TimerHandle | None = None
+        self._resuming: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -269,7 +270,7 @@ class Bridge:
         stdout = self._stdout
         if stdout is not None and self._writer.must_pause and stdout.is_reading():
             stdout.pause_reading()
-            asyncio.ensure_future(self._resume_after_drain(stdout))
+            self._resuming = asyncio.ensure_future(self._resume_after_drain(stdout))
 
     async def _resume_after_drain(self, stdout: asyncio.ReadTransport) -> None:
         with contextlib.suppress(Exception):
@@ -373,7 +374,9 @@ class _LineReader(asyncio.Protocol):
     def _refuse_line(self, before: list[bytes]) -> None:
         """A line over the limit: send what came before it, then close with 1009 (SPEC B4)."""
         if before:
-            self._bridge.on_lines(self._valid_utf8(b"\n".join(before), before), sum(map(len, before)))
+            self._bridge.on_lines(
+                self._valid_utf8(b"\n".join(before), before), sum(map(len, before))
+            )
         self._discarding = True
         self._partial = bytearray()
         if self._stall is not None:

@@ -39,8 +39,15 @@ FLAGS: tuple[Flag, ...] = (
     Flag("sslcert", "str", "TLS certificate (PEM) for --ssl", "FILE"),
     Flag("sslkey", "str", "TLS private key (PEM) for --ssl", "FILE"),
     Flag("sslca", "str", "require client certificates signed by this CA (PEM)", "FILE"),
-    Flag("redirport", "int", "also answer plain HTTP on this port with a 301 to the TLS URL", "PORT"),
-    Flag("passenv", "str", "environment variables passed to programs (default PATH,LD_LIBRARY_PATH)", "LIST"),
+    Flag(
+        "redirport", "int", "also answer plain HTTP on this port with a 301 to the TLS URL", "PORT"
+    ),
+    Flag(
+        "passenv",
+        "str",
+        "environment variables passed to programs (default PATH,LD_LIBRARY_PATH)",
+        "LIST",
+    ),
     Flag("binary", "bool", "binary mode: stdout bytes go out as binary messages"),
     Flag("reverselookup", "bool", "REMOTE_HOST from reverse DNS instead of the address"),
     Flag("dir", "str", "serve every program in DIR, one per URL path", "DIR"),
@@ -50,11 +57,17 @@ FLAGS: tuple[Flag, ...] = (
     Flag("maxforks", "int", "refuse (429) connections over N running programs (0: no limit)", "N"),
     Flag("closems", "int", "extra milliseconds before each signal when ending a program", "MS"),
     Flag("header", "list", "'Name: value' header on every response, repeatable", "HEADER"),
-    Flag("header-ws", "list", "'Name: value' header on WebSocket upgrades only, repeatable", "HEADER"),
-    Flag("header-http", "list", "'Name: value' header on plain HTTP responses, repeatable", "HEADER"),
+    Flag(
+        "header-ws", "list", "'Name: value' header on WebSocket upgrades only, repeatable", "HEADER"
+    ),
+    Flag(
+        "header-http", "list", "'Name: value' header on plain HTTP responses, repeatable", "HEADER"
+    ),
     Flag("loglevel", "str", "debug, trace, access, info, error or fatal (default access)", "LEVEL"),
     Flag("pingms", "int", "ping clients every MS milliseconds; drop one silent for two", "MS"),
-    Flag("maxframesize", "int", "largest message accepted from a client (default 1048576)", "BYTES"),
+    Flag(
+        "maxframesize", "int", "largest message accepted from a client (default 1048576)", "BYTES"
+    ),
     Flag("passstderr", "bool", 'send stderr too, as {"stream":"stderr","data":…} (text mode)'),
     Flag("unixsocket", "str", "listen on this Unix socket instead of TCP", "PATH"),
     Flag("version", "bool", "print the version and exit"),
@@ -64,9 +77,17 @@ FLAGS: tuple[Flag, ...] = (
     Flag("open", "bool", "open the console in the default browser once listening", wsdev_only=True),
     Flag("no-console", "bool", "do not serve the browser console", wsdev_only=True),
     Flag("no-reload", "bool", "do not restart programs when their files change", wsdev_only=True),
-    Flag("watch", "list", "watch PATH for changes instead of the default, repeatable", "PATH", True),
+    Flag(
+        "watch", "list", "watch PATH for changes instead of the default, repeatable", "PATH", True
+    ),
     Flag("no-dashboard", "bool", "plain websocketd log lines even on a terminal", wsdev_only=True),
-    Flag("max-line-bytes", "int", "longest stdout line before closing with 1009 (default 16 MiB)", "BYTES", True),
+    Flag(
+        "max-line-bytes",
+        "int",
+        "longest stdout line before closing with 1009 (default 16 MiB)",
+        "BYTES",
+        True,
+    ),
 )
 _BY_NAME = {f.name: f for f in FLAGS}
 _ALIASES = {"h": "help"}
@@ -117,7 +138,8 @@ def help_text() -> str:
         lines.append(_help_line(flag))
     lines += [
         "",
-        "wsdev options (may also follow COMMAND; each also set by WSDEV_<NAME>, e.g. WSDEV_NO_RELOAD=1):",
+        "wsdev options (may also follow COMMAND; each may be set by WSDEV_<NAME>, e.g.",
+        "WSDEV_NO_RELOAD=1; a flag on the command line wins):",
     ]
     for flag in FLAGS:
         if flag.wsdev_only:
@@ -292,7 +314,8 @@ def build_config(
         raise ConfigError("give either a COMMAND or --dir, not both")
     if script_dir is None and not parsed.command and staticdir is None and cgidir is None:
         raise ConfigError(
-            "nothing to serve: give a COMMAND (e.g. wsdev ./bot.py) or --dir, --staticdir or --cgidir"
+            "nothing to serve: give a COMMAND (e.g. wsdev ./bot.py), or --dir, --staticdir"
+            " or --cgidir"
         )
 
     ssl_on = bool(v.get("ssl"))
@@ -308,7 +331,9 @@ def build_config(
     binary = bool(v.get("binary"))
     passstderr = bool(v.get("passstderr"))
     if binary and passstderr:
-        raise ConfigError("--binary and --passstderr cannot be used together (--passstderr is text mode only)")
+        raise ConfigError(
+            "--binary and --passstderr cannot be used together (--passstderr is text mode only)"
+        )
 
     port = opt_int("port", 8080)
     if port > 65535:
@@ -346,7 +371,9 @@ def build_config(
         sslca=sslca,
         redirport=opt_int("redirport", 0),
         passenv=tuple(
-            n.strip() for n in (opt_str("passenv") or "PATH,LD_LIBRARY_PATH").split(",") if n.strip()
+            n.strip()
+            for n in (opt_str("passenv") or "PATH,LD_LIBRARY_PATH").split(",")
+            if n.strip()
         ),
         binary=binary,
         reverselookup=bool(v.get("reverselookup")),

@@ -23,15 +23,22 @@ PAYLOAD_PREVIEW = 4096
 def event_to_json(event: Event) -> dict[str, Any]:
     """A JSON-ready dict of ``event``; payloads are decoded text or hex, cut to a preview."""
     out: dict[str, Any] = {"type": type(event).__name__.rstrip("_")}
-    for f in dataclasses.fields(event):  # type: ignore[arg-type]
+    for f in dataclasses.fields(event):
         out[f.name] = _value(getattr(event, f.name))
     return out
 
 
 def _value(value: Any) -> Any:
     if isinstance(value, ConnectionInfo):
-        return {"id": value.id, "seq": value.seq, "remote": value.remote, "path": value.path,
-                "query": value.query, "pid": value.pid, "console": value.console}
+        return {
+            "id": value.id,
+            "seq": value.seq,
+            "remote": value.remote,
+            "path": value.path,
+            "query": value.query,
+            "pid": value.pid,
+            "console": value.console,
+        }
     if isinstance(value, ExitStatus):
         return {"status": value.describe(), "code": value.code, "signal": value.signal}
     if isinstance(value, bytes):

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from email.utils import format_datetime
 from datetime import datetime
+from email.utils import format_datetime
 from typing import IO, Any
 
 from wsdev.config import Config
@@ -93,7 +93,9 @@ def configure_logging(config: Config, stream: IO[str] | None = None) -> logging.
     return handler
 
 
-def connection_context(conn: ConnectionInfo, *, with_pid: bool = False) -> tuple[tuple[str, str], ...]:
+def connection_context(
+    conn: ConnectionInfo, *, with_pid: bool = False
+) -> tuple[tuple[str, str], ...]:
     """The context keys websocketd puts on a session's lines, in websocketd's order."""
     context = [
         ("url", conn.url),
@@ -131,11 +133,16 @@ class LogWriter:
         elif isinstance(event, Disconnected):
             self._on_disconnected(event)
         elif isinstance(event, HttpRequest):
-            context = (("url", event.url), ("remote", event.remote))
-            self._log(ACCESS, "http", "%s", event.kind, context=context)
+            self._log(
+                ACCESS,
+                "http",
+                "%s",
+                event.kind,
+                context=(("url", event.url), ("remote", event.remote)),
+            )
         elif isinstance(event, Rejected):
-            context = (("url", event.url), ("remote", event.remote), ("origin", event.origin))
-            self._log(ACCESS, "http", "%d %s", event.status, event.reason, context=context)
+            rejected = (("url", event.url), ("remote", event.remote), ("origin", event.origin))
+            self._log(ACCESS, "http", "%d %s", event.status, event.reason, context=rejected)
         elif isinstance(event, SpawnFailed):
             self._log(logging.ERROR, "process", "%s", event.message, context=_ctx(event.conn))
         elif isinstance(event, ConnectionError_):

@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
-from typing import IO
+from typing import IO, ClassVar
 
 from wsdev.events import ExitStatus
 
@@ -103,9 +103,7 @@ class Child:
         return await self.exited
 
 
-def spawn(
-    argv: Sequence[str], env: Mapping[str, str], cwd: str | None = None
-) -> Child:
+def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: str | None = None) -> Child:
     """Start ``argv`` (argv[0] an absolute path) in a new process group, with fresh pipes.
 
     Raises ``OSError`` when the program cannot be executed.
@@ -140,14 +138,19 @@ def spawn(
     return Child(
         loop,
         pid,
-        open(in_w, "wb", buffering=0),  # noqa: SIM115 - owned by the pipe transport
-        open(out_r, "rb", buffering=0),  # noqa: SIM115
-        open(err_r, "rb", buffering=0),  # noqa: SIM115
+        open(in_w, "wb", buffering=0),
+        open(out_r, "rb", buffering=0),
+        open(err_r, "rb", buffering=0),
     )
 
 
 def _spawn_portable(
-    argv: Sequence[str], env: Mapping[str, str], cwd: str | None, stdin: int, stdout: int, stderr: int
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    cwd: str | None,
+    stdin: int,
+    stdout: int,
+    stderr: int,
 ) -> int:
     """Fallback spawn through ``subprocess`` (needed for a working directory of its own)."""
     import subprocess
@@ -155,7 +158,7 @@ def _spawn_portable(
     group: dict[str, object] = (
         {"process_group": 0} if sys.version_info >= (3, 11) else {"start_new_session": True}
     )
-    proc = subprocess.Popen(  # noqa: S603 - argv comes from the user's own command line
+    proc = subprocess.Popen(
         list(argv),
         stdin=stdin,
         stdout=stdout,
@@ -168,7 +171,7 @@ def _spawn_portable(
     )
     # We reap the child ourselves; stop subprocess from trying again later.
     proc.returncode = 0
-    return proc.pid
+    return int(proc.pid)
 
 
 # ---------------------------------------------------------------- waiting for exits
@@ -222,7 +225,7 @@ _PIDFD_WORKS = _pidfd_supported()
 class _SigchldReaper:
     """Portable fallback (macOS, old kernels): reap our children when SIGCHLD arrives."""
 
-    _by_loop: dict[asyncio.AbstractEventLoop, _SigchldReaper] = {}
+    _by_loop: ClassVar[dict[asyncio.AbstractEventLoop, _SigchldReaper]] = {}
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop

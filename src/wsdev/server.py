@@ -24,7 +24,7 @@ from wsdev.bridge import Bridge
 from wsdev.config import Config
 from wsdev.environ import RequestFacts, cgi_environ
 from wsdev.errors import ServeError
-from wsdev.events import ConnectionInfo, Connected, EventBus, HttpRequest, Rejected, Restarting
+from wsdev.events import Connected, ConnectionInfo, EventBus, HttpRequest, Rejected, Restarting
 from wsdev.feed import serve_feed
 from wsdev.sinks import ConsoleSink, PlainSink, Sink
 from wsdev.urlmap import map_url
@@ -83,7 +83,9 @@ class Server:
 
             ssl_context = server_ssl_context(config)
         if config.unixsocket is not None:
-            await self._listen(web.UnixSite(runner, str(config.unixsocket), ssl_context=ssl_context))
+            await self._listen(
+                web.UnixSite(runner, str(config.unixsocket), ssl_context=ssl_context)
+            )
             self.urls.append(f"{config.scheme}+unix:{config.unixsocket}")
             return
         hosts: Sequence[str] = config.addresses or ("127.0.0.1", "::1")
@@ -99,13 +101,15 @@ class Server:
                 continue
             if port == 0:
                 # Every address shares the port the first one was given.
-                port = self._bound_port(site)
+                port = int(runner.addresses[0][1])
             self.port = port
             shown = "localhost" if not config.addresses else _url_host(host)
             url = f"{config.scheme}://{shown}:{port}/"
             if url not in self.urls:
                 self.urls.append(url)
-                self.console_urls.append(f"{config.http_scheme}://{shown}:{port}{self.console_path}")
+                self.console_urls.append(
+                    f"{config.http_scheme}://{shown}:{port}{self.console_path}"
+                )
         if config.redirport:
             from wsdev.redirect import redirect_app
 
@@ -113,7 +117,9 @@ class Server:
             await redirect_runner.setup()
             self._runners.append(redirect_runner)
             for host in hosts:
-                await self._listen(web.TCPSite(redirect_runner, host, config.redirport), host, config.redirport)
+                await self._listen(
+                    web.TCPSite(redirect_runner, host, config.redirport), host, config.redirport
+                )
 
     @property
     def console_path(self) -> str:
@@ -130,15 +136,10 @@ class Server:
                     "--port (--port=0 picks a free one)"
                 ) from None
             if exc.errno == errno.EACCES:
-                raise ServeError(f"not allowed to listen on {where} (ports below 1024 need root)") from None
+                raise ServeError(
+                    f"not allowed to listen on {where} (ports below 1024 need root)"
+                ) from None
             raise ServeError(f"cannot listen on {where}: {exc.strerror or exc}") from None
-
-    @staticmethod
-    def _bound_port(site: web.TCPSite) -> int:
-        server = site._server  # noqa: SLF001 - aiohttp exposes the bound port nowhere else
-        assert server is not None
-        sockets = getattr(server, "sockets", None) or ()
-        return int(sockets[0].getsockname()[1])
 
     @property
     def live_connections(self) -> int:
@@ -168,7 +169,7 @@ class Server:
         import signal
 
         for bridge in list(self._bridges):
-            child = bridge._child  # noqa: SLF001
+            child = bridge._child
             if child is not None:
                 child.signal_group(signal.SIGKILL)
 
@@ -184,7 +185,9 @@ class Server:
         if config.cgidir is not None:
             cgi_match = map_url(config.cgidir, path)
             if cgi_match is not None:
-                return await self._cgi(request, cgi_match.file, cgi_match.script_name, cgi_match.path_info)
+                return await self._cgi(
+                    request, cgi_match.file, cgi_match.script_name, cgi_match.path_info
+                )
         if config.staticdir is not None:
             from wsdev.staticfiles import serve_static
 
@@ -202,7 +205,9 @@ class Server:
             target = request.query.get("path", "/") or "/"
             if not target.startswith("/"):
                 target = "/" + target
-            return await self._websocket(request, target, request.query.get("query", ""), console=True)
+            return await self._websocket(
+                request, target, request.query.get("query", ""), console=True
+            )
         if rest == "events" and _is_upgrade(request):
             if not _is_loopback(request.remote):
                 return self._refuse(request, 403, "the events feed answers loopback clients only")
@@ -249,7 +254,13 @@ class Server:
 
     def _refuse(self, request: web.Request, status: int, reason: str) -> web.Response:
         self.bus.publish(
-            Rejected(status, reason, _full_url(request), request.remote or "", request.headers.get("Origin", ""))
+            Rejected(
+                status,
+                reason,
+                _full_url(request),
+                request.remote or "",
+                request.headers.get("Origin", ""),
+            )
         )
         return web.Response(status=status, text=f"{status} {reason}\n")
 
@@ -288,7 +299,10 @@ class Server:
             await ws.prepare(request)
         except web.HTTPException as exc:
             self._access(request, exc.status, "BAD HANDSHAKE")
-            return web.Response(status=exc.status, text=f"{exc.status} {exc.reason}: not a valid WebSocket handshake\n")
+            return web.Response(
+                status=exc.status,
+                text=f"{exc.status} {exc.reason}: not a valid WebSocket handshake\n",
+            )
         unique_id, seq = self._ids.next()
         raw_path = _raw_target(path, query) if console else request.raw_path
         facts = await self._request_facts(request, raw_path)
@@ -307,9 +321,18 @@ class Server:
             console=console,
         )
         writer = FrameWriter(request)
-        sink: Sink = ConsoleSink(writer) if console else PlainSink(writer, passstderr=config.passstderr)
+        sink: Sink = (
+            ConsoleSink(writer) if console else PlainSink(writer, passstderr=config.passstderr)
+        )
         bridge = Bridge(
-            ws=ws, writer=writer, sink=sink, config=config, bus=self.bus, conn=conn, argv=argv, env=env
+            ws=ws,
+            writer=writer,
+            sink=sink,
+            config=config,
+            bus=self.bus,
+            conn=conn,
+            argv=argv,
+            env=env,
         )
         self.bus.publish(Connected(conn))
         self._bridges.add(bridge)
@@ -327,7 +350,9 @@ class Server:
         self._access(request, status, "NOT FOUND")
         return web.Response(status=status, text=NOT_FOUND_BODY)
 
-    async def _console_refusal(self, request: web.Request, status: int, reason: str) -> web.StreamResponse:
+    async def _console_refusal(
+        self, request: web.Request, status: int, reason: str
+    ) -> web.StreamResponse:
         """The console cannot read an HTTP status: accept, explain in the envelope, close."""
         ws = web.WebSocketResponse(compress=False)
         await ws.prepare(request)
@@ -355,7 +380,9 @@ class Server:
 
     # ------------------------------------------------------------ CGI
 
-    async def _cgi(self, request: web.Request, script: Path, script_name: str, path_info: str) -> web.StreamResponse:
+    async def _cgi(
+        self, request: web.Request, script: Path, script_name: str, path_info: str
+    ) -> web.StreamResponse:
         refusal = self._admit(request, check_origin=False)
         if refusal is not None:
             return refusal
@@ -363,7 +390,9 @@ class Server:
 
         unique_id, _ = self._ids.next()
         facts = await self._request_facts(request, request.raw_path)
-        env = cgi_environ(self.config, facts, script_name=script_name, path_info=path_info, unique_id=unique_id)
+        env = cgi_environ(
+            self.config, facts, script_name=script_name, path_info=path_info, unique_id=unique_id
+        )
         self._cgi_running += 1
         try:
             response = await serve_cgi(request, self.config, script, env)

@@ -55,9 +55,7 @@ class PlainSink:
 
     def lines(self, lines: Sequence[bytes]) -> None:
         if self._passstderr:
-            lines = [
-                _json({"stream": "stdout", "data": line.decode()}) for line in lines
-            ]
+            lines = [_json({"stream": "stdout", "data": line.decode()}) for line in lines]
         self._writer.write(text_frames(lines))
 
     def chunk(self, data: bytes) -> None:

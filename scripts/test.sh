@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs on a fresh Debian machine, then runs it:
+# websocketd (the reference the comparison tests run against), chromium (the console tests),
+# tmux (the dashboard test), the Python packages into .venv; then lint, types and pytest.
+#   ./scripts/test.sh              the whole suite (as CI runs it)
+#   ./scripts/test.sh -k bridge    extra arguments go to pytest
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  missing=()
+  for tool in websocketd chromium tmux; do
+    command -v "$tool" >/dev/null || missing+=("$tool")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+fi
+source scripts/venv.sh
+"$VENV/bin/pip" install -q --upgrade pip >/dev/null
+"$VENV/bin/pip" install -q -e ".[test]"
+"$VENV/bin/ruff" check src tests
+"$VENV/bin/ruff" format --check src tests
+"$VENV/bin/mypy"
+exec "$VENV/bin/python" -m pytest "$@"
