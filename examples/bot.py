@@ -29,7 +29,8 @@ def main() -> int:
             for i in range(1, int(rest or "3") + 1):
                 print(i)
         elif command == "env":
-            print(f"path={os.environ.get('PATH_INFO', '')} query={os.environ.get('QUERY_STRING', '')}")
+            path, query = os.environ.get("PATH_INFO", ""), os.environ.get("QUERY_STRING", "")
+            print(f"path={path} query={query}")
         elif command == "fail":
             print("about to fail: see stderr and the exit status", file=sys.stderr)
             return 3
