@@ -102,7 +102,8 @@ def connection_context(
         ("id", conn.id),
         ("remote", conn.remote),
         ("command", conn.command),
-        ("origin", conn.origin),
+        # websocketd's name for "no Origin header" (a non-browser client).
+        ("origin", conn.origin or "file:"),
     ]
     if with_pid and conn.pid is not None:
         context.append(("pid", str(conn.pid)))

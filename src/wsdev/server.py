@@ -220,6 +220,7 @@ class Server:
 
                 asset = console_asset(rest[len("static/") :])
                 if asset is not None:
+                    self._access(request, asset.status, "CONSOLE")
                     return asset
         self._access(request, 404, "NOT FOUND")
         return web.Response(status=404, text=NOT_FOUND_BODY)
@@ -289,6 +290,14 @@ class Server:
             if console:
                 return await self._console_refusal(request, refusal.status, refusal.text or "")
             return refusal
+        if request.method != "GET":
+            # aiohttp would upgrade any method; RFC 6455 (and websocketd) allow only GET.
+            self._access(request, 405, "BAD HANDSHAKE")
+            return web.Response(
+                status=405,
+                text="405 method not allowed: a WebSocket upgrade must be a GET\n",
+                headers={"Allow": "GET", "Sec-WebSocket-Version": "13"},
+            )
         ws = web.WebSocketResponse(
             autoping=False,
             autoclose=False,
@@ -302,6 +311,7 @@ class Server:
             return web.Response(
                 status=exc.status,
                 text=f"{exc.status} {exc.reason}: not a valid WebSocket handshake\n",
+                headers={"Sec-WebSocket-Version": "13"},
             )
         unique_id, seq = self._ids.next()
         raw_path = _raw_target(path, query) if console else request.raw_path

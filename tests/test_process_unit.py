@@ -1,0 +1,86 @@
+"""``process.py`` on its own: spawning, both ways of noticing an exit, the group escalation."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+
+import pytest
+
+from wsdev import process
+from wsdev.events import ExitStatus
+
+
+@pytest.fixture(params=["pidfd", "sigchld"])
+def exit_watch(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run each test with the Linux pidfd watcher and with the portable SIGCHLD fallback."""
+    if request.param == "pidfd" and not process._PIDFD_WORKS:
+        pytest.skip("pidfd_open is not available here")
+    if request.param == "sigchld":
+        monkeypatch.setattr(process, "_PIDFD_WORKS", False)
+        monkeypatch.setattr(process._SigchldReaper, "_by_loop", {})
+    return str(request.param)
+
+
+async def read_all(child: process.Child) -> bytes:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), child.stdout)
+    return await reader.read()
+
+
+async def test_exit_status_and_output(exit_watch: str) -> None:
+    child = process.spawn(["/bin/sh", "-c", "echo hi; exit 7"], {"PATH": "/bin:/usr/bin"})
+    assert await read_all(child) == b"hi\n"
+    assert await asyncio.wait_for(child.exited, 5) == ExitStatus(code=7)
+
+
+async def test_environment_is_exactly_what_was_given(exit_watch: str) -> None:
+    child = process.spawn(["/usr/bin/env"], {"ONLY": "this"})
+    assert await read_all(child) == b"ONLY=this\n"
+    await asyncio.wait_for(child.exited, 5)
+
+
+async def test_child_gets_default_sigpipe(exit_watch: str) -> None:
+    # Python ignores SIGPIPE for itself; the child must not inherit that.
+    child = process.spawn(["/bin/sh", "-c", "kill -PIPE $$; echo survived"], {})
+    out = await read_all(child)
+    assert b"survived" not in out
+    assert (await asyncio.wait_for(child.exited, 5)).signal == signal.SIGPIPE
+
+
+async def test_own_process_group(exit_watch: str) -> None:
+    child = process.spawn([sys.executable, "-c", "import os; print(os.getpgrp())"], {})
+    assert int(await read_all(child)) == child.pid != os.getpgrp()
+    await asyncio.wait_for(child.exited, 5)
+
+
+async def test_end_escalates_to_sigkill_for_a_stubborn_group(exit_watch: str) -> None:
+    script = "trap '' INT TERM; (trap '' INT TERM; sleep 30) & echo $!; wait"
+    child = process.spawn(["/bin/sh", "-c", script], {"PATH": "/bin:/usr/bin"})
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), child.stdout)
+    grandchild = int(await reader.readline())
+    started = loop.time()
+    status = await asyncio.wait_for(child.end(closems=0), 5)
+    elapsed = loop.time() - started
+    assert status.signal == signal.SIGKILL
+    assert 0.8 < elapsed < 1.5
+    assert not running(grandchild)
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's zombie waits for init, which may be slow to reap)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+async def test_unrunnable_program_raises(exit_watch: str) -> None:
+    with pytest.raises(OSError):
+        process.spawn(["/nonexistent/program"], {})
