@@ -1,20 +1,41 @@
-"""A raw HTTP/1.1 client for tests that must send exactly the bytes they mean.
+"""A raw HTTP/1.1 client for tests that must send exactly the bytes they mean, and a server.
 
 HTTP client libraries normalise request targets (``/../`` collapsed, ``%2e`` decoded) and refuse
 malformed requests, which is exactly what traversal and bad-handshake tests need to send. Each
 request goes on its own connection with ``Connection: close``, and the response is read to EOF.
+``serve`` runs an aiohttp application on 127.0.0.1 port 0 for unit-level tests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl as ssl_module
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+
+from aiohttp import web
 
 from conftest import timeout
 
 WS_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    app: web.Application, ssl_context: ssl_module.SSLContext | None = None
+) -> AsyncIterator[int]:
+    """Serve ``app`` on 127.0.0.1 on a free port, which is yielded, until the block ends."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
+    await site.start()
+    server = site._server  # aiohttp tells the bound port nowhere else
+    assert server is not None
+    try:
+        yield int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+    finally:
+        await runner.cleanup()
 
 
 @dataclass
@@ -24,11 +45,11 @@ class RawResponse:
     headers: list[tuple[str, str]]
     body: bytes
 
-    def header(self, name: str) -> str | None:
+    def header(self, name: str, default: str | None = None) -> str | None:
         for key, value in self.headers:
             if key.lower() == name.lower():
                 return value
-        return None
+        return default
 
     def header_all(self, name: str) -> list[str]:
         return [value for key, value in self.headers if key.lower() == name.lower()]
@@ -74,26 +95,49 @@ def upgrade_headers(*extra: tuple[str, str]) -> list[tuple[str, str]]:
     ]
 
 
-async def upgrade_status(
-    port: int, origin: str | None, host: str | None = None, target: str = "/"
-) -> int:
-    """The status of a WebSocket upgrade (101 or a refusal); the connection is then dropped."""
-    extra = [("Origin", origin)] if origin is not None else []
-    lines = [f"GET {target} HTTP/1.1", f"Host: {host if host is not None else f'127.0.0.1:{port}'}"]
-    lines += [f"{name}: {value}" for name, value in upgrade_headers(*extra)]
+async def upgrade(
+    port: int,
+    origin: str | None = None,
+    *,
+    host: str | None = None,
+    target: str = "/",
+    method: str = "GET",
+    headers: Sequence[tuple[str, str]] | None = None,
+) -> RawResponse:
+    """Attempt a WebSocket upgrade and read the response head (and a refusal's body).
+
+    The connection is dropped afterwards. The body is read by its Content-Length, since a
+    server may keep a refused connection open (websocketd does).
+    """
+    if headers is None:
+        headers = upgrade_headers(*([("Origin", origin)] if origin is not None else []))
+    lines = [
+        f"{method} {target} HTTP/1.1",
+        f"Host: {host if host is not None else f'127.0.0.1:{port}'}",
+    ]
+    lines += [f"{name}: {value}" for name, value in headers]
     raw = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
-    async def exchange() -> int:
+    async def exchange() -> RawResponse:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             writer.write(raw)
             await writer.drain()
-            status_line = await reader.readline()
+            head = await reader.readuntil(b"\r\n\r\n")
+            response = parse_response(head)
+            length = response.header("Content-Length")
+            if response.status != 101 and length:
+                response.body = await reader.readexactly(int(length))
         finally:
             writer.close()
-        return int(status_line.split()[1])
+        return response
 
     return await asyncio.wait_for(exchange(), timeout(10))
+
+
+async def upgrade_status(port: int, origin: str | None, host: str | None = None) -> int:
+    """The status of a WebSocket upgrade with this Origin (and Host) header."""
+    return (await upgrade(port, origin, host=host)).status
 
 
 async def _exchange(

@@ -15,10 +15,16 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from conftest import timeout
-from rawhttp import RawResponse, parse_response, request
 
-from wsdev.cgi import find_cgi_script, serve_cgi, wait_scripts_ended
+from conftest import timeout
+from rawhttp import RawResponse, parse_response, request, serve
+from wsdev.cgi import (
+    end_all_scripts,
+    find_cgi_script,
+    kill_all_scripts,
+    serve_cgi,
+    wait_scripts_ended,
+)
 from wsdev.config import Config
 from wsdev.environ import RequestFacts, cgi_environ
 
@@ -51,6 +57,7 @@ SCRIPTS = {
     "multi.sh": 'printf "Content-Type: text/plain\\nSet-Cookie: a=1\\nSet-Cookie: b=2\\n\\n"',
     "length.sh": 'printf "Content-Type: text/plain\\nContent-Length: 3\\n\\nabcdef"',
     "short.sh": 'printf "Content-Type: text/plain\\nContent-Length: 10\\n\\nabc"',
+    "long.sh": 'printf "Content-Type: text/plain\\nContent-Length: 3\\n\\n"\nexec yes',
     "framing.sh": 'printf "Content-Type: text/plain\\nTransfer-Encoding: chunked\\n'
     'Connection: keep-alive\\n\\nplain\\n"',
     "cat.sh": 'echo "Content-Type: application/octet-stream"\necho\nexec cat',
@@ -58,7 +65,8 @@ SCRIPTS = {
     "long-stderr.sh": "head -c 200000 /dev/zero | tr '\\0' e >&2\n"
     'printf "Content-Type: text/plain\\n\\nfine\\n"',
     "fifo.sh": 'printf "Content-Type: text/plain\\n\\nfirst\\n"\ncat ./gate',
-    "forever.sh": 'sleep 1000 &\necho $! > grandchild.pid\nprintf "Content-Type: text/plain\\n\\n"\n'
+    "forever.sh": "sleep 1000 &\necho $! > grandchild.pid\n"
+    'printf "Content-Type: text/plain\\n\\n"\n'
     "while :; do echo tick; sleep 0.05; done",
 }
 
@@ -119,14 +127,8 @@ async def port(cgidir: Path, config: Config) -> AsyncIterator[int]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server = site._server  # noqa: SLF001 - the only way to learn the bound port
-    assert server is not None
-    yield int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
-    await runner.cleanup()
+    async with serve(app) as bound:
+        yield bound
     await asyncio.wait_for(wait_scripts_ended(), timeout(10))
 
 
@@ -234,10 +236,24 @@ async def test_framing_headers_are_the_servers(port: int) -> None:
     assert response.header("Connection") != "keep-alive"
 
 
-async def test_content_length_cuts_the_body(port: int) -> None:
+async def test_content_length_cuts_the_body(port: int, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     response = await request(port, "/length.sh")
     assert response.header("Content-Length") == "3"
     assert response.body == b"abc"
+    assert any("more than its Content-Length" in m for m in cgi_records(caplog))
+
+
+async def test_a_script_writing_past_its_content_length_is_ended(port: int) -> None:
+    response = await request(port, "/long.sh")
+    assert response.body == b"y\ny"
+    # The fixture's teardown waits for every script to end: "yes" would never end by itself.
+
+
+async def test_bodiless_response_has_no_made_up_type(port: int) -> None:
+    response = await request(port, "/location.sh")
+    assert response.header("Content-Length") == "0"
+    assert response.header("Content-Type") is None
 
 
 async def test_short_body_closes_the_connection(
@@ -339,7 +355,10 @@ def _gone(pid: int) -> bool:
     return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
 
 
-async def test_client_leaving_ends_the_script_and_its_children(port: int, cgidir: Path) -> None:
+async def start_forever(
+    port: int, cgidir: Path
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes, int]:
+    """Start /forever.sh; return the connection, what arrived so far and the grandchild's pid."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(f"GET /forever.sh HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
     received = b""
@@ -347,8 +366,28 @@ async def test_client_leaving_ends_the_script_and_its_children(port: int, cgidir
         chunk = await asyncio.wait_for(reader.read(4096), timeout(10))
         assert chunk
         received += chunk
-    grandchild = int((cgidir / "grandchild.pid").read_text())
+    return reader, writer, received, int((cgidir / "grandchild.pid").read_text())
+
+
+async def test_client_leaving_ends_the_script_and_its_children(port: int, cgidir: Path) -> None:
+    _, writer, _, grandchild = await start_forever(port, cgidir)
     assert not _gone(grandchild)
+    writer.close()
+    await wait_for(lambda: _gone(grandchild))
+
+
+@pytest.mark.parametrize("end", ["end_all_scripts", "kill_all_scripts"])
+async def test_shutdown_ends_running_scripts(port: int, cgidir: Path, end: str) -> None:
+    reader, writer, received, grandchild = await start_forever(port, cgidir)
+    if end == "end_all_scripts":
+        await asyncio.wait_for(end_all_scripts(), timeout(10))
+    else:
+        kill_all_scripts()
+    # The response ends with the script, while the client is still connected.
+    while not received.endswith(b"0\r\n\r\n"):
+        chunk = await asyncio.wait_for(reader.read(4096), timeout(10))
+        assert chunk
+        received += chunk
     writer.close()
     await wait_for(lambda: _gone(grandchild))
 

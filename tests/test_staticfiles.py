@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from rawhttp import RawResponse, request
 
+from rawhttp import RawResponse, request, serve
 from wsdev.staticfiles import content_type_for, resolve_under, serve_static, url_segments
 
 SECRET = b"top secret outside the folder\n"
@@ -57,17 +57,13 @@ async def port(site: Path) -> AsyncIterator[int]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    tcp = web.TCPSite(runner, "127.0.0.1", 0)
-    await tcp.start()
-    server = tcp._server  # noqa: SLF001 - the only way to learn the bound port
-    assert server is not None
-    yield int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
-    await runner.cleanup()
+    async with serve(app) as bound:
+        yield bound
 
 
-async def get(port: int, target: str, *headers: tuple[str, str], method: str = "GET") -> RawResponse:
+async def get(
+    port: int, target: str, *headers: tuple[str, str], method: str = "GET"
+) -> RawResponse:
     return await request(port, target, method=method, headers=headers)
 
 
@@ -117,9 +113,7 @@ async def test_if_modified_since(port: int, since: str, status: int) -> None:
         ("bytes=6-", 416, b"", "bytes */6"),
     ],
 )
-async def test_range(
-    port: int, range_: str, status: int, body: bytes, content_range: str
-) -> None:
+async def test_range(port: int, range_: str, status: int, body: bytes, content_range: str) -> None:
     response = await get(port, "/a.txt", ("Range", range_))
     assert response.status == status
     assert response.body == body

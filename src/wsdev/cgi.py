@@ -29,7 +29,6 @@ from wsdev.staticfiles import resolve_under, url_segments
 
 logger = logging.getLogger(__name__)
 
-_CATEGORY = {"category": "cgi"}
 _HEADER_BLOCK_LIMIT = 64 * 1024
 _CHUNK = 64 * 1024
 _STDERR_LINE_LIMIT = 64 * 1024
@@ -72,7 +71,12 @@ def find_cgi_script(root: Path, url_path: str) -> tuple[Path, str, str] | None:
 async def serve_cgi(
     request: web.Request, config: Config, script: Path, env: dict[str, str]
 ) -> web.StreamResponse:
-    """Run ``script`` for ``request`` with ``env`` and stream its response back."""
+    """Run ``script`` for ``request`` with ``env`` and stream its response back.
+
+    ``env`` is the CGI environment the server built (``environ.cgi_environ``); CONTENT_LENGTH,
+    CONTENT_TYPE and SCRIPT_FILENAME are added here from the request. ``config`` is part of the
+    interface the server calls, though nothing in it changes how a script runs today.
+    """
     env = dict(env)
     if request.content_length:
         env["CONTENT_LENGTH"] = str(request.content_length)
@@ -92,11 +96,10 @@ async def serve_cgi(
             start_new_session=os.name == "posix",
         )
     except OSError as exc:
-        logger.error(
-            "CGI script %s cannot be run: %s", script, exc.strerror or exc, extra=_CATEGORY
-        )
+        _log(script, "CGI script %s cannot be run: %s", script, exc.strerror or exc)
         return _failure()
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    _RUNNING.add(proc)
     feeder = asyncio.ensure_future(_feed_stdin(request, proc.stdin))
     stderr_reader = asyncio.ensure_future(_log_stderr(proc.stderr, script))
     complete = False
@@ -104,6 +107,7 @@ async def serve_cgi(
         response, complete = await _respond(request, proc, script)
         return response
     finally:
+        _RUNNING.discard(proc)
         feeder.cancel()
         # A finished script is reaped in the background so a straggler never holds the
         # connection; one whose client left, or whose handler was cancelled, is ended.
@@ -117,14 +121,14 @@ async def _respond(
     """The response, and whether the script's whole output reached the client."""
     assert proc.stdout is not None
     try:
-        status, reason, headers = await _read_head(proc.stdout)
+        status, reason, headers = await _read_head(proc.stdout, script)
     except CgiError as exc:
         detail = ""
         if exc.ended:
             with contextlib.suppress(asyncio.TimeoutError):
                 code = await asyncio.wait_for(proc.wait(), _KILL_GRACE)
                 detail = f" ({_describe_exit(code)})" if code else ""
-        logger.error("CGI script %s %s%s", script, exc, detail, extra=_CATEGORY)
+        _log(script, "CGI script %s %s%s", script, exc, detail)
         return _failure(), False
     response = web.StreamResponse(status=status, reason=reason)
     declared: int | None = None
@@ -133,38 +137,50 @@ async def _respond(
             declared = int(value) if value.isdigit() else None
         else:
             response.headers.add(name, value)
-    if declared is not None:
-        response.content_length = declared
+    # A bodiless answer (a redirect, say) is sent with Content-Length: 0, as Go does, rather than
+    # chunked with a made-up Content-Type.
+    chunk = await proc.stdout.read(_CHUNK)
+    if declared is None and not chunk:
+        declared = 0
+    response.content_length = declared
     send_body = request.method != "HEAD" and status not in (204, 304)
+    sent = 0
+    overflow = False
     try:
         await response.prepare(request)
-        remaining = declared
-        while chunk := await proc.stdout.read(_CHUNK):
-            if remaining is not None:
-                chunk = chunk[:remaining]
-                remaining -= len(chunk)
+        while chunk:
+            if declared is not None and sent + len(chunk) > declared:
+                # Go's CGI host kills such a script; so do we (the caller ends it).
+                _log(script, "CGI script %s wrote more than its Content-Length", script)
+                chunk = chunk[: declared - sent]
+                overflow = True
             if chunk and send_body:
                 await response.write(chunk)
-            if remaining == 0:
+            sent += len(chunk)
+            if overflow:
                 break
-        if remaining and send_body:
-            # Fewer bytes than its Content-Length promised: the client must not wait for more.
-            logger.error(
+            chunk = await proc.stdout.read(_CHUNK)
+        if declared is not None and sent < declared and send_body:
+            missing = declared - sent
+            _log(
+                script,
                 "CGI script %s wrote %d bytes fewer than its Content-Length",
                 script,
-                remaining,
-                extra=_CATEGORY,
+                missing,
             )
+            # The client must not wait for bytes that will never come.
             if request.transport is not None:
                 request.transport.close()
             return response, True
         await response.write_eof()
     except ConnectionError:
         return response, False  # the client left
-    return response, True
+    return response, not overflow
 
 
-async def _read_head(stdout: asyncio.StreamReader) -> tuple[int, str | None, list[tuple[str, str]]]:
+async def _read_head(
+    stdout: asyncio.StreamReader, script: Path
+) -> tuple[int, str | None, list[tuple[str, str]]]:
     """The status, reason and headers of a CGI header block (RFC 3875 §6)."""
     headers: list[tuple[str, str]] = []
     size = 0
@@ -189,7 +205,7 @@ async def _read_head(stdout: asyncio.StreamReader) -> tuple[int, str | None, lis
         name, colon, value = line.partition(":")
         name, value = name.strip(), value.strip()
         if not colon or not _TOKEN.fullmatch(name) or _CONTROL.search(value):
-            logger.warning("CGI: skipped a bogus header line: %r", line, extra=_CATEGORY)
+            _log(script, "CGI script %s: skipped a bogus header line: %r", script, line)
             continue
         headers.append((name, value))
     status_values = [value for name, value in headers if name.lower() == "status"]
@@ -236,14 +252,20 @@ async def _log_stderr(stderr: asyncio.StreamReader, script: Path) -> None:
 
 def _log_stderr_line(script: Path, line: bytes) -> None:
     text = line.rstrip(b"\r").decode("utf-8", "replace")
-    logger.error("%s", text, extra={"category": "stderr", "context": (("cgiscript", str(script)),)})
+    _log(script, "%s", text, category="stderr")
+
+
+def _log(script: Path, message: str, *args: object, category: str = "cgi") -> None:
+    # websocketd's CGI lines carry the script as "cgiscript" context.
+    context = (("cgiscript", str(script)),)
+    logger.error(message, *args, extra={"category": category, "context": context})
 
 
 async def _reap(proc: asyncio.subprocess.Process, script: Path) -> None:
     """Wait for a script that has closed its stdout, and log an unsuccessful exit."""
     code = await proc.wait()
     if code:
-        logger.error("CGI script %s ended with %s", script, _describe_exit(code), extra=_CATEGORY)
+        _log(script, "CGI script %s ended with %s", script, _describe_exit(code))
 
 
 async def _terminate(proc: asyncio.subprocess.Process) -> None:
@@ -272,15 +294,31 @@ def _describe_exit(code: int) -> str:
     return f"exit status {code}"
 
 
+# Scripts whose response is being streamed, and the endings (reaping, or SIGTERM then SIGKILL)
+# of scripts whose response is done; module state, since the server calls plain functions.
+_RUNNING: set[asyncio.subprocess.Process] = set()
 _BACKGROUND: set[asyncio.Future[list[BaseException | None]]] = set()
 
 
-async def wait_scripts_ended() -> None:
-    """Wait until every script started so far has ended and been reaped (for shutdown).
+async def end_all_scripts() -> None:
+    """End every script still running (SIGTERM, then SIGKILL a second later) and reap them all.
 
-    A script whose request was cut short (the client left, or the server is stopping and
-    cancelled the handler) is being ended with SIGTERM, then SIGKILL after a second.
+    For shutdown (SPEC B6): called before the server stops serving, it also lets the requests of
+    long-running scripts finish at once instead of waiting for aiohttp's shutdown timeout.
     """
+    for proc in list(_RUNNING):
+        _background(_terminate(proc))
+    await wait_scripts_ended()
+
+
+def kill_all_scripts() -> None:
+    """SIGKILL every running script's group now (a second Ctrl+C, SPEC B6)."""
+    for proc in list(_RUNNING):
+        _signal_group(proc, _SIGKILL)
+
+
+async def wait_scripts_ended() -> None:
+    """Wait until every script whose response is done has ended and been reaped."""
     while _BACKGROUND:
         await asyncio.gather(*list(_BACKGROUND))
 

@@ -90,7 +90,17 @@ def configure_logging(config: Config, stream: IO[str] | None = None) -> logging.
     root.setLevel(LEVELS[config.loglevel])
     # aiohttp's own access log would be a second, differently shaped line per request.
     logging.getLogger("aiohttp.access").disabled = True
+    # aiohttp logs a client's malformed request as an ERROR; it is the client's mistake, and
+    # websocketd says nothing about it. Errors raised by wsdev's own handlers still show.
+    logging.getLogger("aiohttp.server").addFilter(_not_a_bad_request)
     return handler
+
+
+def _not_a_bad_request(record: logging.LogRecord) -> bool:
+    from aiohttp.http_exceptions import HttpProcessingError
+
+    exc = record.exc_info[1] if record.exc_info else None
+    return not isinstance(exc, HttpProcessingError) or logger.isEnabledFor(logging.DEBUG)
 
 
 def connection_context(

@@ -9,10 +9,16 @@ gives one. ``--header`` and ``--header-http`` apply here too.
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 
 from wsdev.config import Config
 from wsdev.origin import split_host_port
+
+# What a host may be, so a Host header cannot smuggle a path or user into the Location.
+_NAME = re.compile(r"[A-Za-z0-9.\-_~%]+")
+_IPV6 = re.compile(r"[0-9A-Fa-f:.]+(%[A-Za-z0-9.\-_~]+)?")
 
 
 def redirect_app(config: Config, tls_port: int) -> web.Application:
@@ -20,14 +26,14 @@ def redirect_app(config: Config, tls_port: int) -> web.Application:
 
     async def redirect(request: web.Request) -> web.StreamResponse:
         host = request.headers.get("Host", "")
-        split = split_host_port(host, tls=True) if host else None
-        if split is None or not split[0]:
+        split = split_host_port(host, tls=True)
+        name = split[0] if split is not None else ""
+        if ":" in name and _IPV6.fullmatch(name):
+            name = f"[{name}]"
+        elif not _NAME.fullmatch(name):
             return web.Response(
                 status=400, text="400 Bad Request: missing or malformed Host header\n"
             )
-        name = split[0]
-        if ":" in name:
-            name = f"[{name}]"
         # The raw target keeps the client's own percent-encoding; an absolute-form target
         # ("GET http://h/p") contributes only its path and query.
         target = request.rel_url.raw_path_qs if request.rel_url.raw_path else "/"

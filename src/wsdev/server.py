@@ -161,8 +161,14 @@ class Server:
         endings = [b.ending for b in list(self._bridges) if b.ending is not None]
         if endings:
             await asyncio.gather(*endings, return_exceptions=True)
+        # CGI scripts still streaming end now (SIGTERM, then SIGKILL), so their requests finish
+        # instead of waiting out the shutdown timeout, and none outlives wsdev (SPEC B6).
+        from wsdev.cgi import end_all_scripts, wait_scripts_ended
+
+        await end_all_scripts()
         for runner in self._runners:
             await runner.cleanup()
+        await wait_scripts_ended()
 
     def kill_all(self) -> None:
         """Second Ctrl+C: SIGKILL every child's group now."""
@@ -172,6 +178,9 @@ class Server:
             child = bridge._child
             if child is not None:
                 child.signal_group(signal.SIGKILL)
+        from wsdev.cgi import kill_all_scripts
+
+        kill_all_scripts()
 
     # ------------------------------------------------------------ routing
 
@@ -183,11 +192,11 @@ class Server:
         if _is_upgrade(request) and config.serves_websocket:
             return await self._websocket(request, path, request.query_string, console=False)
         if config.cgidir is not None:
-            cgi_match = map_url(config.cgidir, path)
-            if cgi_match is not None:
-                return await self._cgi(
-                    request, cgi_match.file, cgi_match.script_name, cgi_match.path_info
-                )
+            from wsdev.cgi import find_cgi_script
+
+            found = find_cgi_script(config.cgidir, request.rel_url.raw_path)
+            if found is not None:
+                return await self._cgi(request, *found)
         if config.staticdir is not None:
             from wsdev.staticfiles import serve_static
 

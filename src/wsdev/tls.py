@@ -17,8 +17,8 @@ def server_ssl_context(config: Config) -> ssl.SSLContext:
     """A server context for ``--sslcert``/``--sslkey``; ``--sslca`` demands client certificates."""
     if config.sslcert is None or config.sslkey is None:
         raise ConfigError("--ssl needs both --sslcert and --sslkey")
-    _check_readable("--sslcert", config.sslcert)
-    _check_readable("--sslkey", config.sslkey)
+    _check_pem("--sslcert", config.sslcert, b"CERTIFICATE-----", "a PEM certificate")
+    _check_pem("--sslkey", config.sslkey, b"PRIVATE KEY-----", "a PEM private key")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
         context.load_cert_chain(config.sslcert, config.sslkey)
@@ -32,7 +32,7 @@ def server_ssl_context(config: Config) -> ssl.SSLContext:
             f"cannot read the TLS certificate or key: {exc.strerror or exc}"
         ) from None
     if config.sslca is not None:
-        _check_readable("--sslca", config.sslca)
+        _check_pem("--sslca", config.sslca, b"CERTIFICATE-----", "PEM CA certificates")
         try:
             context.load_verify_locations(cafile=config.sslca)
         except (ssl.SSLError, OSError) as exc:
@@ -43,17 +43,19 @@ def server_ssl_context(config: Config) -> ssl.SSLContext:
     return context
 
 
-def _check_readable(flag: str, path: Path) -> None:
+def _check_pem(flag: str, path: Path, marker: bytes, holds: str) -> None:
+    """Catch the common mistakes with a message naming the file (OpenSSL's say "PEM lib")."""
     try:
-        with path.open("rb") as file:
-            file.read(1)
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read {flag} {path}: {exc.strerror or exc}") from None
+    if marker not in data:
+        raise ConfigError(f"{flag} {path} does not hold {holds}")
 
 
 def _reason(exc: Exception) -> str:
-    if isinstance(exc, ssl.SSLError) and exc.reason:
-        return str(exc.reason).lower().replace("_", " ")
+    if isinstance(exc, ssl.SSLError):
+        return str(exc.reason or "invalid PEM data").lower().replace("_", " ")
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc) or type(exc).__name__
