@@ -1,4 +1,4 @@
-"""The browser console in a real headless Chromium against a real wsdev (SPEC C1–C5).
+"""The browser console in a real headless Chromium against a real wsdev (SPEC C).
 
 One browser and one echo server are shared by the module (each test opens its own browser
 context, so localStorage starts empty); tests that need their own program or port start it.
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+
 from conftest import ServerProcess, free_port, run_wsdev, timeout
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -26,6 +27,8 @@ if not os.environ.get("CI"):
 from playwright.async_api import (  # noqa: E402
     Browser,
     BrowserContext,
+    ConsoleMessage,
+    Locator,
     Page,
     async_playwright,
     expect,
@@ -110,8 +113,16 @@ async def page(context: BrowserContext) -> AsyncIterator[Page]:
     opened = await context.new_page()
     errors: list[str] = []
     opened.on("pageerror", lambda error: errors.append(str(error)))
+
+    def console_error(message: ConsoleMessage) -> None:
+        # A refused connection while the server is down is logged by Chromium itself.
+        if message.type == "error" and "WebSocket connection to" not in message.text:
+            errors.append(message.text)
+
+    # Content-Security-Policy violations and script errors both land here.
+    opened.on("console", console_error)
     yield opened
-    assert not errors, f"the page raised: {errors}"
+    assert not errors, f"the page reported errors: {errors}"
 
 
 async def open_console(page: Page, url: str) -> None:
@@ -126,7 +137,7 @@ async def send(page: Page, text: str) -> None:
     await page.locator("#input").press("Enter")
 
 
-def entries(page: Page, kind: str):  # type: ignore[no-untyped-def]
+def entries(page: Page, kind: str) -> Locator:
     return page.locator(f"#transcript .entry.{kind}")
 
 
@@ -138,9 +149,9 @@ async def test_connects_on_load_and_echoes(page: Page, echo_server: ServerProces
     await expect(page.locator("#status-text")).to_contain_text("pid")
 
     await send(page, "hello")
-    await expect(entries(page, "sent").last.locator(".body")).to_have_text("sent: hello")
+    await expect(entries(page, "sent").last.locator(".body")).to_have_text("hello")
     reply = entries(page, "recv").last
-    await expect(reply.locator(".body")).to_have_text("received: echo: hello")
+    await expect(reply.locator(".body")).to_have_text("echo: hello")
     await expect(reply.locator(".latency")).to_have_text(re.compile(r"^\+[\d.]+ (ms|s)$"))
     await expect(page.locator("#input")).to_have_value("")
     await expect(page.locator("#input")).to_be_focused()
@@ -268,7 +279,9 @@ async def test_hostile_output_is_shown_not_run(page: Page, echo_server: ServerPr
 
 async def test_hostile_endpoint_in_the_page_url(page: Page, echo_server: ServerProcess) -> None:
     query = "a=%22%3E%3Cimg%20src=x%20onerror=window.__pwned=1%3E"
-    await open_console(page, f"{echo_server.http_url}/x%22%3E%3Cscript%3Ewindow.__pwned=2%3C/script%3E?{query}")
+    await open_console(
+        page, f"{echo_server.http_url}/x%22%3E%3Cscript%3Ewindow.__pwned=2%3C/script%3E?{query}"
+    )
     assert await page.evaluate("window.__pwned") is None
     assert await page.locator("body > script, body img").count() == 0
     await expect(page.locator("#query")).to_have_value(query)
@@ -317,6 +330,9 @@ async def test_dark_by_system_preference_and_narrow_window(
         await expect(entries(page, "recv").last).to_contain_text("echo: xxx")
         await send(page, "json")
         await expect(entries(page, "recv").last.locator(".json")).to_be_visible()
+        # The view follows the conversation even when rows wrap onto several lines.
+        await send(page, "exit 0")
+        await expect(entries(page, "close").last).to_be_in_viewport(ratio=1)
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= 400
         for control in ("#input", "#send", "#path", "#connect", "#status"):
@@ -426,8 +442,12 @@ async def test_binary_mode_shows_hex(page: Page, tmp_path: Path) -> None:
 
         await page.locator("#format").select_option("hex")
         await send(page, "de ad be ef")
-        await expect(entries(page, "sent").last.locator(".bin-head")).to_have_text("binary · 4 bytes")
-        await expect(entries(page, "recv").last.locator(".hex")).to_contain_text("00 ff de ad be ef")
+        await expect(entries(page, "sent").last.locator(".bin-head")).to_have_text(
+            "binary · 4 bytes"
+        )
+        await expect(entries(page, "recv").last.locator(".hex")).to_contain_text(
+            "00 ff de ad be ef"
+        )
 
 
 async def test_reconnects_after_server_restart(page: Page, tmp_path: Path) -> None:
@@ -453,8 +473,15 @@ async def test_reconnects_after_server_restart(page: Page, tmp_path: Path) -> No
         await expect(entries(page, "sent").first).to_contain_text("before")
 
 
+VERSIONED_BOT = """\
+import sys
+for line in sys.stdin:
+    print("v1 " + line, end="", flush=True)
+"""
+
+
 async def test_restart_on_edit_marks_and_reconnects(page: Page, tmp_path: Path) -> None:
-    bot = write_program(tmp_path, "bot.py", 'import sys\nfor l in sys.stdin: print("v1 " + l, end="", flush=True)\n')
+    bot = write_program(tmp_path, "bot.py", VERSIONED_BOT)
     async with run_wsdev(
         "--port=0", "--address=127.0.0.1", "--no-dashboard", str(bot), cwd=tmp_path, defaults=False
     ) as server:
@@ -471,3 +498,28 @@ async def test_restart_on_edit_marks_and_reconnects(page: Page, tmp_path: Path) 
         await expect(page.locator("#status")).to_have_attribute("data-state", "open")
         await send(page, "b")
         await expect(entries(page, "recv").last).to_contain_text("v2 b")
+
+
+async def test_refusals_are_shown_without_retrying(
+    context: BrowserContext, page: Page, tmp_path: Path
+) -> None:
+    write_program(tmp_path, "hello.py", ECHO_BOT)
+    async with run_wsdev("--maxforks=1", f"--dir={tmp_path}") as server:
+        await open_console(page, server.http_url + "/hello.py")
+        await send(page, "hi")
+        await expect(entries(page, "recv").last).to_contain_text("echo: hi")
+
+        # The one allowed program is running: a second console is told why it cannot start one.
+        second = await context.new_page()
+        await second.goto(server.http_url + "/hello.py")
+        await expect(entries(second, "error")).to_contain_text("HTTP 429")
+        await expect(second.locator("#status")).to_have_attribute("data-state", "closed")
+        await second.close()
+
+        await page.locator("#path").fill("/missing.py")
+        await page.locator("#path").press("Enter")
+        await expect(entries(page, "error")).to_contain_text("HTTP 404")
+        await expect(entries(page, "error")).to_contain_text("/missing.py")
+        await expect(page.locator("#status")).to_have_attribute("data-state", "closed")
+        await expect(page.locator("#version")).to_contain_text("--dir")
+        assert await entries(page, "error").count() == 1

@@ -205,7 +205,8 @@ class Server:
                 self._access(request, response.status, "STATIC")
                 return response
         if config.console_on_any_path and request.method in ("GET", "HEAD"):
-            return self._console_page(request, path, request.query_string)
+            # The raw query: the page hands it back, and the program must see it percent-encoded.
+            return self._console_page(request, path, request.rel_url.raw_query_string)
         self._access(request, 404, "NOT FOUND")
         return web.Response(status=404, text=NOT_FOUND_BODY)
 

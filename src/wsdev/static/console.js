@@ -172,6 +172,17 @@
     return value !== null && typeof value === "object" && !isRaw(value);
   }
 
+  // Small objects and arrays of plain values read best on one line, as in a code editor.
+  const INLINE_WIDTH = 64;
+  function isSmallFlat(value, keys) {
+    if (keys.length > 8) return false;
+    for (const k of keys) {
+      const child = value[k];
+      if (isContainer(child) && Object.keys(child).length) return false;
+    }
+    return JSON.stringify(value).length <= INLINE_WIDTH;
+  }
+
   function preview(value, room) {
     const text = JSON.stringify(value);
     const inner = text.slice(1, -1);
@@ -189,6 +200,17 @@
       if (keys.length === 0) {
         const line = el("div", "jline");
         line.append(...head, span("p", open + close + comma));
+        return line;
+      }
+      if (depth > 0 && isSmallFlat(value, keys)) {
+        const line = el("div", "jline");
+        line.append(...head, span("p", open));
+        keys.forEach((k, i) => {
+          if (!isArray) line.append(span("k", JSON.stringify(k)), span("p", ": "));
+          line.append(isContainer(value[k]) ? span("p", JSON.stringify(value[k])) : primitive(value[k]));
+          if (i < keys.length - 1) line.append(span("p", ", "));
+        });
+        line.append(span("p", close + comma));
         return line;
       }
       const node = el("details");
@@ -268,7 +290,9 @@
   let toRender = [];
   let renderScheduled = false;
   let unseen = 0;
-  let stickToBottom = true;
+  let stickToBottom = true; // the next render scrolls to the end (the user just sent something)
+  let following = true; // the view is at the end; kept by scroll events, so a render never
+  // has to measure the whole transcript just to learn where the user is
 
   // A note's text is a list of parts: strings, or [style, text] for chips and emphasis.
   function partsText(parts) {
@@ -324,7 +348,7 @@
   function flushRender() {
     if (!renderScheduled || !ui.transcript) return;
     renderScheduled = false;
-    const follow = stickToBottom || nearBottom();
+    const follow = stickToBottom || following;
     stickToBottom = false;
     const fragment = document.createDocumentFragment();
     let added = 0;
@@ -338,11 +362,29 @@
     ui.transcript.append(fragment);
     document.body.classList.toggle("has-entries", entries.length > 0);
     if (follow) {
-      ui.transcript.scrollTop = ui.transcript.scrollHeight;
+      pinToBottom(3);
     } else if (added) {
       unseen += added;
       ui.jumpText.textContent = `${plural(unseen, "new message")}`;
       ui.jump.hidden = false;
+    }
+  }
+
+  // Rows out of view are laid out at an estimated height (content-visibility), so the end
+  // moves once new rows get their real size: follow it until it has stopped moving for a few
+  // frames (a busy machine may take several frames to lay the rows out), but never for long.
+  // While pinning, a row growing to its real size is not the user scrolling away.
+  let pinning = false;
+  function pinToBottom(stableFrames, lastHeight = -1, budget = 60) {
+    const height = ui.transcript.scrollHeight;
+    ui.transcript.scrollTop = height;
+    const left = height === lastHeight ? stableFrames - 1 : 3;
+    pinning = left > 0 && budget > 0;
+    if (pinning) {
+      window.requestAnimationFrame(() => {
+        if (following) pinToBottom(left, height, budget - 1);
+        else pinning = false;
+      });
     }
   }
 
@@ -395,12 +437,14 @@
     row.dataset.kind = entry.kind;
 
     row.append(el("span", "time", clock(entry.time)));
+    // The direction is named for screen readers on the glyph, so copying a reply's text
+    // with the mouse copies just the text.
     const dir = el("span", "dir", GLYPHS[entry.kind]);
-    dir.setAttribute("aria-hidden", "true");
+    dir.setAttribute("role", "img");
+    dir.setAttribute("aria-label", LABELS[entry.kind]);
     row.append(dir);
 
     const body = el("div", "body");
-    body.append(el("span", "sr-only", `${LABELS[entry.kind]}: `));
     if (entry.parts) {
       renderParts(entry.parts, body);
       if (entry.env) renderEnv(entry.env, body);
@@ -473,7 +517,7 @@
   function exportText() {
     const lines = [`# wsdev transcript · ${endpointUrl(target)} · ${new Date().toISOString()}`];
     for (const entry of entries) {
-      const prefix = `${clock(entry.time)} ${(GLYPHS[entry.kind] || "↻").padEnd(1)} `;
+      const prefix = `${clock(entry.time)} ${GLYPHS[entry.kind] || "·"} `;
       let text = textOf(entry);
       if (entry.kind === "stderr") text = `[stderr] ${text}`;
       if (entry.latency !== undefined) text += `  (+${duration(entry.latency)})`;
@@ -770,7 +814,8 @@
       return;
     }
     const closeInfo = { code, reason };
-    const codeChip = ["chip", `${code}${reason ? ` ${reason}` : ""}`];
+    // The server's reason says it best ("exit 3"); a bare code gets its standard meaning.
+    const codeChip = ["chip", `${code} ${reason || CLOSE_NAMES[code] || "closed"}`];
     if (mine.intentional) {
       addEntry("close", { parts: ["Disconnected ", codeChip], close: closeInfo });
       setState("closed");
@@ -778,7 +823,7 @@
     }
     if (code === 1012 || mine.restart) {
       addEntry("restart", {
-        parts: [changedLabel(mine.restart || []), ["span", " · closed "], codeChip, ["span", " · reconnecting"]],
+        parts: [["strong", changedLabel(mine.restart || [])], " · closed ", codeChip, " · reconnecting"],
         close: closeInfo,
       });
       attempt = 0;
@@ -789,19 +834,13 @@
     const final = programEnded || Boolean(mine.error) || code === 1009 || code === 1008;
     if (final) {
       const hint = pending.length ? " · starting it again" : " · press Enter to start the program again";
-      addEntry("close", {
-        parts: ["Connection closed ", codeChip, ` (${CLOSE_NAMES[code] || "closed"})`, ["span", hint]],
-        close: closeInfo,
-      });
+      addEntry("close", { parts: ["Connection closed ", codeChip, hint], close: closeInfo });
       if (pending.length) reconnectNow();
       else setState("closed");
       return;
     }
-    const why = code === 1001 ? "Server shutting down" : "Connection lost";
-    addEntry("close", {
-      parts: [`${why} `, codeChip, ` (${CLOSE_NAMES[code] || "closed"}) · reconnecting`],
-      close: closeInfo,
-    });
+    const why = code === 1001 ? "Server going away " : "Connection lost ";
+    addEntry("close", { parts: [why, codeChip, " · reconnecting"], close: closeInfo });
     attempt = 0;
     scheduleRetry();
   }
@@ -965,13 +1004,21 @@
     showTarget();
     ui.origin.textContent = `${WS_SCHEME}://${window.location.host}`;
     const who = SETTINGS.command || "the program";
-    ui.input.placeholder = `Message to ${who} — Enter to send, Shift+Enter for a new line`;
-    $("version").textContent = `wsdev ${SETTINGS.version}`.trim();
+    ui.input.placeholder = `Message to ${who}`;
+    const mode = [SETTINGS.dirMode && "--dir", SETTINGS.binary && "--binary"].filter(Boolean);
+    $("version").textContent = [`wsdev ${SETTINGS.version}`.trim(), ...mode].join(" · ");
+    if (SETTINGS.dirMode) ui.path.placeholder = "/script-name/extra/path";
 
     ui.composer.addEventListener("submit", (event) => { event.preventDefault(); submit(); ui.input.focus(); });
     ui.input.addEventListener("keydown", inputKeys);
     ui.input.addEventListener("input", autosize);
+    // Two text fields and no submit button: a form would not submit on Enter by itself.
     ui.targetForm.addEventListener("submit", (event) => { event.preventDefault(); retarget(); });
+    for (const field of [ui.path, ui.query]) {
+      field.addEventListener("keydown", (event) => {
+        if (event.key === "Enter" && !event.isComposing) { event.preventDefault(); retarget(); }
+      });
+    }
     ui.connect.addEventListener("click", () => {
       if (state === "closed") reconnectNow();
       else disconnect();
@@ -1000,10 +1047,16 @@
     document.addEventListener("keydown", globalKeys);
 
     ui.transcript.addEventListener("scroll", () => {
-      if (nearBottom()) { unseen = 0; ui.jump.hidden = true; }
-    });
+      if (pinning) return;
+      following = nearBottom();
+      if (following) { unseen = 0; ui.jump.hidden = true; }
+    }, { passive: true });
+    for (const intent of ["wheel", "touchmove"]) {
+      ui.transcript.addEventListener(intent, () => { pinning = false; }, { passive: true });
+    }
     ui.jump.addEventListener("click", () => {
-      ui.transcript.scrollTop = ui.transcript.scrollHeight;
+      following = true;
+      pinToBottom(3);
       ui.input.focus();
     });
 
