@@ -36,14 +36,14 @@ async def serve(config: Config) -> int:
     views: list[object] = []
     dashboard = None
     if config.dashboard:
-        try:
-            from wsdev.dashboard import Dashboard
-        except ImportError:
-            dashboard = None
-        else:
-            dashboard = Dashboard(bus, config)
-            logging.getLogger().handlers.clear()
-            dashboard.start()
+        from wsdev.dashboard import Dashboard
+
+        dashboard = Dashboard(bus, config)
+        # Log records (warnings, errors from libraries) go to the dashboard's event log, never
+        # over the screen.
+        logging.getLogger().handlers.clear()
+        logging.getLogger().addHandler(dashboard.log_handler)
+        dashboard.start()
     if dashboard is None:
         views.append(LogWriter(bus, config))
 
@@ -81,6 +81,8 @@ async def serve(config: Config) -> int:
         if interrupts > 1 and signum == signal.SIGINT:
             # A second Ctrl+C: the user has stopped waiting.
             server.kill_all()
+            if dashboard is not None:
+                dashboard.close()  # os._exit skips atexit: leave the alternate screen now
             os._exit(130)
         stop.set()
 

@@ -359,16 +359,20 @@ class _LineReader(asyncio.Protocol):
             self._partial = bytearray(data[last_newline + 1 :])
         lines = block.split(b"\n")
         lines.pop()  # what followed the last newline is in _partial
+        nbytes = len(block) - len(lines)  # the payloads, without their newlines
         if b"\r" in block:
             lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]
+            nbytes = sum(map(len, lines))
         if len(block) > self._limit:
             too_long = next((i for i, line in enumerate(lines) if len(line) > self._limit), None)
             if too_long is not None:
                 self._refuse_line(lines[:too_long])
                 return
         if not block.isascii():
-            lines = self._valid_utf8(block, lines)
-        self._bridge.on_lines(lines, len(block))
+            fixed = self._valid_utf8(block, lines)
+            if fixed is not lines:
+                lines, nbytes = fixed, sum(map(len, fixed))
+        self._bridge.on_lines(lines, nbytes)
         self._check_partial()
 
     def _refuse_line(self, before: list[bytes]) -> None:

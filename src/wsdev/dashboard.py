@@ -14,13 +14,14 @@ import contextlib
 import logging
 import re
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 from rich.cells import cell_len
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, Group, JustifyMethod, RenderableType
 from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
@@ -97,9 +98,9 @@ def render(
     if rest < 3:
         return Group(*parts)
 
-    wanted = 3 + max(len(tally.live), 1)  # borders, column titles, rows
+    wanted = 3 + len(tally.live) if tally.live else 3  # borders, column titles, rows
     connections_height = rest if rest < 10 else min(wanted, max(4, rest // 2))
-    parts.append(_connections(tally, config, now, width, connections_height))
+    parts.append(_connections(tally, now, width, connections_height))
     bottom = rest - connections_height
     if bottom < 3:
         return Group(*parts)
@@ -144,7 +145,7 @@ def _header(tally: Tally, config: Config, now: float, width: int) -> list[Text]:
 
     urls: list[Text] = []
     if started is not None:
-        urls += [Text.assemble(("ws ", "dim"), (url, "bold cyan")) for url in started.urls]
+        urls += [Text(url, style="bold cyan") for url in started.urls]
         urls += [Text.assemble(("console ", "dim"), (url, "cyan")) for url in started.console_urls]
     lines += _pack(urls, width)
 
@@ -224,15 +225,17 @@ def _one_line(text: Text) -> Text:
 class _Column:
     key: str
     title: str
-    justify: str = "left"
+    justify: JustifyMethod = "left"
     flexible: bool = False  # takes the spare width, cut with an ellipsis
     min_width: int = 0
+    #: At most this share of the screen (paths can be long; the last message gets the rest).
+    max_share: float = 1.0
 
 
 _COLUMNS = (
     _Column("seq", "#", "right"),
     _Column("remote", "remote"),
-    _Column("path", "path", flexible=True, min_width=10),
+    _Column("path", "path", min_width=10, max_share=0.3),
     _Column("pid", "pid", "right"),
     _Column("age", "age", "right"),
     _Column("in", "in", "right"),
@@ -244,7 +247,7 @@ _COLUMNS = (
 _DROP_ORDER = ("remote", "pid", "last", "age", "bytes", "path")
 
 
-def _connections(tally: Tally, config: Config, now: float, width: int, height: int) -> Panel:
+def _connections(tally: Tally, now: float, width: int, height: int) -> Panel:
     live = list(tally.live.values())
     title = f"connections · {len(live)} live" if live else "connections"
     if not live:
@@ -263,30 +266,30 @@ def _connections(tally: Tally, config: Config, now: float, width: int, height: i
         live = live[hidden:] if room > 1 else []
     rows = [_cells(stats, now) for stats in live]
     columns, short_bytes = _fit(rows, width - 2)
+    widths = {column.key: _natural(column, rows, short_bytes, width) for column in columns}
+    if short_bytes:
+        for row in rows:
+            row["in"], row["out"] = _count_only(row["in"]), _count_only(row["out"])
 
     table = Table(box=None, expand=True, padding=(0, 1), header_style="bold dim")
     for column in columns:
         table.add_column(
             column.title,
-            justify=column.justify,  # type: ignore[arg-type]
+            justify=column.justify,
             no_wrap=True,
             overflow="ellipsis",
             ratio=1 if column.flexible else None,
             min_width=column.min_width or None,
+            max_width=None if column.flexible else widths[column.key],
         )
     for stats, cells in zip(live, rows, strict=True):
-        style = seq_style(stats.info.seq)
-        values: list[Text] = []
-        for column in columns:
-            if column.key in ("in", "out") and short_bytes:
-                values.append(Text(cells[column.key].split(" · ")[0]))
-            elif column.key == "seq":
-                values.append(Text(cells["seq"], style=f"bold {style}"))
-            elif column.key == "last" and stats.stalled_bytes:
-                values.append(Text(f"{stats.stalled_bytes} B without newline", style="bold yellow"))
-            else:
-                values.append(Text(cells[column.key]))
-        table.add_row(*values)
+        styles = {
+            "seq": f"bold {seq_style(stats.info.seq)}",
+            "last": "bold yellow" if stats.stalled_bytes else "",
+        }
+        table.add_row(
+            *(Text(cells[column.key], style=styles.get(column.key, "")) for column in columns)
+        )
     if hidden:
         # In the widest column that is surely there, so the "#" column stays narrow.
         label = Text(f"+{hidden} older", style="dim")
@@ -308,7 +311,9 @@ def _cells(stats: ConnectionStats, now: float) -> dict[str, str]:
     if info.console:
         path += " (console)"
     last = ""
-    if stats.last_direction:
+    if stats.stalled_bytes:
+        last = f"{stats.stalled_bytes} B without newline"
+    elif stats.last_direction:
         last = f"{human_duration(now - stats.last_activity)} {stats.last_direction}"
         if stats.last_preview:
             last += f" {stats.last_preview}"
@@ -328,23 +333,30 @@ def _fit(rows: list[dict[str, str]], width: int) -> tuple[list[_Column], bool]:
     """The columns that fit ``width`` and whether byte counts must be left out."""
     columns = list(_COLUMNS)
     short_bytes = False
-
-    def natural(column: _Column) -> int:
-        if column.flexible:
-            return column.min_width
-        cells = [row[column.key] for row in rows]
-        if short_bytes and column.key in ("in", "out"):
-            cells = [cell.split(" · ")[0] for cell in cells]
-        return max(cell_len(text) for text in [column.title, *cells])
-
     for drop in _DROP_ORDER:
-        if sum(natural(column) + 2 for column in columns) <= width:
+        if sum(_natural(column, rows, short_bytes, width) + 2 for column in columns) <= width:
             break
         if drop == "bytes":
             short_bytes = True
         else:
             columns = [column for column in columns if column.key != drop]
     return columns, short_bytes
+
+
+def _count_only(cell: str) -> str:
+    """``12`` of ``12 · 1.2 kB``, for screens too narrow for byte counts."""
+    return cell.split(" · ")[0]
+
+
+def _natural(column: _Column, rows: list[dict[str, str]], short_bytes: bool, width: int) -> int:
+    """The width ``column`` asks for: its widest cell, within its bounds."""
+    if column.flexible:
+        return column.min_width
+    cells = [row[column.key] for row in rows]
+    if short_bytes and column.key in ("in", "out"):
+        cells = [_count_only(cell) for cell in cells]
+    natural = max(cell_len(text) for text in [column.title, *cells])
+    return max(column.min_width, min(natural, int(width * column.max_share)))
 
 
 # ---------------------------------------------------------------- stderr and events
@@ -439,6 +451,11 @@ class Dashboard:
         self._render_failed = False
         #: How many times the screen was drawn; for tests and the overhead bench.
         self.draws = 0
+        #: Add this to the root logger while the dashboard is on: wsdev's own warnings and
+        #: errors then appear in the event log instead of being written over the screen.
+        self.log_handler: logging.Handler = _LogToTally(self)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.get_ident()
 
     def start(self) -> None:
         if self._live is not None:
@@ -456,7 +473,8 @@ class Dashboard:
         self._live.start()
         # A process that ends without ``stop`` must not leave the terminal on the other screen.
         atexit.register(self.close)
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
         with contextlib.suppress(AttributeError, NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGWINCH, self._dirty.set)
             self._winch = True
@@ -469,15 +487,14 @@ class Dashboard:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._live is not None:
-            self._draw()  # the final state, e.g. "stopping"
         self.close()
 
     def close(self) -> None:
         """Restore the terminal at once (safe to call twice, and from a signal path)."""
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            with contextlib.suppress(RuntimeError):  # at exit, the loop may be closed already
+                task.cancel()
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -506,14 +523,29 @@ class Dashboard:
         self.tally.handle(event)
         self._dirty.set()
 
+    def note_error(self, text: str) -> None:
+        """Show ``text`` in the event log as an error; safe from any thread."""
+        if threading.get_ident() == self._thread:
+            self.tally.note(Kind.ERROR, text)
+            self._dirty.set()
+        elif self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.note_error, text)
+
     async def _run(self) -> None:
-        while True:
+        loop = asyncio.get_running_loop()
+        while self._live is not None:
             self._dirty.clear()
             self._draw()
             await asyncio.sleep(MIN_INTERVAL)
-            if not self._dirty.is_set():
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._dirty.wait(), MAX_INTERVAL - MIN_INTERVAL)
+            if self._dirty.is_set():
+                continue
+            # A timer rather than asyncio.wait_for: on Python < 3.12 wait_for can swallow a
+            # cancel that arrives as the event fires (cpython#86296), and stop() would hang.
+            tick = loop.call_later(MAX_INTERVAL - MIN_INTERVAL, self._dirty.set)
+            try:
+                await self._dirty.wait()
+            finally:
+                tick.cancel()
 
     def _draw(self) -> None:
         if self._live is None:
@@ -528,3 +560,19 @@ class Dashboard:
             renderable = Text(f"wsdev dashboard cannot draw: {exc!r}", style="red")
         self._live.update(renderable, refresh=True)
         self.draws += 1
+
+
+class _LogToTally(logging.Handler):
+    """Routes wsdev's own warnings and errors into the dashboard's event log."""
+
+    def __init__(self, dashboard: Dashboard) -> None:
+        super().__init__(logging.WARNING)
+        self._dashboard = dashboard
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except Exception:
+            self.handleError(record)
+            return
+        self._dashboard.note_error(text.splitlines()[0] if text else record.levelname.lower())

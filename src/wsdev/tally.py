@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
+from urllib.parse import urlsplit
 
 from wsdev.events import (
     Connected,
@@ -157,6 +158,14 @@ def _abnormal(code: int | None) -> bool:
     return code is not None and 1002 <= code < 3000 and code not in (1005, 1012)
 
 
+def _path_of(url: str) -> str:
+    """``/chat?x=1`` of ``http://127.0.0.1:8080/chat?x=1``: the host is the same for all."""
+    parts = urlsplit(url)
+    if not parts.scheme:
+        return url
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
 def _utf8_len(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
@@ -222,7 +231,7 @@ class Tally:
                 stats.last_preview = _preview(event.data, isinstance(event.data, bytes))
         elif isinstance(event, StderrLine):
             totals.stderr_lines += 1
-            line = clip(event.line.replace("\r", "").replace("\n", " "))
+            line = clip(event.line).replace("\r", "").replace("\n", " ")
             self.stderr.append(StderrEntry(self._wall_clock(), event.conn.seq, line))
             if stats := self._live.get(event.conn.id):
                 stats.stderr_lines += 1
@@ -243,68 +252,64 @@ class Tally:
 
     def _connected(self, conn: ConnectionInfo, now: float) -> None:
         self.totals.connections += 1
-        self._live[conn.id] = ConnectionStats(conn, connected_at=now, last_activity=now)
-        self._live[conn.id].pid = conn.pid
+        self._live[conn.id] = ConnectionStats(
+            conn, connected_at=now, last_activity=now, pid=conn.pid
+        )
         where = conn.path + (f"?{conn.query}" if conn.query else "")
         via = " (console)" if conn.console else ""
-        self._note(Kind.CONNECT, f"connected from {conn.remote} {where}{via}", conn.seq)
+        self.note(Kind.CONNECT, f"connected from {conn.remote} {where}{via}", conn.seq)
 
     def _disconnected(self, event: Disconnected) -> None:
         self._live.pop(event.conn.id, None)
-        parts = ["closed" if event.code is not None else "dropped"]
-        if event.code is not None:
-            parts.append(str(event.code))
+        closed = f"closed {event.code}" if event.code is not None else "dropped"
         ended = event.exit.describe() if event.exit is not None else ""
+        parts = [closed, ended, human_duration(event.duration)]
+        # The reason comes last: it is often long, and B2's reason repeats the exit status.
         if event.reason and event.reason != ended:
             parts.append(repr(event.reason))
-        if ended:
-            parts.append(f"· {ended}")
-        parts.append(f"· {human_duration(event.duration)}")
         kind = Kind.FAILED if _abnormal(event.code) else Kind.DISCONNECT
-        self._note(kind, " ".join(parts), event.conn.seq)
+        self.note(kind, " · ".join(part for part in parts if part), event.conn.seq)
 
     def _stalled(self, event: OutputStalled) -> None:
         stats = self._live.get(event.conn.id)
         if stats is None or stats.stalled_bytes:
             return  # already said so for this stall
         stats.stalled_bytes = max(1, event.pending_bytes)
-        self._note(
-            Kind.STALL,
-            f"{event.pending_bytes} bytes on stdout without a newline for over a second:"
-            " is the program buffering its output? (flush after each line)",
-            event.conn.seq,
-        )
+        # Most often the program's stdout is block-buffered (SPEC B9): say so, briefly.
+        text = f"no newline after {event.pending_bytes} bytes for 1s+ (flush stdout?)"
+        self.note(Kind.STALL, text, event.conn.seq)
 
     def _notable(self, event: Event) -> None:
         """Events that only add to the log: server life, restarts, rejections, errors."""
         if isinstance(event, ServerStarted):
             self.server = event
             self.started_at = self._clock()
-            self._note(Kind.SERVER, "serving " + " ".join(event.urls or event.console_urls))
+            self.note(Kind.SERVER, "serving " + " ".join(event.urls or event.console_urls))
         elif isinstance(event, Restarting):
             self.totals.restarts += 1
             shown = ", ".join(event.changed[:3])
             if len(event.changed) > 3:
                 shown += f" +{len(event.changed) - 3} more"
             closing = f", closing {event.live} connection{'s' if event.live != 1 else ''}"
-            self._note(Kind.RESTART, f"{shown} changed{closing if event.live else ''}")
+            self.note(Kind.RESTART, f"{shown} changed{closing if event.live else ''}")
         elif isinstance(event, Rejected):
             self.totals.rejected += 1
             origin = f" origin {event.origin}" if event.origin else ""
-            where = f"{event.url} from {event.remote}{origin}"
-            self._note(Kind.REJECT, f"{event.status} {where}: {event.reason}")
+            where = f"{_path_of(event.url)} from {event.remote}{origin}"
+            self.note(Kind.REJECT, f"{event.status} {where}: {event.reason}")
         elif isinstance(event, SpawnFailed):
             self.totals.errors += 1
-            self._note(Kind.ERROR, f"could not start: {event.message}", event.conn.seq)
+            self.note(Kind.ERROR, f"could not start: {event.message}", event.conn.seq)
         elif isinstance(event, ConnectionError_):
             self.totals.errors += 1
-            self._note(Kind.ERROR, event.message, event.conn.seq)
+            self.note(Kind.ERROR, event.message, event.conn.seq)
         elif isinstance(event, ServerError):
             self.totals.errors += 1
-            self._note(Kind.ERROR, event.message)
+            self.note(Kind.ERROR, event.message)
         elif isinstance(event, ServerStopping):
             self.stopping = event.reason or "stopping"
-            self._note(Kind.SERVER, f"stopping: {self.stopping}")
+            self.note(Kind.SERVER, f"stopping: {self.stopping}")
 
-    def _note(self, kind: Kind, text: str, seq: int | None = None) -> None:
+    def note(self, kind: Kind, text: str, seq: int | None = None) -> None:
+        """Add a line to the event log (also for facts that come from outside the bus)."""
         self.log.append(LogEntry(self._wall_clock(), kind, clip(text), seq))
