@@ -18,6 +18,8 @@ import webbrowser
 from wsdev.config import Config
 from wsdev.events import EventBus, ServerStarted, ServerStopping
 from wsdev.logs import LogWriter, configure_logging
+from wsdev.orphans import OrphanReaper
+from wsdev.process import own_pids
 from wsdev.reload import Reloader, watched_paths
 from wsdev.server import Server
 
@@ -55,6 +57,13 @@ async def serve(config: Config) -> int:
             await dashboard.stop()
         raise
     paths = watched_paths(config) if config.reload else ()
+    stop = asyncio.Event()
+    reloader = Reloader(paths, server) if paths else None
+    reload_task = asyncio.ensure_future(reloader.run(stop)) if reloader else None
+    if reload_task is not None:
+        # The watcher sets up its inotify watches synchronously in its first step: let that
+        # step run before announcing what is watched, so no save after the announcement is lost.
+        await asyncio.sleep(0)
     bus.publish(
         ServerStarted(
             urls=tuple(server.urls),
@@ -65,9 +74,8 @@ async def serve(config: Config) -> int:
         )
     )
 
-    stop = asyncio.Event()
-    reloader = Reloader(paths, server) if paths else None
-    reload_task = asyncio.ensure_future(reloader.run(stop)) if reloader else None
+    orphans = OrphanReaper(own_pids)
+    orphans.start()
     opener = None
     if config.open_browser and server.console_urls:
         opener = asyncio.ensure_future(_open_browser(server.console_urls[0]))
@@ -81,6 +89,7 @@ async def serve(config: Config) -> int:
         if interrupts > 1 and signum == signal.SIGINT:
             # A second Ctrl+C: the user has stopped waiting.
             server.kill_all()
+            orphans.kill_all()
             if dashboard is not None:
                 dashboard.close()  # os._exit skips atexit: leave the alternate screen now
             os._exit(130)
@@ -100,6 +109,9 @@ async def serve(config: Config) -> int:
         if opener is not None:
             opener.cancel()
         await server.close()
+        # Whatever escaped its process group (setsid) and was adopted by us ends now (B6).
+        orphans.kill_all()
+        orphans.stop()
         if dashboard is not None:
             await dashboard.stop()
     return 0

@@ -47,6 +47,10 @@ EOF_GRACE_SECONDS = 2.0
 # A stderr line longer than this is logged in pieces, so stderr is always being read (B5).
 STDERR_PIECE = 64 * 1024
 PING_FRAME = bytes((0x89, 0))
+# Bytes the child's stdin may hold beyond the pipe before the client is no longer read (B4).
+STDIN_BUFFER = 1024 * 1024
+# How often a receive loop blocked on a full stdin checks that its client is still there.
+STDIN_VANISH_CHECK = 0.25
 CLOSE_GOING_AWAY = 1001
 CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL = 1011
@@ -105,6 +109,9 @@ class Bridge:
         self._stdout, _ = await loop.connect_read_pipe(lambda: out_reader, child.stdout)
         await loop.connect_read_pipe(lambda: _StderrReader(self), child.stderr)
         self._stdin, _ = await loop.connect_write_pipe(lambda: self._stdin_flow, child.stdin)
+        # Room for a whole message beyond what the pipe holds, so a client's Close that follows
+        # a large message is still read and answered while the program catches up.
+        self._stdin.set_write_buffer_limits(high=STDIN_BUFFER)
         child.exited.add_done_callback(lambda _: self.close())
         if self._config.pingms > 0:
             self._schedule_ping()
@@ -145,6 +152,8 @@ class Bridge:
             self._writer.closed = True
             closing = asyncio.ensure_future(self._ws.close(code=code, message=_reason(reason)))
         status = await child.end(self._config.closems)
+        # An escaped grandchild may hold stdout and stderr open: one grace period for both.
+        deadline = asyncio.get_running_loop().time() + EOF_GRACE_SECONDS
         if self._client_code is None and closing is None:
             # The child ended it: everything it wrote goes out before the Close (SPEC B1).
             with contextlib.suppress(asyncio.TimeoutError):
@@ -160,8 +169,9 @@ class Bridge:
                 await closing
         else:
             code, reason = self._client_code, "client closed"
+        remaining = max(0.0, deadline - asyncio.get_running_loop().time())
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._stderr_eof), EOF_GRACE_SECONDS)
+            await asyncio.wait_for(asyncio.shield(self._stderr_eof), remaining)
         if self._stdout is not None:
             self._stdout.close()
         self._bus.publish(
@@ -222,7 +232,26 @@ class Bridge:
         if stdin is None or stdin.is_closing():
             return
         stdin.write(data)
-        await self._stdin_flow.drain()
+        if self._stdin_flow.paused:
+            await self._drain_stdin()
+
+    async def _drain_stdin(self) -> None:
+        """Wait until the program has read enough of its stdin, or the client is gone.
+
+        While stdin is full nothing reads the socket (that is what bounds memory), so nothing
+        would notice the client vanishing: look at the connection itself now and then.
+        """
+        drained = asyncio.ensure_future(self._stdin_flow.drain())
+        try:
+            while not drained.done():
+                await asyncio.wait((drained,), timeout=STDIN_VANISH_CHECK)
+                if self._writer.peer_gone:
+                    self._client_code = 1006
+                    self._writer.closed = True
+                    self.close()
+                    return
+        finally:
+            drained.cancel()
 
     # ------------------------------------------------------------ child -> client
 
@@ -289,6 +318,8 @@ class Bridge:
             # Silent for two intervals: the client is gone without saying so.
             self._client_code = 1006
             self._writer.abort()
+            self._stdin_flow.close()  # a receive loop waiting on a full stdin must stop too
+            self.close()
             return
         self._writer.write(PING_FRAME)
         self._schedule_ping()
@@ -325,10 +356,15 @@ class _WriteFlow(asyncio.Protocol):
             self._waiter.set_result(None)
         self._waiter = None
 
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
     async def drain(self) -> None:
         if self._paused:
-            self._waiter = asyncio.get_running_loop().create_future()
-            await self._waiter
+            if self._waiter is None:
+                self._waiter = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._waiter)
 
 
 class _LineReader(asyncio.Protocol):

@@ -25,6 +25,7 @@ from pathlib import Path
 from aiohttp import web
 
 from wsdev.config import Config
+from wsdev.process import track, untrack
 from wsdev.staticfiles import resolve_under, url_segments
 
 logger = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ async def serve_cgi(
         return _failure()
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     _RUNNING.add(proc)
+    track(proc.pid)  # asyncio waits for it: the orphan reaper must leave it alone
     feeder = asyncio.ensure_future(_feed_stdin(request, proc.stdin))
     stderr_reader = asyncio.ensure_future(_log_stderr(proc.stderr, script))
     complete = False
@@ -263,19 +265,25 @@ def _log(script: Path, message: str, *args: object, category: str = "cgi") -> No
 
 async def _reap(proc: asyncio.subprocess.Process, script: Path) -> None:
     """Wait for a script that has closed its stdout, and log an unsuccessful exit."""
-    code = await proc.wait()
+    try:
+        code = await proc.wait()
+    finally:
+        untrack(proc.pid)
     if code:
         _log(script, "CGI script %s ended with %s", script, _describe_exit(code))
 
 
 async def _terminate(proc: asyncio.subprocess.Process) -> None:
-    for sig in (signal.SIGTERM, _SIGKILL):
-        if proc.returncode is not None:
-            return
-        _signal_group(proc, sig)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(proc.wait(), _KILL_GRACE)
-    await proc.wait()
+    try:
+        for sig in (signal.SIGTERM, _SIGKILL):
+            if proc.returncode is not None:
+                return
+            _signal_group(proc, sig)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(proc.wait(), _KILL_GRACE)
+        await proc.wait()
+    finally:
+        untrack(proc.pid)
 
 
 def _signal_group(proc: asyncio.subprocess.Process, sig: int) -> None:

@@ -279,7 +279,12 @@ def _env_options(environ: Mapping[str, str]) -> dict[str, object]:
             else:
                 raise UsageError(f"invalid value {raw!r} for {key}: use 1 or 0")
         elif flag.kind == "int":
-            values[flag.name] = _parse_int(flag.name, raw)
+            try:
+                values[flag.name] = _parse_int(flag.name, raw)
+            except UsageError:
+                raise UsageError(
+                    f"invalid value {raw!r} for {key}: expected a whole number"
+                ) from None
         else:
             values[flag.name] = [p for p in raw.split(os.pathsep) if p]
     return values
@@ -354,6 +359,8 @@ def build_config(
         if not path.exists():
             raise ConfigError(f"--watch {path}: no such file or folder")
 
+    if opt_int("max-line-bytes", 1) < 1:
+        raise ConfigError("--max-line-bytes must be at least 1")
     dashboard_on = stdout_isatty and not bool(v.get("no-dashboard"))
     unixsocket = opt_str("unixsocket")
     return Config(

@@ -9,7 +9,9 @@ one handler, which is the only place log output is set up.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
 from datetime import datetime
 from email.utils import format_datetime
@@ -81,7 +83,7 @@ class WebsocketdFormatter(logging.Formatter):
 
 def configure_logging(config: Config, stream: IO[str] | None = None) -> logging.Handler:
     """Send wsdev's log, in websocketd's format, to ``stream`` (stdout) at ``--loglevel``."""
-    handler = logging.StreamHandler(stream or sys.stdout)
+    handler = _QuietStreamHandler(stream or sys.stdout)
     handler.setFormatter(WebsocketdFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):
@@ -101,6 +103,25 @@ def _not_a_bad_request(record: logging.LogRecord) -> bool:
 
     exc = record.exc_info[1] if record.exc_info else None
     return not isinstance(exc, HttpProcessingError) or logger.isEnabledFor(logging.DEBUG)
+
+
+class _QuietStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Stops writing, without a traceback, once the reader of the log has gone away.
+
+    ``wsdev … | head -3`` is a normal thing to do; the pipe closing is not an error in wsdev.
+    """
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (BrokenPipeError, ValueError)):
+            self.setLevel(logging.CRITICAL + 1)
+            with contextlib.suppress(OSError):
+                # Point stdout at /dev/null so the interpreter's last flush cannot complain.
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self.stream.fileno())
+                os.close(devnull)
+            return
+        super().handleError(record)
 
 
 def connection_context(
@@ -153,7 +174,8 @@ class LogWriter:
             )
         elif isinstance(event, Rejected):
             rejected = (("url", event.url), ("remote", event.remote), ("origin", event.origin))
-            self._log(ACCESS, "http", "%d %s", event.status, event.reason, context=rejected)
+            # websocketd logs refused upgrades as errors; so does wsdev, for --loglevel=error.
+            self._log(logging.ERROR, "http", "%d %s", event.status, event.reason, context=rejected)
         elif isinstance(event, SpawnFailed):
             self._log(logging.ERROR, "process", "%s", event.message, context=_ctx(event.conn))
         elif isinstance(event, ConnectionError_):

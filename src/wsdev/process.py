@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -129,12 +130,17 @@ def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: str | None = None) -
             )
         else:
             pid = _spawn_portable(argv, env, cwd, in_r, out_w, err_w)
-    except BaseException:
+    except BaseException as exc:
         for fd in (in_r, in_w, out_r, out_w, err_r, err_w):
             os.close(fd)
+        if isinstance(exc, ValueError):
+            # A NUL byte in an argument or variable (a request for "/%00"): no program can
+            # be given that, so it is a failure to start, not a bug.
+            raise OSError(errno.EINVAL, f"cannot start a program with {exc}") from None
         raise
     for fd in (in_r, out_w, err_w):
         os.close(fd)
+    track(pid)
     return Child(
         loop,
         pid,
@@ -174,6 +180,25 @@ def _spawn_portable(
     return int(proc.pid)
 
 
+# ---------------------------------------------------------------- which processes are ours
+
+_OWN_PIDS: set[int] = set()
+
+
+def track(pid: int) -> None:
+    """Note a process wsdev started and will wait for itself (CGI scripts register too)."""
+    _OWN_PIDS.add(pid)
+
+
+def untrack(pid: int) -> None:
+    _OWN_PIDS.discard(pid)
+
+
+def own_pids() -> frozenset[int]:
+    """Children wsdev started and still waits for: not orphans to be reaped by anyone else."""
+    return frozenset(_OWN_PIDS)
+
+
 # ---------------------------------------------------------------- waiting for exits
 
 
@@ -204,6 +229,7 @@ def _reap(child: Child, *, block: bool) -> bool:
         pid, status = child.pid, 255 << 8
     if pid == 0:
         return False
+    untrack(child.pid)
     if not child.exited.done():
         child.exited.set_result(ExitStatus.from_wait_status(status))
     return True

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import errno
 import ipaddress
+import logging
 import socket
 import time
 from collections.abc import Sequence
@@ -29,6 +30,8 @@ from wsdev.feed import serve_feed
 from wsdev.sinks import ConsoleSink, PlainSink, Sink
 from wsdev.urlmap import map_url
 from wsdev.wire import FrameWriter
+
+logger = logging.getLogger(__name__)
 
 CONSOLE_PREFIX = "/_wsdev/"
 SERVER_HEADER = f"wsdev/{__version__}"
@@ -56,6 +59,7 @@ class Server:
         self.bus = bus
         self._bridges: set[Bridge] = set()
         self._cgi_running = 0
+        self._starting = 0  # admitted WebSocket upgrades whose bridge is not registered yet
         self._ids = _IdSource()
         self._runners: list[web.BaseRunner] = []
         self._closed = False
@@ -250,18 +254,21 @@ class Server:
         """The one place a request that would start a program is refused (403, 429)."""
         config = self.config
         if check_origin and (config.origins or config.sameorigin):
-            from wsdev.origin import origin_allowed
+            from wsdev.origin import origin_refusal
 
             origin = request.headers.get("Origin")
-            if not origin_allowed(origin, request.headers.get("Host", ""), config):
-                return self._refuse(request, 403, "origin not allowed")
+            why = origin_refusal(origin, request.headers.get("Host", ""), config)
+            if why is not None:
+                return self._refuse(request, 403, f"origin not allowed: {why}")
         if config.maxforks and self.children_running >= config.maxforks:
-            return self._refuse(request, 429, "too many connections (--maxforks)")
+            return self._refuse(
+                request, 429, f"too many connections: {config.maxforks} programs already running"
+            )
         return None
 
     @property
     def children_running(self) -> int:
-        return len(self._bridges) + self._cgi_running
+        return len(self._bridges) + self._cgi_running + self._starting
 
     def _refuse(self, request: web.Request, status: int, reason: str) -> web.Response:
         self.bus.publish(
@@ -295,11 +302,6 @@ class Server:
         else:
             argv = config.command
             script_name, path_info = "/", path
-        refusal = self._admit(request, check_origin=True)
-        if refusal is not None:
-            if console:
-                return await self._console_refusal(request, refusal.status, refusal.text or "")
-            return refusal
         if request.method != "GET":
             # aiohttp would upgrade any method; RFC 6455 (and websocketd) allow only GET.
             self._access(request, 405, "BAD HANDSHAKE")
@@ -308,21 +310,62 @@ class Server:
                 text="405 method not allowed: a WebSocket upgrade must be a GET\n",
                 headers={"Allow": "GET", "Sec-WebSocket-Version": "13"},
             )
-        ws = web.WebSocketResponse(
-            autoping=False,
-            autoclose=False,
-            max_msg_size=config.maxframesize,
-            compress=False,
-        )
+        refusal = self._admit(request, check_origin=True)
+        if refusal is not None:
+            if console:
+                return await self._console_refusal(request, refusal.status, refusal.text or "")
+            return refusal
+        # Counted by --maxforks from admission on: parallel upgrades must not all get through
+        # while earlier ones are still awaiting their handshake or a reverse lookup.
+        self._starting += 1
+        bridge: Bridge | None = None
         try:
-            await ws.prepare(request)
-        except web.HTTPException as exc:
-            self._access(request, exc.status, "BAD HANDSHAKE")
-            return web.Response(
-                status=exc.status,
-                text=f"{exc.status} {exc.reason}: not a valid WebSocket handshake\n",
-                headers={"Sec-WebSocket-Version": "13"},
+            ws = web.WebSocketResponse(
+                autoping=False,
+                autoclose=False,
+                max_msg_size=config.maxframesize,
+                compress=False,
             )
+            try:
+                await ws.prepare(request)
+            except web.HTTPException as exc:
+                self._access(request, exc.status, "BAD HANDSHAKE")
+                return web.Response(
+                    status=exc.status,
+                    text=f"{exc.status} {exc.reason}: not a valid WebSocket handshake\n",
+                    headers={"Sec-WebSocket-Version": "13"},
+                )
+            except ConnectionError:
+                # The client hung up during its own handshake: nothing to serve, nothing wrong.
+                logger.debug("client left during the handshake", extra={"category": "http"})
+                return ws
+            bridge = await self._bridge_for(
+                request, ws, path, query, argv, script_name, path_info, console
+            )
+            self._bridges.add(bridge)
+            self._starting -= 1
+            self.bus.publish(Connected(bridge.conn))
+            await bridge.run()
+        finally:
+            if bridge is None:
+                self._starting -= 1
+            else:
+                self._bridges.discard(bridge)
+        return ws
+
+    async def _bridge_for(
+        self,
+        request: web.Request,
+        ws: web.WebSocketResponse,
+        path: str,
+        query: str,
+        argv: Sequence[str],
+        script_name: str,
+        path_info: str,
+        console: bool,
+    ) -> Bridge:
+        """The connection's bridge, with the environment its program will get (SPEC A2)."""
+        config = self.config
         unique_id, seq = self._ids.next()
         raw_path = _raw_target(path, query) if console else request.raw_path
         facts = await self._request_facts(request, raw_path)
@@ -344,7 +387,7 @@ class Server:
         sink: Sink = (
             ConsoleSink(writer) if console else PlainSink(writer, passstderr=config.passstderr)
         )
-        bridge = Bridge(
+        return Bridge(
             ws=ws,
             writer=writer,
             sink=sink,
@@ -354,13 +397,6 @@ class Server:
             argv=argv,
             env=env,
         )
-        self.bus.publish(Connected(conn))
-        self._bridges.add(bridge)
-        try:
-            await bridge.run()
-        finally:
-            self._bridges.discard(bridge)
-        return ws
 
     async def _refuse_ws(
         self, request: web.Request, status: int, reason: str, console: bool
@@ -408,13 +444,17 @@ class Server:
             return refusal
         from wsdev.cgi import serve_cgi
 
-        unique_id, _ = self._ids.next()
-        facts = await self._request_facts(request, request.raw_path)
-        env = cgi_environ(
-            self.config, facts, script_name=script_name, path_info=path_info, unique_id=unique_id
-        )
-        self._cgi_running += 1
+        self._cgi_running += 1  # before any await, so --maxforks holds for parallel requests
         try:
+            unique_id, _ = self._ids.next()
+            facts = await self._request_facts(request, request.raw_path)
+            env = cgi_environ(
+                self.config,
+                facts,
+                script_name=script_name,
+                path_info=path_info,
+                unique_id=unique_id,
+            )
             response = await serve_cgi(request, self.config, script, env)
         finally:
             self._cgi_running -= 1

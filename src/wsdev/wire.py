@@ -72,6 +72,12 @@ class FrameWriter:
             self._transport.abort()
 
     @property
+    def peer_gone(self) -> bool:
+        """True once the connection itself has closed (the client vanished or was dropped)."""
+        transport = self._transport
+        return transport is None or transport.is_closing()
+
+    @property
     def must_pause(self) -> bool:
         """True while the socket's send buffer is over its high-water mark."""
         return self._protocol.writing_paused and not self.closed
