@@ -1,4 +1,4 @@
-"""Behaviours probed while auditing against SPEC A and B that no other test pinned down.
+"""Behaviours from SPEC A and B at their edges that no other test pins down.
 
 Unusual request targets and headers compared with websocketd's environment byte for byte, no
 descriptor or zombie leak under rapid connect/disconnect, the second Ctrl+C, children that close

@@ -1,4 +1,5 @@
-"""Deviations from SPEC found by probing the running server: each test fails until it is fixed.
+"""Hostile and unlucky situations, each once a real failure: NUL in a path, a client gone while
+stdin is full, parallel upgrades against --maxforks, a closed log pipe, escaped grandchildren.
 
 Every test names the SPEC item it holds wsdev to and what websocketd 0.4.1 does in the same spot.
 """
