@@ -6,6 +6,8 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+TIMES = "\u00d7"  # the multiplication sign, spelled out so no one mistakes it for an x
+
 
 @dataclass(frozen=True)
 class Goal:
@@ -16,11 +18,11 @@ class Goal:
 
 
 def ratio_at_least(x: float) -> Goal:
-    return Goal(f"≥{x:g}×", lambda _, ratio: ratio is not None and ratio >= x)
+    return Goal(f"≥{x:g}{TIMES}", lambda _, ratio: ratio is not None and ratio >= x)
 
 
 def ratio_at_most(x: float) -> Goal:
-    return Goal(f"≤{x:g}×", lambda _, ratio: ratio is not None and ratio <= x)
+    return Goal(f"≤{x:g}{TIMES}", lambda _, ratio: ratio is not None and ratio <= x)
 
 
 def wsdev_equals(x: float, text: str) -> Goal:
@@ -78,7 +80,7 @@ def markdown(rows: Sequence[Row]) -> str:
     lines = []
     notes = []
     for row in rows:
-        ratio = "n/a" if row.ratio is None else f"{row.ratio:.2f}×"
+        ratio = "n/a" if row.ratio is None else f"{row.ratio:.2f}{TIMES}"
         goal = row.goal.text if row.goal else ""
         mark = ""
         if row.note:

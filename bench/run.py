@@ -12,6 +12,7 @@ import datetime
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -28,13 +29,19 @@ DASHBOARD_BENCH = Path(__file__).resolve().parent / "dashboard_overhead.py"
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller sizes, one run each (~1 min)")
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller sizes, fewer runs (under a minute)"
+    )
     parser.add_argument(
         "--only",
         metavar="NAMES",
         help=f"comma-separated scenarios to run, out of: {','.join(SCENARIOS)}",
     )
-    parser.add_argument("--runs", type=int, help="runs per repeated scenario (default 3-5, quick 1-2)")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        help="runs per scenario (default 5, held connections 3; --quick: 3 and 1)",
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the rows as JSON")
     parser.add_argument(
         "--no-dashboard-bench",
@@ -77,12 +84,20 @@ def dashboard_section(quick: bool, client: Client) -> str:
     body = result.stdout.strip()
     if result.returncode != 0:
         tail = "\n".join(result.stderr.strip().splitlines()[-5:])
-        body += f"\n\nbench/dashboard_overhead.py exited with {result.returncode}:\n```\n{tail}\n```"
+        body += (
+            f"\n\nbench/dashboard_overhead.py exited with {result.returncode}:\n```\n{tail}\n```"
+        )
     return f"\n## Dashboard on vs off (bench/dashboard_overhead.py)\n\n{body}\n"
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    # Unwinds like Ctrl+C, so every server is stopped by its context manager on the way out.
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     limit = raise_open_file_limit()
     names = args.only.split(",") if args.only else list(SCENARIOS)
     with tempfile.TemporaryDirectory(prefix="wsbench-") as build_dir:
@@ -97,15 +112,25 @@ def main(argv: list[str] | None = None) -> int:
         rows: list[Row] = []
         for name in names:
             rows += SCENARIOS[name](ctx)
-        extra = "" if args.no_dashboard_bench or args.only else dashboard_section(args.quick, client)
+        extra = (
+            "" if args.no_dashboard_bench or args.only else dashboard_section(args.quick, client)
+        )
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     report += f"- load {load} at end, {ctx.elapsed():.0f} s in all\n\n" + markdown(rows) + extra
     print(report)
     if args.json:
-        payload = [{**asdict(row), "goal": row.goal.text if row.goal else None} for row in rows]
+        payload = [
+            {**asdict(row), "goal": row.goal.text if row.goal else None, "ratio": row.ratio}
+            for row in rows
+        ]
         args.json.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        # Every server was stopped on the way out (the context managers' finally blocks).
+        print("bench: interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -7,17 +7,18 @@ alike; a row shows the median of its runs.
 
 from __future__ import annotations
 
+import contextlib
+import resource
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 from client import Client, ClientError
 from report import Goal, Row, median, ratio_at_least, ratio_at_most, wsdev_below, wsdev_equals
-from servers import SERVERS, Server, ServerError, both
+from servers import SERVERS, Server, ServerError, side_by_side
 
-T = TypeVar("T")
 MIB = 1 << 20
 RECOVERABLE = (ClientError, ServerError, OSError, ValueError, KeyError)
 
@@ -53,47 +54,80 @@ class Results:
     values: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in SERVERS})
     errors: dict[str, str] = field(default_factory=dict)
 
-    def median(self, kind: str) -> float | None:
-        return median(self.values[kind])
-
-    def row(self, scenario: str, metric: str, **kwargs: object) -> Row:
-        row = Row(scenario, metric, self.median("websocketd"), self.median("wsdev"), **kwargs)  # type: ignore[arg-type]
+    def row(
+        self,
+        scenario: str,
+        metric: str,
+        *,
+        fmt: str = "{:,.0f}",
+        goal: Goal | None = None,
+        note: str = "",
+        combine: Callable[[Sequence[float]], float | None] = median,
+    ) -> Row:
+        """The table row of this figure: the runs ``combine``d (their median unless told), and
+        each server's error as a note."""
+        websocketd, wsdev = (combine(v) if (v := self.values[k]) else None for k in SERVERS)
+        row = Row(scenario, metric, websocketd, wsdev, fmt, goal)
         row.runs = max(len(v) for v in self.values.values())
         for kind, error in self.errors.items():
             if not self.values[kind]:
-                row.shown[kind] = "error"
-            row.note = "; ".join(filter(None, [row.note, f"{kind}: {error}"]))
+                row.shown[kind] = "stalls" if error.startswith("stalled") else "error"
+            note = "; ".join(filter(None, [note, f"{kind}: {error}"]))
+        row.note = note
         return row
 
 
-def interleave(
+def compare(
     ctx: Context,
-    servers: dict[str, Server],
+    program: Sequence[str],
     runs: int,
     once: Callable[[Server], dict[str, float]],
+    *,
+    binary: bool = False,
+    fresh: bool = False,
+    warmup: Callable[[Server], object] | None = None,
 ) -> dict[str, Results]:
-    """``runs`` runs of ``once`` on each server, alternating which goes first."""
+    """``runs`` runs of ``once`` on each server serving ``program``, alternating which goes first.
+
+    The servers are started once for all runs, or anew for each run when ``fresh``. ``warmup``
+    runs once on each newly started server, untimed, so that no figure includes what a server
+    does only for its first connection (wsdev's lazy imports, for one).
+    """
     by_figure: dict[str, Results] = {}
     errors: dict[str, str] = {}
-    for index in range(runs):
-        order: Sequence[str] = SERVERS if index % 2 == 0 else tuple(reversed(SERVERS))
-        for kind in order:
-            if kind in errors:
-                continue  # a server that failed once is not hammered again
-            try:
-                figures = once(servers[kind])
-            except RECOVERABLE as exc:
-                errors[kind] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                ctx.say(f"  {kind}: {errors[kind]}")
-                continue
-            shown = ", ".join(f"{k}={v:,.1f}" for k, v in figures.items())
-            ctx.say(f"  run {index + 1}/{runs} {kind}: {shown}")
-            for name, value in figures.items():
-                by_figure.setdefault(name, Results()).values[kind].append(value)
+    with contextlib.ExitStack() as stack:
+        servers: dict[str, Server] = {}
+        for index in range(runs):
+            if fresh or index == 0:
+                stack.close()
+                servers, failed = stack.enter_context(side_by_side(program, binary=binary))
+                for kind, error in failed.items():
+                    errors.setdefault(kind, error)
+                    ctx.say(f"  {kind} did not start: {error}")
+                for kind, server in servers.items():
+                    try:
+                        if warmup is not None:
+                            warmup(server)
+                    except RECOVERABLE as exc:
+                        errors.setdefault(kind, f"warm-up failed: {exc}")
+            order: Sequence[str] = SERVERS if index % 2 == 0 else tuple(reversed(SERVERS))
+            for kind in order:
+                if kind in errors or kind not in servers:
+                    continue  # a server that failed once is not hammered again
+                try:
+                    figures = once(servers[kind])
+                except RECOVERABLE as exc:
+                    errors[kind] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    ctx.say(f"  {kind}: {errors[kind]}")
+                    continue
+                shown = ", ".join(f"{k}={v:,.1f}" for k, v in figures.items())
+                ctx.say(f"  run {index + 1}/{runs} {kind}: {shown}")
+                for name, value in figures.items():
+                    by_figure.setdefault(name, Results()).values[kind].append(value)
     if not by_figure:
         by_figure["_"] = Results()
     for results in by_figure.values():
-        results.errors.update(errors)
+        results.errors.update({k: e.splitlines()[0] for k, e in errors.items()})
     return by_figure
 
 
@@ -112,7 +146,7 @@ def _figure(results: dict[str, Results], name: str) -> Results:
 
 def seq_scenario(ctx: Context) -> list[Row]:
     count = ctx.size(1_000_000, 200_000)
-    runs = ctx.runs(3, 1)
+    runs = ctx.runs(5, 3)
     ctx.say(f"seq 1 {count}: messages/s, {runs} run(s) each")
 
     def once(server: Server) -> dict[str, float]:
@@ -122,12 +156,9 @@ def seq_scenario(ctx: Context) -> list[Row]:
             raise ClientError(f"received {got:,} of {count:,} messages")
         return {"rate": float(result["rate"])}
 
-    with both(["seq", "1", str(count)]) as servers:
-        results = interleave(ctx, servers, runs, once)
+    results = compare(ctx, ["seq", "1", str(count)], runs, once, warmup=once)
     return [
-        _figure(results, "rate").row(
-            f"`seq 1 {count}`, text", "messages/s", goal=ratio_at_least(5)
-        )
+        _figure(results, "rate").row(f"`seq 1 {count}`, text", "messages/s", goal=ratio_at_least(5))
     ]
 
 
@@ -138,8 +169,8 @@ PIPE_WINDOW = 128 * 1024
 
 
 def pipe_scenario(ctx: Context) -> list[Row]:
-    mib = ctx.size(100, 20)
-    runs = ctx.runs(5, 2)
+    mib = 100
+    runs = ctx.runs(5, 3)
     ctx.say(f"cat --binary, {mib} MiB through: MiB/s, {runs} run(s) each")
 
     def through(window: int, stall: float) -> Callable[[Server], dict[str, float]]:
@@ -156,11 +187,11 @@ def pipe_scenario(ctx: Context) -> list[Row]:
 
         return once
 
-    with both(["cat"], binary=True) as servers:
-        windowed = interleave(ctx, servers, runs, through(PIPE_WINDOW, 10))
-        ctx.say(f"cat --binary, {mib} MiB with no send window: once each")
-        open_ended = interleave(ctx, servers, 1, through(0, 3))
-    rows = [
+    warm = through(PIPE_WINDOW, 10)
+    windowed = compare(ctx, ["cat"], runs, warm, binary=True, warmup=warm)
+    ctx.say(f"cat --binary, {mib} MiB with no send window: once each")
+    open_ended = compare(ctx, ["cat"], 1, through(0, 3), binary=True, warmup=warm)
+    return [
         _figure(windowed, "mib_per_s").row(
             f"`cat`, `--binary`, {mib} MiB echoed",
             f"MiB/s, ≤{PIPE_WINDOW // 1024} KiB in flight",
@@ -177,9 +208,6 @@ def pipe_scenario(ctx: Context) -> list[Row]:
             goal=Goal("completes", lambda _, __: True),
         ),
     ]
-    if "websocketd" in open_ended.get("mib_per_s", _figure(open_ended, "_")).errors:
-        rows[1].shown["websocketd"] = "stalls"
-    return rows
 
 
 # ---- round trip: cat in text mode, one message in flight ----
@@ -187,15 +215,17 @@ def pipe_scenario(ctx: Context) -> list[Row]:
 
 def rtt_scenario(ctx: Context) -> list[Row]:
     count = ctx.size(5000, 1000)
-    runs = ctx.runs(3, 1)
+    runs = ctx.runs(5, 3)
     ctx.say(f"echo (cat): {count} round trips, {runs} run(s) each")
 
     def once(server: Server) -> dict[str, float]:
         result = ctx.client.run("rtt", server.port, count, 200, 16, limit=120)
         return {"p50": float(result["rtt_p50_us"]), "p99": float(result["rtt_p99_us"])}
 
-    with both(["cat"]) as servers:
-        results = interleave(ctx, servers, runs, once)
+    def warmup(server: Server) -> object:
+        return ctx.client.run("rtt", server.port, 100, 0, 16)
+
+    results = compare(ctx, ["cat"], runs, once, warmup=warmup)
     scenario = "echo (`cat`), one message in flight"
     return [
         _figure(results, "p50").row(scenario, "round trip p50, µs", goal=ratio_at_most(1)),
@@ -208,7 +238,7 @@ def rtt_scenario(ctx: Context) -> list[Row]:
 
 def connect_scenario(ctx: Context) -> list[Row]:
     count = ctx.size(300, 100)
-    runs = ctx.runs(3, 1)
+    runs = ctx.runs(5, 3)
     ctx.say(f"echo hi: {count} sequential connections, {runs} run(s) each")
 
     def once(server: Server) -> dict[str, float]:
@@ -216,17 +246,23 @@ def connect_scenario(ctx: Context) -> list[Row]:
         return {
             "p50": float(result["first_p50_us"]) / 1000,
             "p99": float(result["first_p99_us"]) / 1000,
+            "close": float(result["close_p50_us"]) / 1000,
             "rate": float(result["rate"]),
         }
 
-    with both(["echo", "hi"]) as servers:
-        results = interleave(ctx, servers, runs, once)
+    def warmup(server: Server) -> object:
+        return ctx.client.run("connect", server.port, 5)
+
+    results = compare(ctx, ["echo", "hi"], runs, once, warmup=warmup)
     scenario = "`echo hi`, sequential connections"
     return [
         _figure(results, "p50").row(
             scenario, "connect → first message p50, ms", fmt="{:,.2f}", goal=ratio_at_most(1)
         ),
         _figure(results, "p99").row(scenario, "connect → first message p99, ms", fmt="{:,.2f}"),
+        _figure(results, "close").row(
+            scenario, "first message → server's close p50, ms", fmt="{:,.2f}"
+        ),
         _figure(results, "rate").row(
             scenario,
             "connections/s (until the server closes)",
@@ -240,34 +276,46 @@ def connect_scenario(ctx: Context) -> list[Row]:
 
 
 def hold_scenario(ctx: Context) -> list[Row]:
-    count = ctx.size(3000, 500)
-    ctx.say(f"cat: {count} idle connections held, then one echo each")
+    count = ctx.size(3000, 1000)
+    runs = ctx.runs(3, 1)
+    ctx.say(f"cat: {count} idle connections held, then one echo each; {runs} run(s), fresh servers")
 
     def once(server: Server) -> dict[str, float]:
-        ctx.client.run("rtt", server.port, 10, 5, 16, limit=60)  # first-connection code paths
         base = server.rss_kib()
+        fd_errors = server.fd_errors
         session = ctx.client.start("hold", server.port, count, 64, limit=600)
         try:
             opened = session.read_until("lost_upgrading")
+            files = server.open_files()
             server.remember_children()
             session.next_stage()
             echoed = session.read_until("lost_echoing")
             held = server.rss_kib()
         finally:
-            session.finish()
+            session.finish()  # the client closes every connection
+        closed = time.monotonic()
+        # A child's exit has no event we can wait on from here: poll, bounded.
+        while server.child_count() > 0 and time.monotonic() - closed < 60:
+            time.sleep(0.02)
+        teardown = time.monotonic() - closed
         alive = int(echoed["alive"])
+        lost = {k: float(v) for k, v in {**opened, **echoed}.items() if k.startswith("lost_")}
         return {
             "kib_per_conn": (held - base) / max(1, int(opened["open"])),
+            "fds_per_conn": files / max(1, int(opened["open"])),
             "alive": float(alive),
             "open_s": float(opened["open_seconds"]),
             "echo_s": float(echoed["echo_seconds"]),
+            "teardown_s": teardown,
+            "fd_errors": float(server.fd_errors - fd_errors),
+            **lost,  # shown in the progress lines: where connections were lost, if any
         }
 
-    with both(["cat"]) as servers:
-        results = interleave(ctx, servers, 1, once)
+    def warmup(server: Server) -> object:
+        return ctx.client.run("rtt", server.port, 10, 0, 16)
+
+    results = compare(ctx, ["cat"], runs, once, fresh=True, warmup=warmup)
     scenario = f"{count:,} idle `cat` connections, then one echo each"
-    alive = _figure(results, "alive")
-    alive_row = alive.row(scenario, f"connections alive (of {count:,})", goal=wsdev_equals(count, f"{count:,} of {count:,}"))
     return [
         _figure(results, "kib_per_conn").row(
             scenario,
@@ -277,9 +325,31 @@ def hold_scenario(ctx: Context) -> list[Row]:
             note="VmRSS of the server process alone (not its children), after every connection "
             "has echoed once, minus VmRSS before, divided by the connections opened.",
         ),
-        alive_row,
+        _figure(results, "alive").row(
+            scenario,
+            f"connections alive (of {count:,}), fewest in a run",
+            goal=wsdev_equals(count, f"{count:,} of {count:,}"),
+            combine=min,
+        ),
+        _figure(results, "fd_errors").row(
+            scenario, "`too many open files` errors logged, all runs", combine=sum
+        ),
+        _figure(results, "fds_per_conn").row(
+            scenario,
+            "server open files per connection, once all are open",
+            fmt="{:,.1f}",
+            note="The open-file limit is "
+            f"{resource.getrlimit(resource.RLIMIT_NOFILE)[0]:,} for both servers; a server that "
+            "needs more files per connection than the limit allows refuses connections "
+            "(websocketd logs `too many open files`).",
+        ),
         _figure(results, "open_s").row(scenario, f"seconds to open {count:,}", fmt="{:,.2f}"),
-        _figure(results, "echo_s").row(scenario, "seconds for every one to echo once", fmt="{:,.2f}"),
+        _figure(results, "echo_s").row(
+            scenario, "seconds for every one to echo once", fmt="{:,.2f}"
+        ),
+        _figure(results, "teardown_s").row(
+            scenario, "seconds from the client closing all to no child left", fmt="{:,.2f}"
+        ),
     ]
 
 
@@ -295,7 +365,6 @@ def slow_scenario(ctx: Context) -> list[Row]:
     ctx.say(f"cat /dev/zero --binary: {mib} MiB to a client reading {SLOW_RATE_MIB} MiB/s")
 
     def once(server: Server) -> dict[str, float]:
-        ctx.client.run("slow", server.port, 1, 1000, 0, limit=60)  # first-connection code paths
         before = server.rss_kib()
         peak = before
         session = ctx.client.start(
@@ -304,10 +373,8 @@ def slow_scenario(ctx: Context) -> list[Row]:
         # Memory has no event to wait on: sample it until the client is done.
         while session.proc.poll() is None:
             peak = max(peak, server.rss_kib())
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 session.proc.wait(0.05)
-            except Exception:  # noqa: BLE001 - TimeoutExpired: just sample again
-                pass
         after = server.rss_kib()
         result = session.finish()
         got = int(result.get("bytes", "0"))
@@ -320,8 +387,10 @@ def slow_scenario(ctx: Context) -> list[Row]:
             "growth": (peak - before) / 1024,
         }
 
-    with both(["cat", "/dev/zero"], binary=True) as servers:
-        results = interleave(ctx, servers, 1, once)
+    def warmup(server: Server) -> object:
+        return ctx.client.run("slow", server.port, 1, 1000, 0)
+
+    results = compare(ctx, ["cat", "/dev/zero"], 1, once, binary=True, fresh=True, warmup=warmup)
     scenario = f"`cat /dev/zero`, `--binary`, {mib:,} MiB to a slow reader"
     rss = Row(scenario, "server RSS before → peak → after, MiB", None, None, runs=1)
     for kind in SERVERS:

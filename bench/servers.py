@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WEBSOCKETD = shutil.which("websocketd") or "/usr/bin/websocketd"
 SERVERS = ("websocketd", "wsdev")
 _READY_MARK = b"ws://127.0.0.1:"
+_FD_ERROR = b"too many open files"
 _LOG_TAIL = 8192
 
 
@@ -56,19 +57,32 @@ def rss_kib(pid: int) -> int:
     raise ServerError(f"process {pid} has no VmRSS (it has exited)")
 
 
-def _children(pid: int) -> list[int]:
-    """Direct children of ``pid``, found by scanning /proc (no psutil)."""
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (which may hold spaces or ')')."""
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()
+
+
+def _children(pid: int) -> list[tuple[int, str]]:
+    """Direct children of ``pid`` as (pid, start time), found by scanning /proc (no psutil).
+
+    The start time tells a child from a later process that reuses its pid.
+    """
     found = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        with contextlib.suppress(OSError), open(f"/proc/{entry}/stat") as stat:
-            # The command name may hold spaces or parentheses: the fields after it start after
-            # the last ')'.
-            fields = stat.read().rsplit(")", 1)[1].split()
-            if int(fields[1]) == pid:
-                found.append(int(entry))
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                fields = _stat(int(entry))
+                if int(fields[1]) == pid:
+                    found.append((int(entry), fields[19]))
     return found
+
+
+def _kill_if_same(pid: int, started: str) -> None:
+    """SIGKILL ``pid`` only if it is still the process that started at ``started``."""
+    with contextlib.suppress(OSError, IndexError):
+        if _stat(pid)[19] == started:
+            os.kill(pid, signal.SIGKILL)
 
 
 def server_argv(kind: str, port: int, program: Sequence[str], binary: bool) -> list[str]:
@@ -106,31 +120,56 @@ class Server:
     kind: str
     port: int
     proc: subprocess.Popen[bytes]
+    wrapped: bool = False  # proc is a wrapper (a profiler) whose one child is the server
+    fd_errors: int = 0  # log lines saying the server ran out of file descriptors
     _tail: bytearray = field(default_factory=bytearray)
     _ready: threading.Event = field(default_factory=threading.Event)
-    _seen: list[int] = field(default_factory=list)
+    _seen: set[tuple[int, str]] = field(default_factory=set)
 
     @property
     def pid(self) -> int:
-        return self.proc.pid
+        """The server's own pid (under a wrapper: the wrapper's child)."""
+        if not self.wrapped:
+            return self.proc.pid
+        children = _children(self.proc.pid)
+        if len(children) != 1:
+            raise ServerError(f"expected one server under the wrapper, found {children}")
+        return children[0][0]
 
     def rss_kib(self) -> int:
         if self.proc.poll() is not None:
             raise ServerError(f"{self.kind} exited with {self.proc.returncode}\n{self.log_tail()}")
         return rss_kib(self.pid)
 
+    def child_count(self) -> int:
+        """How many children the server has now (every thread's list in /proc/PID/task)."""
+        count = 0
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{self.pid}/task"):
+                with (
+                    contextlib.suppress(OSError),
+                    open(f"/proc/{self.pid}/task/{task}/children") as f,
+                ):
+                    count += len(f.read().split())
+        return count
+
+    def open_files(self) -> int:
+        """How many file descriptors the server process holds, from /proc/PID/fd."""
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
     def log_tail(self) -> str:
         return bytes(self._tail[-2000:]).decode("utf-8", "replace")
 
     def remember_children(self) -> None:
         """Note the server's current children, so none can outlive the benchmark."""
-        self._seen.extend(pid for pid in _children(self.pid) if pid not in self._seen)
+        self._seen.update(_children(self.pid))
 
     def _drain(self) -> None:
         assert self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
         while chunk := os.read(fd, 1 << 16):
             self._tail += chunk
+            self.fd_errors += chunk.count(_FD_ERROR)
             if not self._ready.is_set() and _READY_MARK in self._tail:
                 self._ready.set()
             if len(self._tail) > 2 * _LOG_TAIL:
@@ -151,29 +190,40 @@ class Server:
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it lingers; then end any child the server left behind."""
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, ServerError):
             self.remember_children()
-        if self.proc.poll() is None:
+        if self.wrapped:
+            # The wrapper finishes its own work (writes the profile) once the server exits.
+            with contextlib.suppress(OSError, ServerError):
+                self._seen.update(_children(self.proc.pid))
+                os.kill(self.pid, signal.SIGTERM)
+        elif self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        for pid in self._seen:
-            # A pid seen as our server's child; after this long it is a straggler, or gone.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        for pid, started in self._seen:
+            _kill_if_same(pid, started)  # a straggler, or (usually) long gone
 
 
 @contextlib.contextmanager
 def running(
-    kind: str, program: Sequence[str], *, binary: bool = False, within: float = 30
+    kind: str,
+    program: Sequence[str],
+    *,
+    binary: bool = False,
+    within: float = 30,
+    wrap: Sequence[str] = (),
 ) -> Iterator[Server]:
-    """Run ``kind`` serving ``program`` on a free port of 127.0.0.1 until the block ends."""
+    """Run ``kind`` serving ``program`` on a free port of 127.0.0.1 until the block ends.
+
+    ``wrap`` is a command the server runs under (a profiler: ``py-spy record ... --``).
+    """
     port = free_port()
     proc = subprocess.Popen(
-        server_argv(kind, port, program, binary),
+        [*wrap, *server_argv(kind, port, program, binary)],
         cwd=ROOT,
         env=server_env(),
         stdin=subprocess.DEVNULL,
@@ -181,7 +231,7 @@ def running(
         stderr=subprocess.STDOUT,
         start_new_session=True,  # a Ctrl+C at the bench's terminal goes to the bench only
     )
-    server = Server(kind, port, proc)
+    server = Server(kind, port, proc, wrapped=bool(wrap))
     drainer = threading.Thread(target=server._drain, name=f"{kind}-log", daemon=True)
     drainer.start()
     try:
@@ -193,12 +243,19 @@ def running(
 
 
 @contextlib.contextmanager
-def both(
+def side_by_side(
     program: Sequence[str], *, binary: bool = False
-) -> Iterator[dict[str, Server]]:
-    """websocketd and wsdev serving the same program side by side, keyed by name."""
+) -> Iterator[tuple[dict[str, Server], dict[str, str]]]:
+    """websocketd and wsdev serving the same program: (those that started, why others did not)."""
+    started: dict[str, Server] = {}
+    failed: dict[str, str] = {}
     with contextlib.ExitStack() as stack:
-        yield {kind: stack.enter_context(running(kind, program, binary=binary)) for kind in SERVERS}
+        for kind in SERVERS:
+            try:
+                started[kind] = stack.enter_context(running(kind, program, binary=binary))
+            except ServerError as exc:
+                failed[kind] = str(exc)
+        yield started, failed
 
 
 def version(kind: str) -> str:

@@ -11,7 +11,7 @@
  *   drain                       read every message until the server closes
  *   pipe MIB MSGSIZE WINDOW     send MIB MiB as binary messages, read the same bytes back
  *   rtt COUNT WARMUP SIZE       COUNT round trips of one SIZE-byte text message
- *   connect COUNT               COUNT sequential connections, each until its first message
+ *   connect COUNT               COUNT sequential connections, each until the server closes it
  *   hold COUNT INFLIGHT         hold COUNT connections, then echo once on each (stdin paces it)
  *   slow MIB RATE STALLMS       stall, then read MIB MiB at RATE MiB/s
  */
@@ -410,13 +410,15 @@ static int mode_connect(long count) {
     rbuf b;
     rbuf_init(&b, 1 << 16);
     double *lat = malloc(sizeof(double) * (size_t)count);
+    double *closing = malloc(sizeof(double) * (size_t)count);
     double start = now();
     frame f;
     for (long i = 0; i < count; i++) {
         double t0 = now();
         int fd = open_ws(&b);
         if (!read_frame(fd, &b, &f, 4096) || f.opcode == OP_CLOSE) die("no first message");
-        lat[i] = now() - t0;
+        double t1 = now();
+        lat[i] = t1 - t0;
         /* Wait for the server to finish the connection (the program has exited), so that the
            rate counts whole connections rather than a backlog of half-closed ones. */
         while (read_frame(fd, &b, &f, 4096)) {
@@ -425,11 +427,13 @@ static int mode_connect(long count) {
                 break;
             }
         }
+        closing[i] = now() - t1;
         close(fd);
     }
     double secs = now() - start;
     printf("count=%ld\nseconds=%.6f\nrate=%.2f\n", count, secs, (double)count / secs);
     print_latencies("first", lat, (size_t)count);
+    print_latencies("close", closing, (size_t)count);
     return 0;
 }
 
@@ -621,6 +625,14 @@ static int mode_slow(long mib, double rate_mib, long stall_ms) {
     return received >= total ? 0 : 3;
 }
 
+/* The time limit: say so in the client's own output format, then stop. */
+static void on_alarm(int sig) {
+    static const char msg[] = "\nerror=no result within the time limit\n";
+    (void)sig;
+    (void)write(STDOUT_FILENO, msg, sizeof msg - 1);
+    _exit(4);
+}
+
 int main(int argc, char **argv) {
     if (argc < 4) {
         fprintf(stderr, "usage: wsclient MODE PORT PATH [ARGS...]\n");
@@ -630,8 +642,9 @@ int main(int argc, char **argv) {
     g_port = atoi(argv[2]);
     g_path = argv[3];
     const char *limit = getenv("WSCLIENT_TIMEOUT");
-    alarm(limit ? (unsigned)atoi(limit) : 300);
+    signal(SIGALRM, on_alarm);
     signal(SIGPIPE, SIG_IGN);
+    alarm(limit ? (unsigned)atoi(limit) : 300);
     long a = argc > 4 ? atol(argv[4]) : 0, b = argc > 5 ? atol(argv[5]) : 0;
     long c = argc > 6 ? atol(argv[6]) : 0;
     if (strcmp(mode, "drain") == 0) return mode_drain();

@@ -34,7 +34,7 @@ def run(config: Config) -> int:
 
 async def serve(config: Config) -> int:
     bus = EventBus()
-    configure_logging(config, stream=sys.stdout)
+    log_output = configure_logging(config, stream=sys.stdout)
     views: list[object] = []
     dashboard = None
     if config.dashboard:
@@ -47,7 +47,7 @@ async def serve(config: Config) -> int:
         logging.getLogger().addHandler(dashboard.log_handler)
         dashboard.start()
     if dashboard is None:
-        views.append(LogWriter(bus, config))
+        views.append(LogWriter(bus, config, log_output))
 
     server = Server(config, bus)
     try:
@@ -114,6 +114,7 @@ async def serve(config: Config) -> int:
         orphans.stop()
         if dashboard is not None:
             await dashboard.stop()
+        log_output.flush()
     return 0
 
 

@@ -156,8 +156,9 @@ class Bridge:
         deadline = asyncio.get_running_loop().time() + EOF_GRACE_SECONDS
         if self._client_code is None and closing is None:
             # The child ended it: everything it wrote goes out before the Close (SPEC B1).
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._stdout_eof), EOF_GRACE_SECONDS)
+            if not self._stdout_eof.done():  # wait_for costs loop turns even when done
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(self._stdout_eof), EOF_GRACE_SECONDS)
             self._sink.exited(status)
             code = 1000 if status.ok else CLOSE_INTERNAL
             reason = status.describe()
@@ -169,9 +170,10 @@ class Bridge:
                 await closing
         else:
             code, reason = self._client_code, "client closed"
-        remaining = max(0.0, deadline - asyncio.get_running_loop().time())
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._stderr_eof), remaining)
+        if not self._stderr_eof.done():
+            remaining = max(0.0, deadline - asyncio.get_running_loop().time())
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._stderr_eof), remaining)
         if self._stdout is not None:
             self._stdout.close()
         self._bus.publish(

@@ -9,10 +9,12 @@ one handler, which is the only place log output is set up.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import sys
+import time
 from datetime import datetime
 from email.utils import format_datetime
 from typing import IO, Any
@@ -66,36 +68,99 @@ def timestamp(when: datetime | None = None) -> str:
     return format_datetime((when or datetime.now()).astimezone())
 
 
-class WebsocketdFormatter(logging.Formatter):
-    """Formats a record as websocketd does; ``extra`` may carry ``category`` and ``context``."""
+class LogOutput:
+    """Where log lines go: gathered during one turn of the event loop, written in one go.
 
-    def format(self, record: logging.LogRecord) -> str:
-        level = _NAMES.get(record.levelno, record.levelname)
-        category = getattr(record, "category", "server")
-        context: tuple[tuple[str, str], ...] = getattr(record, "context", ())
-        assoc = " ".join(f"{key}:'{value}'" for key, value in context)
-        message = record.getMessage()
-        if record.exc_info and logger.isEnabledFor(logging.DEBUG):
-            message += "\n" + self.formatException(record.exc_info)
-        when = datetime.fromtimestamp(record.created)
-        return f"{timestamp(when)} | {level:<6} | {category:<10} | {assoc} | {message}"
+    A connection logs a few lines; formatting them straight to text and writing once per loop
+    turn keeps logging off the connection's path (it was the largest cost of a short session).
+    Once the reader of the log has gone (``wsdev … | head``), lines are dropped quietly.
+    """
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+        self._pending: list[str] = []
+        self._second = -1
+        self._stamp = ""
+        self._broken = False
+
+    def stamp(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:
+            self._second = second
+            self._stamp = timestamp(datetime.fromtimestamp(second))
+        return self._stamp
+
+    def line(self, created: float, level: str, category: str, assoc: str, message: str) -> None:
+        if self._broken:
+            return
+        self._pending.append(
+            f"{self.stamp(created)} | {level:<6} | {category:<10} | {assoc} | {message}\n"
+        )
+        if len(self._pending) == 1:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:
+                self.flush()  # no loop (start-up, shutdown): write at once
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        text = "".join(self._pending)
+        self._pending.clear()
+        try:
+            self._stream.write(text)
+            self._stream.flush()
+        except (BrokenPipeError, ValueError, OSError):
+            self._broken = True
+            with contextlib.suppress(OSError, ValueError):
+                # Point the stream at /dev/null so the interpreter's last flush cannot complain.
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self._stream.fileno())
+                os.close(devnull)
 
 
-def configure_logging(config: Config, stream: IO[str] | None = None) -> logging.Handler:
+class WebsocketdHandler(logging.Handler):
+    """Formats ``logging`` records as websocketd does; ``extra`` may carry category, context."""
+
+    def __init__(self, output: LogOutput) -> None:
+        super().__init__()
+        self.output = output
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+            if record.exc_info and logger.isEnabledFor(logging.DEBUG):
+                message += "\n" + logging.Formatter().formatException(record.exc_info)
+            context: tuple[tuple[str, str], ...] = getattr(record, "context", ())
+            self.output.line(
+                record.created,
+                _NAMES.get(record.levelno, record.levelname),
+                getattr(record, "category", "server"),
+                _assoc(context),
+                message,
+            )
+        except Exception:
+            self.handleError(record)
+
+
+def _assoc(context: tuple[tuple[str, str], ...]) -> str:
+    return " ".join(f"{key}:'{value}'" for key, value in context)
+
+
+def configure_logging(config: Config, stream: IO[str] | None = None) -> LogOutput:
     """Send wsdev's log, in websocketd's format, to ``stream`` (stdout) at ``--loglevel``."""
-    handler = _QuietStreamHandler(stream or sys.stdout)
-    handler.setFormatter(WebsocketdFormatter())
+    output = LogOutput(stream or sys.stdout)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
-    root.addHandler(handler)
+    root.addHandler(WebsocketdHandler(output))
     root.setLevel(LEVELS[config.loglevel])
     # aiohttp's own access log would be a second, differently shaped line per request.
     logging.getLogger("aiohttp.access").disabled = True
     # aiohttp logs a client's malformed request as an ERROR; it is the client's mistake, and
     # websocketd says nothing about it. Errors raised by wsdev's own handlers still show.
     logging.getLogger("aiohttp.server").addFilter(_not_a_bad_request)
-    return handler
+    return output
 
 
 def _not_a_bad_request(record: logging.LogRecord) -> bool:
@@ -103,25 +168,6 @@ def _not_a_bad_request(record: logging.LogRecord) -> bool:
 
     exc = record.exc_info[1] if record.exc_info else None
     return not isinstance(exc, HttpProcessingError) or logger.isEnabledFor(logging.DEBUG)
-
-
-class _QuietStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Stops writing, without a traceback, once the reader of the log has gone away.
-
-    ``wsdev … | head -3`` is a normal thing to do; the pipe closing is not an error in wsdev.
-    """
-
-    def handleError(self, record: logging.LogRecord) -> None:
-        exc = sys.exc_info()[1]
-        if isinstance(exc, (BrokenPipeError, ValueError)):
-            self.setLevel(logging.CRITICAL + 1)
-            with contextlib.suppress(OSError):
-                # Point stdout at /dev/null so the interpreter's last flush cannot complain.
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, self.stream.fileno())
-                os.close(devnull)
-            return
-        super().handleError(record)
 
 
 def connection_context(
@@ -144,16 +190,24 @@ def connection_context(
 class LogWriter:
     """Subscribes to the event bus and writes each event worth a log line."""
 
-    def __init__(self, bus: EventBus, config: Config) -> None:
+    def __init__(self, bus: EventBus, config: Config, output: LogOutput) -> None:
         self._config = config
+        self._output = output
+        self._threshold = LEVELS[config.loglevel]
         self._unsubscribe = bus.subscribe(self)
 
     def close(self) -> None:
         self._unsubscribe()
 
     def _log(self, level: int, category: str, message: str, *args: Any, context: Any = ()) -> None:
-        if logger.isEnabledFor(level):
-            logger.log(level, message, *args, extra={"category": category, "context": context})
+        if level >= self._threshold:
+            self._output.line(
+                time.time(),
+                _NAMES[level],
+                category,
+                _assoc(context),
+                message % args if args else message,
+            )
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, StderrLine):

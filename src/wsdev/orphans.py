@@ -78,13 +78,20 @@ class OrphanReaper:
     def __init__(self, own: Callable[[], Collection[int]]) -> None:
         self._own = own
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._scheduled = False
 
     def start(self) -> None:
         if not become_subreaper():
             return
         self._loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            self._loop.add_signal_handler(signal.SIGCHLD, self.reap)
+            self._loop.add_signal_handler(signal.SIGCHLD, self._on_sigchld)
+
+    def _on_sigchld(self) -> None:
+        # Many children may exit in one loop turn (a burst of disconnects): look once.
+        if not self._scheduled and self._loop is not None:
+            self._scheduled = True
+            self._loop.call_soon(self.reap)
 
     def stop(self) -> None:
         if self._loop is not None:
@@ -96,6 +103,7 @@ class OrphanReaper:
         return [pid for pid in children() if pid not in own]
 
     def reap(self) -> None:
+        self._scheduled = False
         for pid in self.adopted():
             if _is_zombie(pid):
                 with contextlib.suppress(ChildProcessError):
