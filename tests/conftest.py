@@ -31,6 +31,16 @@ requires_websocketd = pytest.mark.skipif(
 )
 
 
+def process_gone(pid: int) -> bool:
+    """Whether ``pid`` has ended: no such process, or a zombie its parent has not collected."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
 def timeout(seconds: float) -> float:
     """A timeout of ``seconds`` on this machine, scaled by WSDEV_TEST_TIMEOUT_SCALE."""
     return seconds * SCALE

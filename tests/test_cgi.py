@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from conftest import timeout
+from conftest import process_gone, timeout
 from rawhttp import RawResponse, parse_response, request, serve
 from wsdev.cgi import (
     end_all_scripts,
@@ -345,16 +345,6 @@ async def test_output_streams_before_the_script_ends(port: int, cgidir: Path) ->
     assert parse_response(received).body == b"first\nsecond\n"
 
 
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    # A zombie (state Z) has ended; only its parent has not collected it yet.
-    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
-
-
 async def start_forever(
     port: int, cgidir: Path
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes, int]:
@@ -371,9 +361,9 @@ async def start_forever(
 
 async def test_client_leaving_ends_the_script_and_its_children(port: int, cgidir: Path) -> None:
     _, writer, _, grandchild = await start_forever(port, cgidir)
-    assert not _gone(grandchild)
+    assert not process_gone(grandchild)
     writer.close()
-    await wait_for(lambda: _gone(grandchild))
+    await wait_for(lambda: process_gone(grandchild))
 
 
 @pytest.mark.parametrize("end", ["end_all_scripts", "kill_all_scripts"])
@@ -389,7 +379,7 @@ async def test_shutdown_ends_running_scripts(port: int, cgidir: Path, end: str) 
         assert chunk
         received += chunk
     writer.close()
-    await wait_for(lambda: _gone(grandchild))
+    await wait_for(lambda: process_gone(grandchild))
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,14 @@ import pytest
 import trustme
 import websockets
 
-from conftest import ServerProcess, free_port, requires_websocketd, run_websocketd, run_wsdev
+from conftest import (
+    ServerProcess,
+    free_port,
+    process_gone,
+    requires_websocketd,
+    run_websocketd,
+    run_wsdev,
+)
 from conftest import timeout as scaled
 from rawhttp import RawResponse, request, upgrade, upgrade_headers
 
@@ -533,16 +540,6 @@ async def test_cgi_comes_before_static(cgi_tree: Path) -> None:
     assert served.status == 500  # page.txt is a file in --cgidir, so it is run, and cannot be
 
 
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    # A zombie (state Z) has ended; only its parent has not collected it yet.
-    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
-
-
 async def test_cgi_scripts_end_with_the_server(cgi_tree: Path) -> None:
     script = cgi_tree / "forever.sh"
     script.write_text(
@@ -563,7 +560,7 @@ async def test_cgi_scripts_end_with_the_server(cgi_tree: Path) -> None:
         writer.close()
 
     async def ended() -> None:
-        while not _gone(grandchild):
+        while not process_gone(grandchild):
             await asyncio.sleep(0.02)  # another process group: there is no event to wait on
 
     # SPEC B6: no child or grandchild outlives wsdev, CGI scripts included.
