@@ -106,12 +106,16 @@ class Bridge:
         out_reader: asyncio.Protocol = (
             _BinaryReader(self) if self._config.binary else _LineReader(self)
         )
-        self._stdout, _ = await loop.connect_read_pipe(lambda: out_reader, child.stdout)
-        await loop.connect_read_pipe(lambda: _StderrReader(self), child.stderr)
-        self._stdin, _ = await loop.connect_write_pipe(lambda: self._stdin_flow, child.stdin)
+        # The three pipes are set up together: one loop turn, not three, before output flows.
+        (stdout, _), _, (stdin, _) = await asyncio.gather(
+            loop.connect_read_pipe(lambda: out_reader, child.stdout),
+            loop.connect_read_pipe(lambda: _StderrReader(self), child.stderr),
+            loop.connect_write_pipe(lambda: self._stdin_flow, child.stdin),
+        )
+        self._stdout, self._stdin = stdout, stdin
         # Room for a whole message beyond what the pipe holds, so a client's Close that follows
         # a large message is still read and answered while the program catches up.
-        self._stdin.set_write_buffer_limits(high=STDIN_BUFFER)
+        stdin.set_write_buffer_limits(high=STDIN_BUFFER)
         child.exited.add_done_callback(lambda _: self.close())
         if self._config.pingms > 0:
             self._schedule_ping()

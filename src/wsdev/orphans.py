@@ -3,9 +3,9 @@
 The escalation signals a child's whole process group (B8), but a grandchild that calls
 ``setsid`` leaves that group and would outlive wsdev. On Linux wsdev therefore makes itself a
 *child subreaper* (``prctl(PR_SET_CHILD_SUBREAPER)``): such a grandchild, once its parent is gone,
-is re-parented to wsdev instead of to init. wsdev reaps these adopted processes when they exit
-and kills whatever is left when it shuts down. Where the kernel offers no subreaper (macOS, old
-Linux), this module does nothing and says so at debug level.
+is re-parented to wsdev instead of to init. wsdev reaps these adopted processes once they exit
+(it looks every few seconds) and kills whatever is left when it shuts down. Where the kernel
+offers no subreaper (macOS, old Linux), this module does nothing and says so at debug level.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 PR_SET_CHILD_SUBREAPER = 36
+REAP_EVERY_SECONDS = 5.0
 
 
 def become_subreaper() -> bool:
@@ -78,32 +79,34 @@ class OrphanReaper:
     def __init__(self, own: Callable[[], Collection[int]]) -> None:
         self._own = own
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
         if not become_subreaper():
             return
         self._loop = asyncio.get_running_loop()
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            self._loop.add_signal_handler(signal.SIGCHLD, self._on_sigchld)
+        self._schedule()
 
-    def _on_sigchld(self) -> None:
-        # Many children may exit in one loop turn (a burst of disconnects): look once.
-        if not self._scheduled and self._loop is not None:
-            self._scheduled = True
-            self._loop.call_soon(self.reap)
+    def _schedule(self) -> None:
+        # A timer rather than SIGCHLD: every connection's child exit would wake the loop for a
+        # look that almost never finds anything; an adopted zombie can wait a few seconds.
+        assert self._loop is not None
+        self._timer = self._loop.call_later(REAP_EVERY_SECONDS, self._tick)
+
+    def _tick(self) -> None:
+        self.reap()
+        self._schedule()
 
     def stop(self) -> None:
-        if self._loop is not None:
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                self._loop.remove_signal_handler(signal.SIGCHLD)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def adopted(self) -> list[int]:
         own = set(self._own())
         return [pid for pid in children() if pid not in own]
 
     def reap(self) -> None:
-        self._scheduled = False
         for pid in self.adopted():
             if _is_zombie(pid):
                 with contextlib.suppress(ChildProcessError):

@@ -97,8 +97,8 @@ class Child:
         for delay, sig in escalation_delays(closems):
             if not self.running and not self.group_alive():
                 break
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self.exited), delay)
+            # asyncio.wait leaves the future alone on timeout (no shield or extra task needed).
+            await asyncio.wait((self.exited,), timeout=delay)
             if self.running or self.group_alive():
                 self.signal_group(sig)
         return await self.exited

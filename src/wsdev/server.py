@@ -326,6 +326,10 @@ class Server:
                 max_msg_size=config.maxframesize,
                 compress=False,
             )
+            # Everything the program needs is ready before the 101 goes out, so it starts at once.
+            bridge = await self._bridge_for(
+                request, ws, path, query, argv, script_name, path_info, console
+            )
             try:
                 await ws.prepare(request)
             except web.HTTPException as exc:
@@ -339,15 +343,12 @@ class Server:
                 # The client hung up during its own handshake: nothing to serve, nothing wrong.
                 logger.debug("client left during the handshake", extra={"category": "http"})
                 return ws
-            bridge = await self._bridge_for(
-                request, ws, path, query, argv, script_name, path_info, console
-            )
             self._bridges.add(bridge)
             self._starting -= 1
             self.bus.publish(Connected(bridge.conn))
             await bridge.run()
         finally:
-            if bridge is None:
+            if bridge is None or bridge not in self._bridges:
                 self._starting -= 1
             else:
                 self._bridges.discard(bridge)
