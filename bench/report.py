@@ -1,4 +1,8 @@
-"""The results table: one row per figure, both servers side by side, their ratio and the goal."""
+"""The results table: one row per figure, both servers side by side, their ratio and the goal.
+
+A row may compare two other things (wsdev with its dashboard off and on): it names its columns,
+and the table starts anew, with its own header, wherever the columns change.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 TIMES = "\u00d7"  # the multiplication sign, spelled out so no one mistakes it for an x
+#: Column labels of a row: the left figure, the right figure, and their ratio (right / left).
+SIDE_BY_SIDE = ("websocketd", "wsdev", "wsdev/websocketd")
 
 
 @dataclass(frozen=True)
@@ -35,7 +41,11 @@ def wsdev_below(x: float, text: str) -> Goal:
 
 @dataclass
 class Row:
-    """One figure for both servers. A value is the median of its runs; None means no result."""
+    """One figure for both servers. A value is the median of its runs; None means no result.
+
+    ``websocketd`` is the left column and ``wsdev`` the right one (whatever ``columns`` calls
+    them); the ratio is right / left, and a goal judges the right one.
+    """
 
     scenario: str
     metric: str
@@ -45,7 +55,9 @@ class Row:
     goal: Goal | None = None
     runs: int = 1
     note: str = ""
-    shown: dict[str, str] = field(default_factory=dict)  # text shown instead of a number
+    shown: dict[str, str] = field(default_factory=dict)  # by column label: text, not a number
+    columns: tuple[str, str, str] = SIDE_BY_SIDE
+    show_ratio: bool = True  # False where the two figures are of different things
 
     @property
     def ratio(self) -> float | None:
@@ -61,9 +73,10 @@ class Row:
         return "✅" if self.goal.check(self.wsdev, self.ratio) else "❌"
 
     def cell(self, kind: str) -> str:
+        """The cell of the column labelled ``kind``."""
         if kind in self.shown:
             return self.shown[kind]
-        value = self.websocketd if kind == "websocketd" else self.wsdev
+        value = self.websocketd if kind == self.columns[0] else self.wsdev
         return "n/a" if value is None else self.fmt.format(value)
 
 
@@ -71,26 +84,36 @@ def median(values: Sequence[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
+def _head(columns: tuple[str, str, str]) -> list[str]:
+    left, right, ratio = columns
+    return [
+        f"| scenario | figure | {left} | {right} | {ratio} | goal | met | runs |",
+        "| --- | --- | ---: | ---: | ---: | --- | --- | ---: |",
+    ]
+
+
 def markdown(rows: Sequence[Row]) -> str:
-    """The table, in markdown, with the notes below it."""
-    head = (
-        "| scenario | figure | websocketd | wsdev | wsdev/websocketd | goal | met | runs |\n"
-        "| --- | --- | ---: | ---: | ---: | --- | --- | ---: |\n"
-    )
-    lines = []
+    """The table, in markdown, with the notes below it (a new table where the columns change)."""
+    lines: list[str] = []
     notes = []
+    columns: tuple[str, str, str] | None = None
     for row in rows:
+        if row.columns != columns:
+            lines += ([""] if columns is not None else []) + _head(row.columns)
+            columns = row.columns
         ratio = "n/a" if row.ratio is None else f"{row.ratio:.2f}{TIMES}"
+        if not row.show_ratio:
+            ratio = ""
         goal = row.goal.text if row.goal else ""
         mark = ""
         if row.note:
             notes.append(row.note)
             mark = f" [{len(notes)}]"
         lines.append(
-            f"| {row.scenario} | {row.metric}{mark} | {row.cell('websocketd')} | "
-            f"{row.cell('wsdev')} | {ratio} | {goal} | {row.verdict()} | {row.runs} |"
+            f"| {row.scenario} | {row.metric}{mark} | {row.cell(row.columns[0])} | "
+            f"{row.cell(row.columns[1])} | {ratio} | {goal} | {row.verdict()} | {row.runs} |"
         )
-    text = head + "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
     if notes:
         text += "\n" + "\n".join(f"[{i}] {note}" for i, note in enumerate(notes, 1)) + "\n"
     return text

@@ -1,7 +1,8 @@
 """Benchmark wsdev against websocketd side by side: ``python bench/run.py [--quick]``.
 
 Builds the C client, runs every scenario on both servers with the same program and client, and
-prints one markdown table (progress goes to stderr, the report to stdout). When
+prints one markdown table (progress goes to stderr, the report to stdout); the `dashboard`
+scenario, wsdev with its dashboard off and on, gets a table of its own. When
 bench/dashboard_overhead.py exists, its report is appended.
 """
 

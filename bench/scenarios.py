@@ -2,22 +2,43 @@
 same client, and returns its rows of the results table.
 
 Repeated runs alternate which server goes first, so slow drifts of a shared machine fall on both
-alike; a row shows the median of its runs.
+alike; a row shows the median of its runs. One scenario (``dashboard``) compares wsdev with
+itself instead, its dashboard off and on, in the same way.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import resource
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from client import Client, ClientError
-from report import Goal, Row, median, ratio_at_least, ratio_at_most, wsdev_below, wsdev_equals
-from servers import SERVERS, Server, ServerError, side_by_side
+from report import (
+    SIDE_BY_SIDE,
+    Goal,
+    Row,
+    median,
+    ratio_at_least,
+    ratio_at_most,
+    wsdev_below,
+    wsdev_equals,
+)
+from servers import (
+    DASHBOARD_KINDS,
+    SERVERS,
+    TTY_COLUMNS,
+    TTY_ROWS,
+    Server,
+    ServerError,
+    dashboard_pair,
+    side_by_side,
+)
 
 MIB = 1 << 20
 RECOVERABLE = (ClientError, ServerError, OSError, ValueError, KeyError)
@@ -47,12 +68,28 @@ class Context:
         print(f"[{self.elapsed():6.1f}s] {text}", file=sys.stderr, flush=True)
 
 
+#: What a pair of servers is started by: (those that started, why others did not), by kind.
+Starter = Callable[[], AbstractContextManager[tuple[dict[str, Server], dict[str, str]]]]
+
+
 @dataclass
 class Results:
-    """Per-server results of a scenario's runs, and the first error of each server."""
+    """Per-server results of a scenario's runs, and the first error of each server.
 
-    values: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in SERVERS})
+    ``columns`` labels the two servers (the keys of ``values``) and their ratio.
+    """
+
+    columns: tuple[str, str, str] = SIDE_BY_SIDE
+    values: dict[str, list[float]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for kind in self.kinds:
+            self.values.setdefault(kind, [])
+
+    @property
+    def kinds(self) -> tuple[str, str]:
+        return self.columns[0], self.columns[1]
 
     def row(
         self,
@@ -66,13 +103,13 @@ class Results:
     ) -> Row:
         """The table row of this figure: the runs ``combine``d (their median unless told), and
         each server's error as a note."""
-        websocketd, wsdev = (combine(v) if (v := self.values[k]) else None for k in SERVERS)
-        row = Row(scenario, metric, websocketd, wsdev, fmt, goal)
+        left, right = (combine(v) if (v := self.values[k]) else None for k in self.kinds)
+        row = Row(scenario, metric, left, right, fmt, goal, columns=self.columns)
         row.runs = max(len(v) for v in self.values.values())
         for kind, error in self.errors.items():
             if not self.values[kind]:
                 row.shown[kind] = "stalls" if error.startswith("stalled") else "error"
-            note = "; ".join(filter(None, [note, f"{kind}: {error}"]))
+            note = "; ".join(filter(None, [note.rstrip("."), f"{kind}: {error}"]))
         row.note = note
         return row
 
@@ -86,13 +123,19 @@ def compare(
     binary: bool = False,
     fresh: bool = False,
     warmup: Callable[[Server], object] | None = None,
+    columns: tuple[str, str, str] = SIDE_BY_SIDE,
+    start: Starter | None = None,
 ) -> dict[str, Results]:
     """``runs`` runs of ``once`` on each server serving ``program``, alternating which goes first.
 
     The servers are started once for all runs, or anew for each run when ``fresh``. ``warmup``
     runs once on each newly started server, untimed, so that no figure includes what a server
-    does only for its first connection (wsdev's lazy imports, for one).
+    does only for its first connection (wsdev's lazy imports, for one). ``start`` starts the two
+    servers, keyed by the first two ``columns`` (by default websocketd and wsdev side by side).
     """
+    if start is None:
+        start = functools.partial(side_by_side, program, binary=binary)
+    kinds = (columns[0], columns[1])
     by_figure: dict[str, Results] = {}
     errors: dict[str, str] = {}
     with contextlib.ExitStack() as stack:
@@ -100,7 +143,7 @@ def compare(
         for index in range(runs):
             if fresh or index == 0:
                 stack.close()
-                servers, failed = stack.enter_context(side_by_side(program, binary=binary))
+                servers, failed = stack.enter_context(start())
                 for kind, error in failed.items():
                     errors.setdefault(kind, error)
                     ctx.say(f"  {kind} did not start: {error}")
@@ -110,7 +153,7 @@ def compare(
                             warmup(server)
                     except RECOVERABLE as exc:
                         errors.setdefault(kind, f"warm-up failed: {exc}")
-            order: Sequence[str] = SERVERS if index % 2 == 0 else tuple(reversed(SERVERS))
+            order: Sequence[str] = kinds if index % 2 == 0 else tuple(reversed(kinds))
             for kind in order:
                 if kind in errors or kind not in servers:
                     continue  # a server that failed once is not hammered again
@@ -123,9 +166,9 @@ def compare(
                 shown = ", ".join(f"{k}={v:,.1f}" for k, v in figures.items())
                 ctx.say(f"  run {index + 1}/{runs} {kind}: {shown}")
                 for name, value in figures.items():
-                    by_figure.setdefault(name, Results()).values[kind].append(value)
+                    by_figure.setdefault(name, Results(columns)).values[kind].append(value)
     if not by_figure:
-        by_figure["_"] = Results()
+        by_figure["_"] = Results(columns)
     for results in by_figure.values():
         results.errors.update({k: e.splitlines()[0] for k, e in errors.items()})
     return by_figure
@@ -135,7 +178,7 @@ def _figure(results: dict[str, Results], name: str) -> Results:
     """One figure's results; an empty one (with the errors) when no run produced it."""
     if name in results:
         return results[name]
-    empty = Results()
+    empty = Results(next(iter(results.values())).columns)
     for other in results.values():
         empty.errors.update(other.errors)
     return empty
@@ -408,6 +451,69 @@ def slow_scenario(ctx: Context) -> list[Row]:
     return [rss, growth]
 
 
+# ---- the dashboard's cost: the `seq` load, wsdev with its dashboard off and on ----
+
+DASHBOARD_COLUMNS = (*DASHBOARD_KINDS, "on/off")
+DASHBOARD_GOAL = 0.9
+
+
+def dashboard_scenario(ctx: Context) -> list[Row]:
+    # Twenty times the first scenario's output: wsdev sends a million lines in well under the
+    # dashboard's 0.25 s between frames, and a run with no frame drawn would not measure drawing.
+    count = ctx.size(20_000_000, 2_000_000)
+    runs = ctx.runs(5, 3)
+    ctx.say(f"seq 1 {count}: messages/s, wsdev with its dashboard off and on, {runs} run(s) each")
+
+    def once(server: Server) -> dict[str, float]:
+        written = server.written
+        result = ctx.client.run("drain", server.port, limit=180)
+        got = int(result["messages"])
+        if got != count:
+            raise ClientError(f"received {got:,} of {count:,} messages")
+        # A run that had no dashboard to draw would measure nothing: it is no result.
+        if server.tty and not server.dashboard_shown():
+            raise ServerError(
+                "the dashboard is not on: its terminal shows no alternate screen with the "
+                f"wsdev and connections panels ({len(server.screen):,} bytes written)"
+            )
+        # Shown in the progress line only: how much the screen (or log) received meanwhile.
+        return {"rate": float(result["rate"]), "output_kib": (server.written - written) / 1024}
+
+    results = compare(
+        ctx,
+        ["seq", "1", str(count)],
+        runs,
+        once,
+        warmup=once,
+        columns=DASHBOARD_COLUMNS,
+        start=lambda: dashboard_pair(["seq", "1", str(count)]),
+    )
+    scenario = f"`seq 1 {count}`, text, wsdev alone"
+    output = _figure(results, "output_kib").row(
+        scenario,
+        "output during a timed transfer, KiB (log off, screen on)",
+        fmt="{:,.1f}",
+        note="The dashboard's redraws are rate-limited, so a transfer that lasts well under "
+        "a second sees few frames, if any: this row shows how much reached the log (off) or "
+        "the screen (on) while the client was connected. The cost of a frame is measured "
+        "on its own by `bench/dashboard_overhead.py`.",
+    )
+    output.show_ratio = False  # a log and a screen: no ratio to speak of
+    return [
+        _figure(results, "rate").row(
+            scenario,
+            "messages/s, dashboard off vs on",
+            goal=ratio_at_least(DASHBOARD_GOAL),
+            note="Both columns are wsdev with the same program and client as the `seq` row: "
+            "`--no-dashboard` with its output on pipes, and with its stdout and stderr on a "
+            f"{TTY_COLUMNS}×{TTY_ROWS} pseudo-terminal (so the dashboard is on) that the runner "
+            "reads as fast as wsdev writes. Each run with the dashboard on checks that the "
+            "terminal received the alternate screen (`ESC[?1049h`) and the dashboard's panels.",
+        ),
+        output,
+    ]
+
+
 SCENARIOS: dict[str, Callable[[Context], list[Row]]] = {
     "seq": seq_scenario,
     "pipe": pipe_scenario,
@@ -415,4 +521,5 @@ SCENARIOS: dict[str, Callable[[Context], list[Row]]] = {
     "connect": connect_scenario,
     "hold": hold_scenario,
     "slow": slow_scenario,
+    "dashboard": dashboard_scenario,
 }

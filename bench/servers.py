@@ -1,19 +1,26 @@
 """Start websocketd or wsdev on 127.0.0.1 serving one program, watch its memory, stop it cleanly.
 
 Both servers get the same program, the same address and their default log level, and their log
-is read and thrown away so neither ever blocks on a full pipe.
+is read and thrown away so neither ever blocks on a full pipe. wsdev can also be started on a
+pseudo-terminal with its dashboard on, whose screen output is read (and its start kept) the same
+way.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import pty
 import resource
+import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -26,6 +33,13 @@ SERVERS = ("websocketd", "wsdev")
 _READY_MARK = b"ws://127.0.0.1:"
 _FD_ERROR = b"too many open files"
 _LOG_TAIL = 8192
+#: How much of a terminal's output is kept from its start: enough for the first frames.
+_SCREEN_HEAD = 256 * 1024
+#: The dashboard's terminal: rows, columns (a common window size).
+TTY_ROWS, TTY_COLUMNS = 40, 120
+#: Alternate screen on: what the dashboard writes first when it takes over a terminal.
+ALT_SCREEN = b"\x1b[?1049h"
+DASHBOARD_KINDS = ("dashboard off", "dashboard on")
 
 
 class ServerError(RuntimeError):
@@ -85,8 +99,13 @@ def _kill_if_same(pid: int, started: str) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def server_argv(kind: str, port: int, program: Sequence[str], binary: bool) -> list[str]:
-    """The command line of ``kind`` serving ``program`` on 127.0.0.1:``port``."""
+def server_argv(
+    kind: str, port: int, program: Sequence[str], binary: bool, *, dashboard: bool = False
+) -> list[str]:
+    """The command line of ``kind`` serving ``program`` on 127.0.0.1:``port``.
+
+    wsdev gets ``--no-dashboard`` unless ``dashboard`` (its dashboard is on only on a terminal).
+    """
     mode = ["--binary"] if binary else []
     if kind == "websocketd":
         return [WEBSOCKETD, "--address=127.0.0.1", f"--port={port}", *mode, *program]
@@ -95,7 +114,7 @@ def server_argv(kind: str, port: int, program: Sequence[str], binary: bool) -> l
             sys.executable,
             "-m",
             "wsdev",
-            "--no-dashboard",
+            *([] if dashboard else ["--no-dashboard"]),
             "--no-reload",
             "--address=127.0.0.1",
             f"--port={port}",
@@ -121,9 +140,14 @@ class Server:
     port: int
     proc: subprocess.Popen[bytes]
     wrapped: bool = False  # proc is a wrapper (a profiler) whose one child is the server
+    tty: bool = False  # its stdout and stderr are a pseudo-terminal (wsdev: the dashboard is on)
     fd_errors: int = 0  # log lines saying the server ran out of file descriptors
+    written: int = 0  # bytes of output (log, or screen) read from the server so far
+    #: The start of what the server wrote to its terminal (empty unless ``tty``).
+    screen: bytearray = field(default_factory=bytearray)
     _tail: bytearray = field(default_factory=bytearray)
     _ready: threading.Event = field(default_factory=threading.Event)
+    _stopped: threading.Event = field(default_factory=threading.Event)
     _seen: set[tuple[int, str]] = field(default_factory=set)
 
     @property
@@ -164,10 +188,29 @@ class Server:
         """Note the server's current children, so none can outlive the benchmark."""
         self._seen.update(_children(self.pid))
 
-    def _drain(self) -> None:
-        assert self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        while chunk := os.read(fd, 1 << 16):
+    def dashboard_shown(self) -> bool:
+        """Whether the terminal shows wsdev's dashboard: the alternate screen, and its panels."""
+        return (
+            ALT_SCREEN in self.screen and b"wsdev" in self.screen and b"connections" in self.screen
+        )
+
+    def _read(self, fd: int) -> bytes:
+        """The next output on ``fd``; b"" at its end, or once the server has been stopped."""
+        # A terminal stays open while anything the server started holds it, so the wait also
+        # ends when the server is stopped.
+        while not self._stopped.is_set():
+            if select.select([fd], [], [], 0.5)[0]:
+                try:
+                    return os.read(fd, 1 << 16)
+                except OSError:  # EIO: a terminal whose last writer has closed it
+                    return b""
+        return b""
+
+    def _drain(self, fd: int) -> None:
+        while chunk := self._read(fd):
+            self.written += len(chunk)
+            if self.tty and len(self.screen) < _SCREEN_HEAD:
+                self.screen += chunk[: _SCREEN_HEAD - len(self.screen)]
             self._tail += chunk
             self.fd_errors += chunk.count(_FD_ERROR)
             if not self._ready.is_set() and _READY_MARK in self._tail:
@@ -177,11 +220,16 @@ class Server:
         self._ready.set()  # wakes a waiter when the server exits before it is ready
 
     def _wait_ready(self, within: float) -> None:
-        if not self._ready.wait(within) or self.proc.poll() is not None:
+        # On a terminal the dashboard replaces the log line with the URL: only the port tells.
+        if not self.tty and (not self._ready.wait(within) or self.proc.poll() is not None):
             raise ServerError(f"{self.kind} did not start:\n{self.log_tail()}")
         # The URL line can come just before the socket accepts; polling is the only signal.
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServerError(
+                    f"{self.kind} exited with {self.proc.returncode}:\n{self.log_tail()}"
+                )
             with socket.socket() as sock:
                 if sock.connect_ex(("127.0.0.1", self.port)) == 0:
                     return
@@ -206,6 +254,7 @@ class Server:
             self.proc.wait()
         for pid, started in self._seen:
             _kill_if_same(pid, started)  # a straggler, or (usually) long gone
+        self._stopped.set()
 
 
 @contextlib.contextmanager
@@ -216,23 +265,50 @@ def running(
     binary: bool = False,
     within: float = 30,
     wrap: Sequence[str] = (),
+    tty: bool = False,
 ) -> Iterator[Server]:
     """Run ``kind`` serving ``program`` on a free port of 127.0.0.1 until the block ends.
 
-    ``wrap`` is a command the server runs under (a profiler: ``py-spy record ... --``).
+    ``wrap`` is a command the server runs under (a profiler: ``py-spy record ... --``). With
+    ``tty``, the server's stdout and stderr are a pseudo-terminal of ``TTY_COLUMNS`` by
+    ``TTY_ROWS`` (so wsdev, told nothing else, shows its dashboard), read as fast as it writes.
     """
     port = free_port()
-    proc = subprocess.Popen(
-        [*wrap, *server_argv(kind, port, program, binary)],
-        cwd=ROOT,
-        env=server_env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # a Ctrl+C at the bench's terminal goes to the bench only
+    env = server_env()
+    if tty:
+        reader, writer = pty.openpty()
+        fcntl.ioctl(writer, termios.TIOCSWINSZ, struct.pack("HHHH", TTY_ROWS, TTY_COLUMNS, 0, 0))
+        # A terminal as a user would have it; the window size comes from the terminal itself.
+        env["TERM"] = "xterm-256color"
+        env.pop("COLUMNS", None)
+        env.pop("LINES", None)
+        output: int = writer
+    else:
+        output = subprocess.PIPE
+    try:
+        proc = subprocess.Popen(
+            [*wrap, *server_argv(kind, port, program, binary, dashboard=tty)],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a Ctrl+C at the bench's terminal goes to the bench only
+        )
+    except OSError:
+        if tty:
+            os.close(reader)
+        raise
+    finally:
+        if tty:
+            os.close(writer)  # the server holds its own copy
+    if not tty:
+        assert proc.stdout is not None
+        reader = proc.stdout.fileno()
+    server = Server(kind, port, proc, wrapped=bool(wrap), tty=tty)
+    drainer = threading.Thread(
+        target=server._drain, args=(reader,), name=f"{kind}-log", daemon=True
     )
-    server = Server(kind, port, proc, wrapped=bool(wrap))
-    drainer = threading.Thread(target=server._drain, name=f"{kind}-log", daemon=True)
     drainer.start()
     try:
         server._wait_ready(within)
@@ -240,6 +316,8 @@ def running(
     finally:
         server.stop()
         drainer.join(5)
+        if tty:
+            os.close(reader)
 
 
 @contextlib.contextmanager
@@ -255,6 +333,26 @@ def side_by_side(
                 started[kind] = stack.enter_context(running(kind, program, binary=binary))
             except ServerError as exc:
                 failed[kind] = str(exc)
+        yield started, failed
+
+
+@contextlib.contextmanager
+def dashboard_pair(
+    program: Sequence[str], *, binary: bool = False
+) -> Iterator[tuple[dict[str, Server], dict[str, str]]]:
+    """wsdev twice on the same program, keyed by ``DASHBOARD_KINDS``: with ``--no-dashboard`` on
+    pipes, and on a terminal with its dashboard on; (those that started, why others did not)."""
+    started: dict[str, Server] = {}
+    failed: dict[str, str] = {}
+    with contextlib.ExitStack() as stack:
+        for label, on in zip(DASHBOARD_KINDS, (False, True), strict=True):
+            try:
+                server = stack.enter_context(running("wsdev", program, binary=binary, tty=on))
+            except ServerError as exc:
+                failed[label] = str(exc)
+                continue
+            server.kind = f"wsdev ({label})"
+            started[label] = server
         yield started, failed
 
 

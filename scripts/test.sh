@@ -19,7 +19,7 @@ fi
 source scripts/venv.sh
 "$VENV/bin/pip" install -q --upgrade pip >/dev/null
 "$VENV/bin/pip" install -q -e ".[test]"
-"$VENV/bin/ruff" check src tests
-"$VENV/bin/ruff" format --check src tests
+"$VENV/bin/ruff" check src tests bench scripts examples
+"$VENV/bin/ruff" format --check src tests bench scripts examples
 "$VENV/bin/mypy"
 exec "$VENV/bin/python" -m pytest "$@"
