@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -56,6 +57,9 @@ async def serve(config: Config) -> int:
         if dashboard is not None:
             await dashboard.stop()
         raise
+    # Everything alive now lives as long as wsdev: keep it out of every garbage collection, so
+    # the collections that connections trigger stay small.
+    gc.freeze()
     paths = watched_paths(config) if config.reload else ()
     stop = asyncio.Event()
     reloader = Reloader(paths, server) if paths else None
