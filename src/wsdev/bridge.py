@@ -83,6 +83,7 @@ class Bridge:
         self._stdin: asyncio.WriteTransport | None = None
         self._stdin_flow = _WriteFlow()
         self._stdout: asyncio.ReadTransport | None = None
+        self._stderr: asyncio.ReadTransport | None = None
         self._stdout_eof = asyncio.get_running_loop().create_future()
         self._stderr_eof = asyncio.get_running_loop().create_future()
         self._ending: asyncio.Future[None] | None = None
@@ -107,12 +108,13 @@ class Bridge:
             _BinaryReader(self) if self._config.binary else _LineReader(self)
         )
         # The three pipes are set up together: one loop turn, not three, before output flows.
-        (stdout, _), _, (stdin, _) = await asyncio.gather(
+        (stdout, _), (stderr, _), (stdin, _) = await asyncio.gather(
             loop.connect_read_pipe(lambda: out_reader, child.stdout),
             loop.connect_read_pipe(lambda: _StderrReader(self), child.stderr),
             loop.connect_write_pipe(lambda: self._stdin_flow, child.stdin),
         )
-        self._stdout, self._stdin = stdout, stdin
+        self._stdout, self._stderr, self._stdin = stdout, stderr, stdin
+        self._env = {}  # spawned: no need to keep a copy alive per connection
         # Room for a whole message beyond what the pipe holds, so a client's Close that follows
         # a large message is still read and answered while the program catches up.
         stdin.set_write_buffer_limits(high=STDIN_BUFFER)
@@ -178,8 +180,10 @@ class Bridge:
             remaining = max(0.0, deadline - asyncio.get_running_loop().time())
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._stderr_eof), remaining)
-        if self._stdout is not None:
-            self._stdout.close()
+        # Pipes an escaped grandchild still holds are not ours to keep open.
+        for pipe in (self._stdout, self._stderr):
+            if pipe is not None:
+                pipe.close()
         self._bus.publish(
             Disconnected(self.conn, code, reason, status, time.monotonic() - self.conn.started)
         )
