@@ -166,3 +166,13 @@ async def test_stderr_and_session_log_lines(tmp_script) -> None:  # type: ignore
             disconnect = (await server.wait_for_log(r"\| DISCONNECT$")).string
             logs.append([_normalise(stderr_line), _normalise(connect), _normalise(disconnect)])
     assert logs[0] == logs[1]
+
+
+async def test_reverselookup_names_the_client(tmp_script) -> None:  # type: ignore[no-untyped-def]
+    script = tmp_script("env.sh", "#!/bin/sh\nenv\n")
+    ours, theirs = await both(script, "--reverselookup")
+    our_host = as_env(ours.messages)["REMOTE_HOST"]
+    assert our_host == as_env(theirs.messages)["REMOTE_HOST"]
+    assert our_host != "127.0.0.1"  # the loopback address has a name (localhost) here
+    without, _ = await both(script)
+    assert as_env(without.messages)["REMOTE_HOST"] == "127.0.0.1"
