@@ -23,7 +23,7 @@ from aiohttp import web
 from wsdev import __version__
 from wsdev.bridge import Bridge
 from wsdev.config import Config
-from wsdev.environ import RequestFacts, cgi_environ
+from wsdev.environ import RequestFacts, cgi_environ, inherited_environ
 from wsdev.errors import ServeError
 from wsdev.events import Connected, ConnectionInfo, EventBus, HttpRequest, Rejected, Restarting
 from wsdev.feed import serve_feed
@@ -60,6 +60,8 @@ class Server:
         self._bridges: set[Bridge] = set()
         self._cgi_running = 0
         self._starting = 0  # admitted WebSocket upgrades whose bridge is not registered yet
+        # wsdev's own environment does not change while it runs: read --passenv from it once.
+        self._inherited = inherited_environ(config)
         self._ids = _IdSource()
         self._runners: list[web.BaseRunner] = []
         self._closed = False
@@ -371,7 +373,12 @@ class Server:
         raw_path = _raw_target(path, query) if console else request.raw_path
         facts = await self._request_facts(request, raw_path)
         env = cgi_environ(
-            config, facts, script_name=script_name, path_info=path_info, unique_id=unique_id
+            config,
+            facts,
+            script_name=script_name,
+            path_info=path_info,
+            unique_id=unique_id,
+            parent=self._inherited,
         )
         conn = ConnectionInfo(
             id=unique_id,
@@ -455,6 +462,7 @@ class Server:
                 script_name=script_name,
                 path_info=path_info,
                 unique_id=unique_id,
+                parent=self._inherited,
             )
             response = await serve_cgi(request, self.config, script, env)
         finally:
