@@ -1,4 +1,4 @@
-"""Mapping a request path onto a program in a folder (``--dir``, and ``--cgidir``) (SPEC A2).
+"""Mapping a request path onto a program in the ``--dir`` folder (SPEC A2).
 
 The path is walked segment by segment from the folder; the first segment that names a file is
 the program: SCRIPT_NAME is the path up to it, PATH_INFO the rest. A segment that could leave
@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from wsdev.staticfiles import resolve_under
+
 
 @dataclass(frozen=True, slots=True)
 class ScriptMatch:
@@ -21,18 +23,14 @@ class ScriptMatch:
 
 def map_url(root: Path, url_path: str) -> ScriptMatch | None:
     """The program ``url_path`` (decoded) names under ``root``, or None."""
-    root = root.resolve()
     parts = url_path.lstrip("/").split("/")
-    current = root
     for index, part in enumerate(parts):
         if part in ("", ".", "..") or "\0" in part or "\\" in part:
             return None
-        current = current / part
-        try:
-            resolved = current.resolve(strict=True)
-        except (OSError, RuntimeError):
-            return None
-        if not resolved.is_relative_to(root):
+        # The static server's containment rule: the segments so far must resolve (symlinks
+        # included) to something that exists inside the folder.
+        resolved = resolve_under(root, parts[: index + 1])
+        if resolved is None:
             return None
         if resolved.is_dir():
             continue
@@ -41,5 +39,5 @@ def map_url(root: Path, url_path: str) -> ScriptMatch | None:
         script_name = "/" + "/".join(parts[: index + 1])
         rest = parts[index + 1 :]
         path_info = "/" + "/".join(rest) if rest else ""
-        return ScriptMatch(current, script_name, path_info)
+        return ScriptMatch(root.resolve().joinpath(*parts[: index + 1]), script_name, path_info)
     return None
