@@ -236,8 +236,11 @@ async def converse(
             origin=origin,  # type: ignore[arg-type]
             open_timeout=timeout(10),
         ) as ws:
-            for item in send:
-                await ws.send(item)
+            try:
+                for item in send:
+                    await ws.send(item)
+            except websockets.ConnectionClosed:
+                pass  # the program ended first (it may exit at once): what it said still counts
             try:
                 while read is None or len(messages) < read:
                     messages.append(await ws.recv())

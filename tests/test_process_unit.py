@@ -24,11 +24,19 @@ def exit_watch(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     return str(request.param)
 
 
-async def read_all(child: process.Child) -> bytes:
+async def stdout_reader(child: process.Child) -> asyncio.StreamReader:
+    """The child's stdout as a stream; its stdin and stderr are closed (raw fds are ours)."""
+    os.close(child.stdin)
+    os.close(child.stderr)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), child.stdout)
-    return await reader.read()
+    stdout = open(child.stdout, "rb", buffering=0)  # noqa: SIM115 - the transport closes it
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), stdout)
+    return reader
+
+
+async def read_all(child: process.Child) -> bytes:
+    return await (await stdout_reader(child)).read()
 
 
 async def test_exit_status_and_output(exit_watch: str) -> None:
@@ -61,8 +69,7 @@ async def test_end_escalates_to_sigkill_for_a_stubborn_group(exit_watch: str) ->
     script = "trap '' INT TERM; (trap '' INT TERM; sleep 30) & echo $!; wait"
     child = process.spawn(["/bin/sh", "-c", script], {"PATH": "/bin:/usr/bin"})
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), child.stdout)
+    reader = await stdout_reader(child)
     grandchild = int(await reader.readline())
     started = loop.time()
     status = await asyncio.wait_for(child.end(closems=0), 5)

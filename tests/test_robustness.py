@@ -65,6 +65,35 @@ async def test_client_gone_before_101_is_not_an_error(tmp_script) -> None:  # ty
         assert not [line for line in server.lines if "Error handling request" in line]
 
 
+async def test_program_started_for_a_client_gone_mid_handshake_is_ended(
+    tmp_script,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    # SPEC A4: wsdev starts the program before its 101 goes out. A client that hangs up in
+    # between must not leave that program behind, whichever side of the 101 wsdev noticed it.
+    pids = tmp_path / "pids"
+    script = tmp_script("stay.sh", f"#!/bin/sh\necho $$ >> {pids}\nexec sleep 60\n")
+    async with run_wsdev(str(script)) as server:
+        for _ in range(10):
+            _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.write(UPGRADE.format(target="/", port=server.port).encode())
+            await writer.drain()
+            writer.transport.abort()
+
+        async def all_ended() -> list[int]:
+            while True:
+                started = [int(pid) for pid in pids.read_text().split()] if pids.exists() else []
+                if started and not any(map(_alive, started)):
+                    return started
+                await asyncio.sleep(0.05)  # no event announces another process's death
+
+        started = await asyncio.wait_for(all_ended(), timeout(10))
+        assert started
+        assert not [line for line in server.lines if "Error handling request" in line]
+
+
 async def test_maxforks_holds_for_parallel_upgrades_with_reverselookup(tmp_script) -> None:  # type: ignore[no-untyped-def]
     # SPEC A5: an upgrade over N live children gets 429. _admit counts children before the
     # reverse lookup awaits, and the Bridge is registered only after: ten at once all got in.

@@ -35,7 +35,8 @@ from wsdev.events import (
     SpawnFailed,
     StderrLine,
 )
-from wsdev.process import Child, spawn
+from wsdev.pipes import PipeReader, PipeWriter
+from wsdev.process import Child, abandon, spawn
 from wsdev.sinks import Sink
 from wsdev.wire import FrameWriter
 
@@ -47,7 +48,9 @@ EOF_GRACE_SECONDS = 2.0
 # A stderr line longer than this is logged in pieces, so stderr is always being read (B5).
 STDERR_PIECE = 64 * 1024
 PING_FRAME = bytes((0x89, 0))
-# Bytes the child's stdin may hold beyond the pipe before the client is no longer read (B4).
+# Bytes the child's stdin may hold beyond the pipe before the client is no longer read (B4):
+# room for a whole message, so a client's Close that follows a large message is still read and
+# answered while the program catches up.
 STDIN_BUFFER = 1024 * 1024
 # How often a receive loop blocked on a full stdin checks that its client is still there.
 STDIN_VANISH_CHECK = 0.25
@@ -80,10 +83,10 @@ class Bridge:
         self._argv = argv
         self._env = env
         self._child: Child | None = None
-        self._stdin: asyncio.WriteTransport | None = None
+        self._stdin: PipeWriter | None = None
         self._stdin_flow = _WriteFlow()
-        self._stdout: asyncio.ReadTransport | None = None
-        self._stderr: asyncio.ReadTransport | None = None
+        self._stdout: PipeReader | None = None
+        self._stderr: PipeReader | None = None
         self._stdout_eof = asyncio.get_running_loop().create_future()
         self._stderr_eof = asyncio.get_running_loop().create_future()
         self._ending: asyncio.Future[None] | None = None
@@ -91,15 +94,37 @@ class Bridge:
         self._last_seen = time.monotonic()
         self._ping_timer: asyncio.TimerHandle | None = None
         self._resuming: asyncio.Future[None] | None = None
+        self._spawn_error: OSError | None = None
 
     # ------------------------------------------------------------ lifecycle
 
+    def start_program(self) -> None:
+        """Start the child now; the server calls this before the 101 goes out.
+
+        The program's own start-up (exec, a shell or an interpreter loading) then overlaps the
+        handshake, and its first output is waiting in the pipe by the time the socket is ready.
+        A failure to start is kept and reported once the client can hear about it.
+        """
+        if self._child is not None or self._spawn_error is not None:
+            return
+        try:
+            self._child = spawn(self._argv, self._env)
+        except OSError as exc:
+            self._spawn_error = exc
+
+    def abandon(self) -> None:
+        """The handshake failed after the program was started: end it as a disconnect would."""
+        child, self._child = self._child, None
+        if child is not None:
+            abandon(child, self._config.closems)
+
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        try:
-            child = self._child = spawn(self._argv, self._env)
-        except OSError as exc:
-            await self._spawn_failed(exc)
+        self.start_program()
+        child = self._child
+        if child is None:
+            assert self._spawn_error is not None
+            await self._spawn_failed(self._spawn_error)
             return
         self.conn.pid = child.pid
         self._bus.publish(ProcessStarted(self.conn, child.pid))
@@ -107,17 +132,10 @@ class Bridge:
         out_reader: asyncio.Protocol = (
             _BinaryReader(self) if self._config.binary else _LineReader(self)
         )
-        # The three pipes are set up together: one loop turn, not three, before output flows.
-        (stdout, _), (stderr, _), (stdin, _) = await asyncio.gather(
-            loop.connect_read_pipe(lambda: out_reader, child.stdout),
-            loop.connect_read_pipe(lambda: _StderrReader(self), child.stderr),
-            loop.connect_write_pipe(lambda: self._stdin_flow, child.stdin),
-        )
-        self._stdout, self._stderr, self._stdin = stdout, stderr, stdin
+        self._stdout = PipeReader(loop, child.stdout, out_reader)
+        self._stderr = PipeReader(loop, child.stderr, _StderrReader(self))
+        self._stdin = PipeWriter(loop, child.stdin, self._stdin_flow, high=STDIN_BUFFER)
         self._env = {}  # spawned: no need to keep a copy alive per connection
-        # Room for a whole message beyond what the pipe holds, so a client's Close that follows
-        # a large message is still read and answered while the program catches up.
-        stdin.set_write_buffer_limits(high=STDIN_BUFFER)
         child.exited.add_done_callback(lambda _: self.close())
         if self._config.pingms > 0:
             self._schedule_ping()
@@ -311,7 +329,7 @@ class Bridge:
             stdout.pause_reading()
             self._resuming = asyncio.ensure_future(self._resume_after_drain(stdout))
 
-    async def _resume_after_drain(self, stdout: asyncio.ReadTransport) -> None:
+    async def _resume_after_drain(self, stdout: PipeReader) -> None:
         with contextlib.suppress(Exception):
             await self._writer.drain()
         if not stdout.is_closing():

@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
-from typing import IO, ClassVar
+from typing import ClassVar
 
 from wsdev.events import ExitStatus
 
@@ -40,7 +40,10 @@ def escalation_delays(closems: int) -> tuple[tuple[float, signal.Signals], ...]:
 
 
 class Child:
-    """One running program with its three pipes; ``exited`` resolves with its exit status."""
+    """One running program; ``exited`` resolves with its exit status.
+
+    ``stdin``, ``stdout`` and ``stderr`` are our ends of its pipes: raw fds, the caller's to close.
+    """
 
     __slots__ = ("_loop", "_pidfd", "exited", "pid", "stderr", "stdin", "stdout")
 
@@ -48,9 +51,9 @@ class Child:
         self,
         loop: asyncio.AbstractEventLoop,
         pid: int,
-        stdin: IO[bytes],
-        stdout: IO[bytes],
-        stderr: IO[bytes],
+        stdin: int,
+        stdout: int,
+        stderr: int,
     ) -> None:
         self._loop = loop
         self.pid = pid
@@ -141,13 +144,7 @@ def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: str | None = None) -
     for fd in (in_r, out_w, err_w):
         os.close(fd)
     track(pid)
-    return Child(
-        loop,
-        pid,
-        open(in_w, "wb", buffering=0),
-        open(out_r, "rb", buffering=0),
-        open(err_r, "rb", buffering=0),
-    )
+    return Child(loop, pid, in_w, out_r, err_r)
 
 
 def _spawn_portable(
@@ -200,6 +197,19 @@ def own_pids() -> frozenset[int]:
 
 
 # ---------------------------------------------------------------- waiting for exits
+
+
+def abandon(child: Child, closems: int = 0) -> None:
+    """Close our pipe ends and end the child as a disconnect would, with nobody waiting."""
+    for fd in (child.stdin, child.stdout, child.stderr):
+        os.close(fd)
+    ending = asyncio.ensure_future(child.end(closems))
+    _ABANDONED.add(ending)
+    ending.add_done_callback(_ABANDONED.discard)
+
+
+# Children being ended by ``abandon`` (a task needs an owner, or it may be collected).
+_ABANDONED: set[asyncio.Future[ExitStatus]] = set()
 
 
 def _watch_exit(child: Child) -> None:

@@ -328,10 +328,13 @@ class Server:
                 max_msg_size=config.maxframesize,
                 compress=False,
             )
-            # Everything the program needs is ready before the 101 goes out, so it starts at once.
             bridge = await self._bridge_for(
                 request, ws, path, query, argv, script_name, path_info, console
             )
+            if ws.can_prepare(request).ok:
+                # The program starts before the 101 goes out: its start-up (exec, an interpreter
+                # loading) overlaps the handshake, and its first output is already on its way.
+                bridge.start_program()
             try:
                 await ws.prepare(request)
             except web.HTTPException as exc:
@@ -352,6 +355,8 @@ class Server:
         finally:
             if bridge is None or bridge not in self._bridges:
                 self._starting -= 1
+                if bridge is not None:
+                    bridge.abandon()  # its program may have started before the handshake failed
             else:
                 self._bridges.discard(bridge)
         return ws
