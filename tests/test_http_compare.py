@@ -30,7 +30,7 @@ from conftest import (
     run_wsdev,
 )
 from conftest import timeout as scaled
-from rawhttp import RawResponse, request, upgrade, upgrade_headers
+from rawhttp import RawResponse, parse_response, request, upgrade, upgrade_headers
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX scripts and sockets")
 
@@ -517,6 +517,45 @@ async def test_cgi_matches_websocketd(cgi_tree: Path) -> None:
     # SPEC B5: CGI gets the --passenv variables (websocketd 0.4.1 drops them for CGI).
     assert our_env["WSDEV_CGI_VAR"] == "passed"
     assert our_env["WSDEV_NOT_PASSED"] == ""
+
+
+async def _post_expecting_continue(port: int, expect: str) -> tuple[str, RawResponse]:
+    """POST with an Expect header, sending the body only once the server has said "100"."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        head = (
+            f"POST /env.sh HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nExpect: {expect}\r\n"
+            "Content-Length: 5\r\nConnection: close\r\n\r\n"
+        )
+        writer.write(head.encode())
+        first = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), scaled(10))
+        status_line = first.decode("latin-1").split("\r\n", 1)[0]
+        if status_line.split(" ")[1] != "100":
+            return "", parse_response(first + await reader.read())
+        writer.write(b"hello")
+        return status_line, parse_response(await asyncio.wait_for(reader.read(), scaled(10)))
+    finally:
+        writer.close()
+
+
+@requires_websocketd
+@pytest.mark.websocketd
+@pytest.mark.parametrize("expect", ["100-continue", "100-Continue", "something-else"])
+async def test_expect_header_matches_websocketd(cgi_tree: Path, expect: str) -> None:
+    async def exchange(start: Serving) -> tuple[str, int, str | None]:
+        async with start as server:
+            interim, response = await _post_expecting_continue(server.port, expect)
+            length = _env(response).get("CONTENT_LENGTH") if response.status == 200 else None
+            return interim, response.status, length
+
+    flags = (f"--cgidir={cgi_tree}",)
+    theirs = await exchange(run_websocketd(*flags, CAT))
+    ours = await exchange(run_wsdev(*flags, CAT))
+    assert ours == theirs
+    if expect.lower() == "100-continue":
+        assert ours == ("HTTP/1.1 100 Continue", 200, "5")
+    else:
+        assert ours[1] == 417
 
 
 async def test_cgi_failure_is_a_clean_500_and_logged(cgi_tree: Path) -> None:

@@ -16,6 +16,7 @@ import signal
 import sys
 import webbrowser
 
+from wsdev import eventloop
 from wsdev.config import Config
 from wsdev.events import EventBus, ServerStarted, ServerStopping
 from wsdev.logs import LogWriter, configure_logging
@@ -30,7 +31,7 @@ logger = logging.getLogger(__name__)
 def run(config: Config) -> int:
     """Serve until SIGINT or SIGTERM; returns the exit status."""
     _ensure_standard_fds()
-    return asyncio.run(serve(config))
+    return eventloop.run(serve(config))
 
 
 async def serve(config: Config) -> int:

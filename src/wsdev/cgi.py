@@ -70,7 +70,7 @@ def find_cgi_script(root: Path, url_path: str) -> tuple[Path, str, str] | None:
 
 
 async def serve_cgi(
-    request: web.Request, config: Config, script: Path, env: dict[str, str]
+    request: web.BaseRequest, config: Config, script: Path, env: dict[str, str]
 ) -> web.StreamResponse:
     """Run ``script`` for ``request`` with ``env`` and stream its response back.
 
@@ -118,7 +118,7 @@ async def serve_cgi(
 
 
 async def _respond(
-    request: web.Request, proc: asyncio.subprocess.Process, script: Path
+    request: web.BaseRequest, proc: asyncio.subprocess.Process, script: Path
 ) -> tuple[web.StreamResponse, bool]:
     """The response, and whether the script's whole output reached the client."""
     assert proc.stdout is not None
@@ -225,7 +225,7 @@ async def _read_head(
     return 200, None, headers
 
 
-async def _feed_stdin(request: web.Request, stdin: asyncio.StreamWriter) -> None:
+async def _feed_stdin(request: web.BaseRequest, stdin: asyncio.StreamWriter) -> None:
     try:
         async for chunk in request.content.iter_chunked(_CHUNK):
             stdin.write(chunk)

@@ -51,7 +51,7 @@ def _value(value: Any) -> Any:
     return value
 
 
-async def serve_feed(request: web.Request, bus: EventBus) -> web.WebSocketResponse:
+async def serve_feed(request: web.BaseRequest, bus: EventBus) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(compress=False, heartbeat=30)
     await ws.prepare(request)
     queue: asyncio.Queue[Event] = asyncio.Queue(QUEUE_LIMIT)

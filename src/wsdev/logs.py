@@ -62,6 +62,9 @@ _NAMES = {
 
 logger = logging.getLogger("wsdev")
 
+# How long a log line may wait for others to share its write: well below what a reader notices.
+FLUSH_DELAY = 0.02
+
 
 def timestamp(when: datetime | None = None) -> str:
     """The time as Go's RFC1123Z: ``Sat, 28 Nov 2026 10:22:17 +0000``."""
@@ -69,10 +72,12 @@ def timestamp(when: datetime | None = None) -> str:
 
 
 class LogOutput:
-    """Where log lines go: gathered during one turn of the event loop, written in one go.
+    """Where log lines go: gathered for a few milliseconds, written in one go.
 
-    A connection logs a few lines; formatting them straight to text and writing once per loop
-    turn keeps logging off the connection's path (it was the largest cost of a short session).
+    A connection logs a few lines; formatting them straight to text and writing them together
+    keeps logging off the connection's path (it was the largest cost of a short session). Each
+    write also wakes whoever reads the log, on a machine the connections' programs share: short
+    sessions in a row share one write instead of each waking the reader twice.
     Once the reader of the log has gone (``wsdev … | head``), lines are dropped quietly.
     """
 
@@ -98,7 +103,7 @@ class LogOutput:
         )
         if len(self._pending) == 1:
             try:
-                asyncio.get_running_loop().call_soon(self.flush)
+                asyncio.get_running_loop().call_later(FLUSH_DELAY, self.flush)
             except RuntimeError:
                 self.flush()  # no loop (start-up, shutdown): write at once
 

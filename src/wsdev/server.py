@@ -15,10 +15,15 @@ import ipaddress
 import logging
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http_parser import RawRequestMessage
+from aiohttp.streams import StreamReader
+from aiohttp.web_protocol import RequestHandler
 
 from wsdev import __version__
 from wsdev.bridge import Bridge
@@ -36,6 +41,8 @@ logger = logging.getLogger(__name__)
 CONSOLE_PREFIX = "/_wsdev/"
 SERVER_HEADER = f"wsdev/{__version__}"
 NOT_FOUND_BODY = "404 page not found\n"
+# The largest request body read (a CGI POST): aiohttp refuses bigger ones with 413.
+MAX_REQUEST_BODY = 64 * 1024**2
 
 
 class _IdSource:
@@ -71,16 +78,37 @@ class Server:
 
     # ------------------------------------------------------------ lifecycle
 
-    def make_app(self) -> web.Application:
-        app = web.Application(client_max_size=1024**2 * 64)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        app.on_response_prepare.append(self._add_headers)
-        return app
+    def make_handler(self) -> web.Server:
+        """aiohttp's low-level server: every request goes to ``_handle``, which routes it.
+
+        No ``web.Application``: wsdev has one catch-all route, so the router, the middleware
+        chain and the response signal would only add work to every connection.
+        """
+        return web.Server(self._handle, request_factory=self._make_request, access_log=None)
+
+    def _make_request(
+        self,
+        message: RawRequestMessage,
+        payload: StreamReader,
+        protocol: RequestHandler,
+        writer: AbstractStreamWriter,
+        task: asyncio.Task[None],
+    ) -> web.BaseRequest:
+        return _Request(
+            message,
+            payload,
+            protocol,
+            writer,
+            task,
+            asyncio.get_running_loop(),
+            client_max_size=MAX_REQUEST_BODY,
+            add_headers=self._add_headers,
+        )
 
     async def start(self) -> None:
         """Listen on every configured address; raises ``ServeError`` (e.g. port in use)."""
         config = self.config
-        runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=2.0)
+        runner = web.ServerRunner(self.make_handler(), shutdown_timeout=2.0)
         await runner.setup()
         self._runners.append(runner)
         ssl_context = None
@@ -190,8 +218,12 @@ class Server:
 
     # ------------------------------------------------------------ routing
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         config = self.config
+        if "Expect" in request.headers:
+            refused = await _answer_expect(request)
+            if refused is not None:
+                return refused
         path = request.path
         if path.startswith(CONSOLE_PREFIX) or path == CONSOLE_PREFIX.rstrip("/"):
             return await self._wsdev_route(request, path[len(CONSOLE_PREFIX) :])
@@ -216,7 +248,7 @@ class Server:
         self._access(request, 404, "NOT FOUND")
         return web.Response(status=404, text=NOT_FOUND_BODY)
 
-    async def _wsdev_route(self, request: web.Request, rest: str) -> web.StreamResponse:
+    async def _wsdev_route(self, request: web.BaseRequest, rest: str) -> web.StreamResponse:
         if rest == "ws" and _is_upgrade(request) and self.config.serves_websocket:
             target = request.query.get("path", "/") or "/"
             if not target.startswith("/"):
@@ -241,7 +273,7 @@ class Server:
         self._access(request, 404, "NOT FOUND")
         return web.Response(status=404, text=NOT_FOUND_BODY)
 
-    def _console_page(self, request: web.Request, path: str, query: str) -> web.StreamResponse:
+    def _console_page(self, request: web.BaseRequest, path: str, query: str) -> web.StreamResponse:
         if not self.config.console:
             self._access(request, 404, "NOT FOUND")
             return web.Response(status=404, text=NOT_FOUND_BODY)
@@ -252,7 +284,7 @@ class Server:
 
     # ------------------------------------------------------------ admission
 
-    def _admit(self, request: web.Request, *, check_origin: bool) -> web.Response | None:
+    def _admit(self, request: web.BaseRequest, *, check_origin: bool) -> web.Response | None:
         """The one place a request that would start a program is refused (403, 429)."""
         config = self.config
         if check_origin and (config.origins or config.sameorigin):
@@ -272,7 +304,7 @@ class Server:
     def children_running(self) -> int:
         return len(self._bridges) + self._cgi_running + self._starting
 
-    def _refuse(self, request: web.Request, status: int, reason: str) -> web.Response:
+    def _refuse(self, request: web.BaseRequest, status: int, reason: str) -> web.Response:
         self.bus.publish(
             Rejected(
                 status,
@@ -284,7 +316,7 @@ class Server:
         )
         return web.Response(status=status, text=f"{status} {reason}\n")
 
-    def _access(self, request: web.Request, status: int, kind: str) -> None:
+    def _access(self, request: web.BaseRequest, status: int, kind: str) -> None:
         self.bus.publish(
             HttpRequest(request.method, _full_url(request), request.remote or "", status, kind)
         )
@@ -292,7 +324,7 @@ class Server:
     # ------------------------------------------------------------ WebSocket
 
     async def _websocket(
-        self, request: web.Request, path: str, query: str, *, console: bool
+        self, request: web.BaseRequest, path: str, query: str, *, console: bool
     ) -> web.StreamResponse:
         config = self.config
         if config.script_dir is not None:
@@ -363,7 +395,7 @@ class Server:
 
     async def _bridge_for(
         self,
-        request: web.Request,
+        request: web.BaseRequest,
         ws: web.WebSocketResponse,
         path: str,
         query: str,
@@ -412,7 +444,7 @@ class Server:
         )
 
     async def _refuse_ws(
-        self, request: web.Request, status: int, reason: str, console: bool
+        self, request: web.BaseRequest, status: int, reason: str, console: bool
     ) -> web.StreamResponse:
         if console:
             return await self._console_refusal(request, status, reason)
@@ -420,7 +452,7 @@ class Server:
         return web.Response(status=status, text=NOT_FOUND_BODY)
 
     async def _console_refusal(
-        self, request: web.Request, status: int, reason: str
+        self, request: web.BaseRequest, status: int, reason: str
     ) -> web.StreamResponse:
         """The console cannot read an HTTP status: accept, explain in the envelope, close."""
         ws = web.WebSocketResponse(compress=False)
@@ -429,7 +461,7 @@ class Server:
         await ws.close(code=1008 if status != 429 else 1013, message=reason.strip().encode()[:123])
         return ws
 
-    async def _request_facts(self, request: web.Request, raw_path: str) -> RequestFacts:
+    async def _request_facts(self, request: web.BaseRequest, raw_path: str) -> RequestFacts:
         peer = request.transport.get_extra_info("peername") if request.transport else None
         remote_addr = request.remote or ""
         remote_port = str(peer[1]) if isinstance(peer, tuple) and len(peer) > 1 else ""
@@ -450,7 +482,7 @@ class Server:
     # ------------------------------------------------------------ CGI
 
     async def _cgi(
-        self, request: web.Request, script: Path, script_name: str, path_info: str
+        self, request: web.BaseRequest, script: Path, script_name: str, path_info: str
     ) -> web.StreamResponse:
         refusal = self._admit(request, check_origin=False)
         if refusal is not None:
@@ -477,7 +509,8 @@ class Server:
 
     # ------------------------------------------------------------ headers
 
-    async def _add_headers(self, request: web.Request, response: web.StreamResponse) -> None:
+    def _add_headers(self, response: web.StreamResponse) -> None:
+        """Every response gets the Server header and the --header* ones (SPEC A5)."""
         config = self.config
         response.headers["Server"] = SERVER_HEADER
         extra = config.headers_ws if response.status == 101 else config.headers_http
@@ -485,7 +518,47 @@ class Server:
             response.headers.add(name, value)
 
 
-def _is_upgrade(request: web.Request) -> bool:
+class _Request(web.BaseRequest):
+    """A request that adds wsdev's headers to its response just before it is sent."""
+
+    ATTRS = web.BaseRequest.ATTRS | frozenset(["_add_headers"])
+
+    def __init__(
+        self,
+        *args: Any,
+        add_headers: Callable[[web.StreamResponse], None],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._add_headers = add_headers
+
+    async def _prepare_hook(self, response: web.StreamResponse) -> None:
+        self._add_headers(response)
+
+
+async def _answer_expect(request: web.BaseRequest) -> web.StreamResponse | None:
+    """``Expect: 100-continue`` lets the client send its body; any other expectation is refused.
+
+    (What aiohttp's Application, and Go's net/http, do for every request.) A refused client
+    never sends the body it announced, so the connection closes at once instead of waiting
+    for it (as Go's does).
+    """
+    expect = request.headers.get("Expect", "")
+    if request.version != HttpVersion11:
+        return None
+    if expect.lower() == "100-continue":
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        # What follows is the response's own head: it starts counting from zero.
+        request.writer.output_size = 0
+        return None
+    response = web.Response(status=417, text=f"417 expectation not supported: {expect}\n")
+    await response.prepare(request)
+    await response.write_eof()
+    request.protocol.force_close()
+    return response
+
+
+def _is_upgrade(request: web.BaseRequest) -> bool:
     return request.headers.get("Upgrade", "").lower() == "websocket"
 
 
@@ -502,7 +575,7 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _full_url(request: web.Request) -> str:
+def _full_url(request: web.BaseRequest) -> str:
     scheme = "https" if request.secure else "http"
     return f"{scheme}://{request.headers.get('Host', '')}{request.raw_path}"
 

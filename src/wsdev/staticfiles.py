@@ -47,7 +47,7 @@ _SNIFF_BYTES = 512
 _INDEX = "index.html"
 
 
-async def serve_static(request: web.Request, root: Path) -> web.StreamResponse | None:
+async def serve_static(request: web.BaseRequest, root: Path) -> web.StreamResponse | None:
     """The response for ``request`` from the folder ``root``, or None when nothing matches."""
     segments = url_segments(request.rel_url.raw_path)
     if segments is None:
@@ -160,7 +160,7 @@ def _local_redirect(location: str, query: str) -> web.Response:
     return web.Response(status=301, headers={"Location": location})
 
 
-async def _listing(request: web.Request, directory: Path) -> web.Response:
+async def _listing(request: web.BaseRequest, directory: Path) -> web.Response:
     """Go's directory listing: one link per entry, sorted, folders ending in ``/``."""
     listed = await asyncio.get_running_loop().run_in_executor(None, _list_directory, directory)
     if listed is None:

@@ -54,7 +54,7 @@ class FrameWriter:
 
     __slots__ = ("_protocol", "_transport", "closed")
 
-    def __init__(self, request: web.Request) -> None:
+    def __init__(self, request: web.BaseRequest) -> None:
         self._transport = request.transport
         self._protocol = request.protocol
         self.closed = False

@@ -1,0 +1,56 @@
+"""``eventloop.py``: the selector that polls before it sleeps, and the loop wsdev runs on."""
+
+from __future__ import annotations
+
+import asyncio
+import selectors
+import socket
+import threading
+import time
+
+from wsdev import eventloop
+from wsdev.eventloop import SPIN_SECONDS, PollingSelector
+
+
+def test_ready_events_come_back_at_once() -> None:
+    left, right = socket.socketpair()
+    with PollingSelector() as selector, left, right:
+        selector.register(left, selectors.EVENT_READ)
+        right.send(b"x")
+        started = time.perf_counter()
+        ready = selector.select(5)
+        assert [key.fileobj for key, _ in ready] == [left]
+        assert time.perf_counter() - started < 1
+
+
+def test_an_event_during_the_blocking_wait_is_seen() -> None:
+    left, right = socket.socketpair()
+    with PollingSelector() as selector, left, right:
+        selector.register(left, selectors.EVENT_READ)
+        sender = threading.Timer(0.05, right.send, (b"x",))
+        sender.start()
+        ready = selector.select(5)  # spins, then blocks; the send comes 50 ms later
+        sender.join()
+        assert [key.fileobj for key, _ in ready] == [left]
+
+
+def test_timeouts_are_kept() -> None:
+    left, right = socket.socketpair()
+    with PollingSelector() as selector, left, right:
+        selector.register(left, selectors.EVENT_READ)
+        started = time.perf_counter()
+        assert selector.select(0.05) == []
+        waited = time.perf_counter() - started
+        assert 0.05 <= waited < 1
+        started = time.perf_counter()
+        assert selector.select(SPIN_SECONDS / 10) == []  # shorter than the spin: not stretched
+        assert time.perf_counter() - started < 0.05
+        assert selector.select(0) == []
+
+
+def test_run_uses_the_polling_selector_and_returns_the_result() -> None:
+    async def which_selector() -> str:
+        await asyncio.sleep(0.01)
+        return type(asyncio.get_running_loop()._selector).__name__  # type: ignore[attr-defined]
+
+    assert eventloop.run(which_selector()) == "PollingSelector"
