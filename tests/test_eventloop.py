@@ -9,7 +9,7 @@ import threading
 import time
 
 from wsdev import eventloop
-from wsdev.eventloop import SPIN_SECONDS, PollingSelector
+from wsdev.eventloop import SPIN_LONG, PollingSelector
 
 
 def test_ready_events_come_back_at_once() -> None:
@@ -43,9 +43,27 @@ def test_timeouts_are_kept() -> None:
         waited = time.perf_counter() - started
         assert 0.05 <= waited < 1
         started = time.perf_counter()
-        assert selector.select(SPIN_SECONDS / 10) == []  # shorter than the spin: not stretched
+        assert selector.select(SPIN_LONG / 10) == []  # shorter than the poll: not stretched
         assert time.perf_counter() - started < 0.05
         assert selector.select(0) == []
+
+
+def test_polling_window_follows_how_soon_waits_end() -> None:
+    """Long polls while waits end quickly; short ones once events come further apart."""
+    left, right = socket.socketpair()
+    with PollingSelector() as selector, left, right:
+        selector.register(left, selectors.EVENT_READ)
+        assert selector._quick_share == 1.0  # a new loop expects a conversation
+        for _ in range(10):
+            selector.select(SPIN_LONG * 10)  # nothing comes: slow waits
+        assert selector._quick_share < 0.5
+        for _ in range(10):
+            selector.select(SPIN_LONG / 4)  # waits that end within the long poll
+        assert selector._quick_share >= 0.5
+        right.send(b"x")
+        before = selector._quick_share
+        selector.select(5)  # ready at once: no wait, nothing learnt
+        assert selector._quick_share == before
 
 
 def test_run_uses_the_polling_selector_and_returns_the_result() -> None:

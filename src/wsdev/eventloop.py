@@ -1,19 +1,26 @@
-"""The event loop wsdev runs on: asyncio's, whose selector polls briefly before it sleeps.
+"""The event loop wsdev runs on: asyncio's, whose selector polls for a while before it sleeps.
 
-A WebSocket round trip through a program is a relay of wake-ups: the client's message wakes
-wsdev, the write to the program wakes the program, its answer wakes wsdev again. Every time
-wsdev finds nothing to do it sleeps in ``epoll_wait``, and the CPU it ran on may go idle; waking
-an idle CPU again can take longer than the work itself (on a virtual machine the host has to
-wake the virtual CPU). Go's scheduler, and so websocketd, spins a little before parking a
-thread for the same reason. Here the selector keeps polling, without blocking, for up to
-``SPIN_SECONDS`` after its last event before it blocks: the answer that comes within that
-window is picked up at once, and a loop with nothing to do spends at most that long finding
-out, once per burst of work.
+A WebSocket session is a relay of wake-ups: the client's message wakes wsdev, the write to the
+program wakes the program, its answer wakes wsdev again; a new connection wakes wsdev, and so
+does the first line of the program it starts. Every time wsdev finds nothing to do it sleeps in
+``epoll_wait``, the CPU it ran on may go idle, and waking an idle CPU can take longer than the
+work itself (on a virtual machine the host has to wake the virtual CPU: 50-100 µs here, more
+than a whole round trip through `cat`). Go's scheduler, and so websocketd, keeps threads
+spinning for work for the same reason.
+
+So the selector keeps polling, without blocking, before it blocks. It yields the CPU between
+polls, so a process that is ready to run on this CPU (often the program wsdev just started,
+which the kernel puts on wsdev's CPU) runs first. How long it polls adapts to what it has seen:
+while waits have mostly ended within ``SPIN_LONG`` (a conversation, connections in a row), it
+polls that long; when events come further apart (an idle server, a program printing once a
+second), polling that long would only burn CPU, so it polls for ``SPIN_SHORT``. An idle wsdev
+blocks after one short poll, as any asyncio program does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import selectors
 import sys
 import time
@@ -22,26 +29,43 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-# Long enough for a program's answer to a line (a round trip through `cat` takes ~20-40 µs of
-# the program's own time), short enough to cost nothing noticeable when the loop is idle.
-SPIN_SECONDS = 50e-6
+# Polling this long covers a program's answer to a line, or a short program's start-up.
+SPIN_LONG = 1e-3
+# Once events come further apart: enough for an answer already on its way.
+SPIN_SHORT = 50e-6
+# epoll_wait counts in milliseconds and rounds a shorter timeout up to a whole one.
+BLOCKING_RESOLUTION = 1e-3
+# Weight of the latest wait in the running share of waits that ended within SPIN_LONG.
+RECENT_WEIGHT = 0.25
+
+_yield = getattr(os, "sched_yield", lambda: None)
 
 
 class PollingSelector(selectors.DefaultSelector):
-    """``select`` polls for up to ``SPIN_SECONDS`` (never past its timeout) before blocking."""
+    """``select`` polls (never past its timeout) before blocking; see the module's docstring."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._quick_share = 1.0  # of recent waits, how many ended within SPIN_LONG
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        if timeout is not None and timeout <= 0:
-            return super().select(0)
-        spin = SPIN_SECONDS if timeout is None else min(SPIN_SECONDS, timeout)
-        deadline = time.perf_counter() + spin
-        while True:
+        ready = super().select(0)
+        if ready or (timeout is not None and timeout <= 0):
+            return ready  # work at hand: no wait to poll through, nothing to learn
+        started = time.perf_counter()
+        window = SPIN_LONG if self._quick_share >= 0.5 else SPIN_SHORT
+        if timeout is not None and timeout - window < BLOCKING_RESOLUTION:
+            window = timeout  # blocking for the rest would overshoot the timer: poll to it
+        deadline = started + window
+        while not ready and time.perf_counter() < deadline:
+            _yield()
             ready = super().select(0)
-            if ready or time.perf_counter() >= deadline:
-                break
-        if ready:
-            return ready
-        return super().select(None if timeout is None else timeout - spin)
+        if not ready:
+            remaining = None if timeout is None else max(0.0, started + timeout - deadline)
+            ready = super().select(remaining)
+        quick = 1.0 if time.perf_counter() - started < SPIN_LONG else 0.0
+        self._quick_share += (quick - self._quick_share) * RECENT_WEIGHT
+        return ready
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
