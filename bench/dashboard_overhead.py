@@ -20,6 +20,7 @@ from wsdev.dashboard import Dashboard, render
 from wsdev.events import (
     Connected,
     ConnectionInfo,
+    Event,
     EventBus,
     MessageIn,
     MessagesOut,
@@ -60,7 +61,7 @@ def busy_tally(connections: int) -> Tally:
 def per_event() -> None:
     tally = busy_tally(10)
     c = conn(1)
-    events = [
+    events: list[Event] = [
         MessagesOut(c, [b"x" * 40] * 8, 320, False),
         StderrLine(c, "a line"),
         MessageIn(c, "m"),

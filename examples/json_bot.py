@@ -11,10 +11,12 @@ Malformed requests get an error reply and a line on stderr, and the bot keeps go
 import json
 import statistics
 import sys
+from typing import Any
 
 
-def handle(request: dict) -> object:
-    op, args = request.get("op"), request.get("args")
+def handle(request: dict[str, Any]) -> object:
+    op = request.get("op")
+    args: Any = request.get("args")  # checked by the operation itself
     if op == "add":
         return sum(args)
     if op == "stats":

@@ -14,7 +14,7 @@ import shutil
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -190,8 +190,12 @@ async def _wait_listening(port: int) -> None:
     await asyncio.wait_for(attempt(), timeout(10))
 
 
+# Writes an executable script (name, text) and returns its path.
+ScriptWriter = Callable[[str, str], Path]
+
+
 @pytest.fixture
-def tmp_script(tmp_path: Path):  # type: ignore[no-untyped-def]
+def tmp_script(tmp_path: Path) -> ScriptWriter:
     """Write an executable script into ``tmp_path`` and return its path."""
 
     def write(name: str, text: str) -> Path:

@@ -11,19 +11,19 @@ from pathlib import Path
 import pytest
 import websockets
 
-from conftest import converse, run_wsdev, timeout
+from conftest import ScriptWriter, converse, run_wsdev, timeout
 
 ECHO = "#!/bin/sh\nexec cat\n"
 
 
-async def test_text_echo_roundtrip(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_text_echo_roundtrip(tmp_script: ScriptWriter) -> None:
     prog = tmp_script("echo.sh", ECHO)
     async with run_wsdev(str(prog)) as server:
         got = await converse(server.ws_url + "/", ["hello", "wörld ✓", "", "x" * 100_000], read=4)
     assert got.messages == ["hello", "wörld ✓", "", "x" * 100_000]
 
 
-async def test_crlf_and_empty_lines_and_no_trailing_newline(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_crlf_and_empty_lines_and_no_trailing_newline(tmp_script: ScriptWriter) -> None:
     prog = tmp_script("lines.sh", "#!/bin/sh\nprintf 'a\\r\\nb\\n\\n\\r\\nc\\r\\r\\nlast'\n")
     async with run_wsdev(str(prog)) as server:
         got = await converse(server.ws_url + "/")
@@ -33,7 +33,7 @@ async def test_crlf_and_empty_lines_and_no_trailing_newline(tmp_script) -> None:
     assert (got.close_code, got.close_reason) == (1000, "exit 0")
 
 
-async def test_nonzero_exit_and_signal_close_codes(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_nonzero_exit_and_signal_close_codes(tmp_script: ScriptWriter) -> None:
     failing = tmp_script("fail.sh", "#!/bin/sh\necho bye\nexit 3\n")
     killed = tmp_script("killed.sh", "#!/bin/sh\necho x\nkill -TERM $$\n")
     async with run_wsdev(str(failing)) as server:
@@ -45,7 +45,7 @@ async def test_nonzero_exit_and_signal_close_codes(tmp_script) -> None:  # type:
     assert (got.close_code, got.close_reason) == (1011, "signal SIGTERM")
 
 
-async def test_binary_message_in_text_mode_is_written_raw(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_binary_message_in_text_mode_is_written_raw(tmp_script: ScriptWriter) -> None:
     prog = tmp_script(
         "hex.py", f"#!{sys.executable}\nimport sys\nprint(sys.stdin.buffer.read(5).hex())\n"
     )
@@ -54,7 +54,7 @@ async def test_binary_message_in_text_mode_is_written_raw(tmp_script) -> None:  
     assert got.messages == ["0001feff0a"]
 
 
-async def test_binary_mode_roundtrip(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_binary_mode_roundtrip(tmp_script: ScriptWriter) -> None:
     prog = tmp_script("echo.sh", ECHO)
     payload = bytes(range(256)) * 1000
     async with run_wsdev("--binary", str(prog)) as server:
@@ -70,7 +70,7 @@ async def test_binary_mode_roundtrip(tmp_script) -> None:  # type: ignore[no-unt
     assert received == expected
 
 
-async def test_invalid_utf8_becomes_replacement_character(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_invalid_utf8_becomes_replacement_character(tmp_script: ScriptWriter) -> None:
     prog = tmp_script(
         "bad.sh", "#!/bin/sh\nprintf 'ok\\n\\377\\376bad\\nfine \\342\\234\\223\\n'\n"
     )
@@ -80,7 +80,7 @@ async def test_invalid_utf8_becomes_replacement_character(tmp_script) -> None:  
     assert got.messages == ["ok", "\ufffd\ufffdbad", "fine ✓"]
 
 
-async def test_stderr_is_logged_not_sent(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_stderr_is_logged_not_sent(tmp_script: ScriptWriter) -> None:
     prog = tmp_script("err.sh", "#!/bin/sh\necho out\necho 'problem here' >&2\n")
     async with run_wsdev(str(prog)) as server:
         got = await converse(server.ws_url + "/")
@@ -92,7 +92,7 @@ async def test_stderr_is_logged_not_sent(tmp_script) -> None:  # type: ignore[no
     assert not server.stderr_lines  # the child's stderr goes to the log on stdout (A6)
 
 
-async def test_passstderr_wraps_both_streams_as_json(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_passstderr_wraps_both_streams_as_json(tmp_script: ScriptWriter) -> None:
     prog = tmp_script("both.sh", "#!/bin/sh\necho out\nsleep 0.1\necho err >&2\n")
     async with run_wsdev("--passstderr", str(prog)) as server:
         got = await converse(server.ws_url + "/")
@@ -102,14 +102,14 @@ async def test_passstderr_wraps_both_streams_as_json(tmp_script) -> None:  # typ
     ]
 
 
-async def test_maxframesize_closes_with_1009(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_maxframesize_closes_with_1009(tmp_script: ScriptWriter) -> None:
     prog = tmp_script("echo.sh", ECHO)
     async with run_wsdev("--maxframesize=1000", str(prog)) as server:
         got = await converse(server.ws_url + "/", ["ok", "y" * 2000])
     assert got.close_code == 1009
 
 
-async def test_stdout_line_over_limit_closes_with_1009(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_stdout_line_over_limit_closes_with_1009(tmp_script: ScriptWriter) -> None:
     prog = tmp_script(
         "long.py", f"#!{sys.executable}\nprint('short')\nprint('z' * 5000, flush=True)\n"
     )
@@ -120,7 +120,9 @@ async def test_stdout_line_over_limit_closes_with_1009(tmp_script) -> None:  # t
     assert got.close_code == 1009
 
 
-async def test_client_close_code_is_echoed_and_child_sees_eof(tmp_script, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_client_close_code_is_echoed_and_child_sees_eof(
+    tmp_script: ScriptWriter, tmp_path: Path
+) -> None:
     marker = tmp_path / "eof"
     prog = tmp_script("wait.sh", f"#!/bin/sh\necho ready\ncat >/dev/null\ntouch {marker}\n")
     async with run_wsdev(str(prog)) as server:
@@ -132,7 +134,9 @@ async def test_client_close_code_is_echoed_and_child_sees_eof(tmp_script, tmp_pa
     assert marker.exists()
 
 
-async def test_client_vanishing_mid_message_ends_child(tmp_script, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_client_vanishing_mid_message_ends_child(
+    tmp_script: ScriptWriter, tmp_path: Path
+) -> None:
     prog = tmp_script("echo.sh", ECHO)
     async with run_wsdev(str(prog)) as server:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
@@ -153,7 +157,7 @@ async def test_client_vanishing_mid_message_ends_child(tmp_script, tmp_path: Pat
         os.kill(pid, 0)
 
 
-async def test_child_that_exits_at_once(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_child_that_exits_at_once(tmp_script: ScriptWriter) -> None:
     prog = tmp_script("quick.sh", "#!/bin/sh\nexit 0\n")
     async with run_wsdev(str(prog)) as server:
         got = await converse(server.ws_url + "/", ["ignored"])
@@ -161,7 +165,7 @@ async def test_child_that_exits_at_once(tmp_script) -> None:  # type: ignore[no-
     assert (got.close_code, got.close_reason) == (1000, "exit 0")
 
 
-async def test_program_that_cannot_start_is_reported(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_program_that_cannot_start_is_reported(tmp_script: ScriptWriter) -> None:
     prog = tmp_script("gone.sh", "#!/nonexistent/interpreter\n")
     async with run_wsdev(str(prog)) as server:
         got = await converse(server.ws_url + "/")
@@ -169,7 +173,7 @@ async def test_program_that_cannot_start_is_reported(tmp_script) -> None:  # typ
     assert got.close_code == 1011
 
 
-async def test_child_that_never_reads_stdin_does_not_grow_memory(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_child_that_never_reads_stdin_does_not_grow_memory(tmp_script: ScriptWriter) -> None:
     """A client floods a program that never reads: sending stalls, wsdev stays small (B4)."""
     prog = tmp_script("deaf.sh", "#!/bin/sh\necho ready\nexec sleep 60\n")
     async with run_wsdev(str(prog)) as server:
@@ -192,7 +196,7 @@ async def test_child_that_never_reads_stdin_does_not_grow_memory(tmp_script) -> 
     assert rss_kib < 200 * 1024
 
 
-async def test_slow_client_does_not_grow_memory(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_slow_client_does_not_grow_memory(tmp_script: ScriptWriter) -> None:
     """A program floods stdout while the client does not read: wsdev stops reading (B4)."""
     prog = tmp_script("flood.sh", "#!/bin/sh\nexec yes 0123456789012345678901234567890123456789\n")
     async with run_wsdev(str(prog)) as server:
@@ -214,7 +218,7 @@ def _rss_kib(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-async def test_pingms_drops_a_silent_client(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_pingms_drops_a_silent_client(tmp_script: ScriptWriter) -> None:
     prog = tmp_script("echo.sh", ECHO)
     async with run_wsdev("--pingms=100", str(prog)) as server:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
@@ -230,7 +234,7 @@ async def test_pingms_drops_a_silent_client(tmp_script) -> None:  # type: ignore
         writer.close()
 
 
-async def test_pingms_keeps_an_answering_client(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_pingms_keeps_an_answering_client(tmp_script: ScriptWriter) -> None:
     prog = tmp_script("echo.sh", ECHO)
     async with run_wsdev("--pingms=50", str(prog)) as server:
         async with websockets.connect(server.ws_url + "/") as ws:
@@ -239,7 +243,7 @@ async def test_pingms_keeps_an_answering_client(tmp_script) -> None:  # type: ig
             assert await asyncio.wait_for(ws.recv(), timeout(5)) == "still here"
 
 
-async def test_maxforks_refuses_with_429(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_maxforks_refuses_with_429(tmp_script: ScriptWriter) -> None:
     prog = tmp_script("echo.sh", ECHO)
     async with run_wsdev("--maxforks=1", str(prog)) as server:
         async with websockets.connect(server.ws_url + "/") as first:
@@ -269,7 +273,7 @@ async def test_dir_mode_maps_script_and_path_info(tmp_path: Path) -> None:
     assert escape.value.response.status_code == 404
 
 
-async def test_python_children_are_unbuffered(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_python_children_are_unbuffered(tmp_script: ScriptWriter) -> None:
     prog = tmp_script(
         "slow.py", f"#!{sys.executable}\nimport sys\nprint('first')\nsys.stdin.readline()\n"
     )
@@ -278,7 +282,7 @@ async def test_python_children_are_unbuffered(tmp_script) -> None:  # type: igno
         assert await asyncio.wait_for(ws.recv(), timeout(5)) == "first"
 
 
-async def test_output_without_newline_is_hinted(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_output_without_newline_is_hinted(tmp_script: ScriptWriter) -> None:
     prog = tmp_script("prompt.sh", "#!/bin/sh\nprintf 'name? '\nread x\n")
     async with run_wsdev(str(prog)) as server, websockets.connect(server.ws_url + "/"):
         await server.wait_for_log(r"6 bytes written without a newline")

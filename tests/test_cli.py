@@ -11,6 +11,7 @@ import pytest
 
 from conftest import ROOT, timeout
 from wsdev.cli import FLAGS, build_config, parse_args
+from wsdev.config import Config
 from wsdev.errors import ConfigError, UsageError
 
 WEBSOCKETD_FLAGS = [
@@ -46,7 +47,7 @@ WEBSOCKETD_FLAGS = [
 ]
 
 
-def config_for(*argv: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+def config_for(*argv: str, env: dict[str, str] | None = None) -> Config:
     return build_config(parse_args(argv), environ=env or {})
 
 

@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 import websockets
 
-from conftest import Transcript, converse, requires_websocketd, run_websocketd, run_wsdev
+from conftest import (
+    ScriptWriter,
+    Transcript,
+    converse,
+    requires_websocketd,
+    run_websocketd,
+    run_wsdev,
+)
 
 pytestmark = [requires_websocketd, pytest.mark.websocketd]
 
@@ -43,7 +50,7 @@ def as_env(messages: list[str | bytes]) -> dict[str, str]:
     return dict(str(m).split("=", 1) for m in messages if "=" in str(m))
 
 
-async def test_environment_matches(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_environment_matches(tmp_script: ScriptWriter) -> None:
     script = tmp_script("env.sh", "#!/bin/sh\nenv\n")
     ours, theirs = await both(script, path="/a%20b/c?x=%20y&z=1")
     our_env, their_env = as_env(ours.messages), as_env(theirs.messages)
@@ -56,7 +63,7 @@ async def test_environment_matches(tmp_script) -> None:  # type: ignore[no-untyp
         assert our_env[key] == ""
 
 
-async def test_echo_unicode_empty_and_long_lines(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_echo_unicode_empty_and_long_lines(tmp_script: ScriptWriter) -> None:
     script = tmp_script("echo.sh", "#!/bin/sh\nexec cat\n")
     messages = ("plain", "", "ünïcødé ✓ 🚀", "long " * 20000)
     async with run_wsdev(str(script)) as server:
@@ -66,7 +73,7 @@ async def test_echo_unicode_empty_and_long_lines(tmp_script) -> None:  # type: i
     assert ours.messages == theirs.messages == list(messages)
 
 
-async def test_crlf_empty_lines_and_exit(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_crlf_empty_lines_and_exit(tmp_script: ScriptWriter) -> None:
     script = tmp_script("lines.sh", "#!/bin/sh\nprintf 'a\\r\\nb\\n\\n\\r\\nc\\n'\nexit 0\n")
     ours, theirs = await both(script)
     assert ours.messages == theirs.messages == ["a", "b", "", "", "c"]
@@ -75,21 +82,21 @@ async def test_crlf_empty_lines_and_exit(tmp_script) -> None:  # type: ignore[no
     assert theirs.close_code is None
 
 
-async def test_last_line_without_newline(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_last_line_without_newline(tmp_script: ScriptWriter) -> None:
     script = tmp_script("partial.sh", "#!/bin/sh\nprintf 'one\\ntwo'\n")
     ours, theirs = await both(script)
     assert ours.messages[0] == theirs.messages[0] == "one"
     assert ours.messages == ["one", "two"]  # B1: nothing lost
 
 
-async def test_nonzero_exit(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_nonzero_exit(tmp_script: ScriptWriter) -> None:
     script = tmp_script("fail.sh", "#!/bin/sh\necho bye\nexit 4\n")
     ours, theirs = await both(script)
     assert ours.messages == theirs.messages == ["bye"]
     assert (ours.close_code, ours.close_reason) == (1011, "exit 4")
 
 
-async def test_binary_mode(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_binary_mode(tmp_script: ScriptWriter) -> None:
     script = tmp_script("echo.sh", "#!/bin/sh\nexec cat\n")
     payload = bytes(range(256)) * 64
 
@@ -116,12 +123,12 @@ async def test_dir_mapping(tmp_path: Path) -> None:
     script = root / "sub" / "show.sh"
     script.write_text('#!/bin/sh\necho "$SCRIPT_NAME|$PATH_INFO|$QUERY_STRING"\n')
     script.chmod(0o755)
-    results = []
+    results: list[list[list[str | bytes | int]]] = []
     for start in (run_wsdev, run_websocketd):
         async with start(f"--dir={root}") as server:
-            seen = []
+            seen: list[list[str | bytes | int]] = []
             for path in ("/sub/show.sh", "/sub/show.sh/x/y?q=1"):
-                seen.append((await converse(server.ws_url + path)).messages)
+                seen.append(list((await converse(server.ws_url + path)).messages))
             for missing in ("/sub/none.sh", "/sub"):
                 with pytest.raises(websockets.InvalidStatus) as refused:
                     await websockets.connect(server.ws_url + missing)
@@ -131,7 +138,7 @@ async def test_dir_mapping(tmp_path: Path) -> None:
     assert results[0][1] == ["/sub/show.sh|/x/y|q=1"]
 
 
-async def test_maxforks(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_maxforks(tmp_script: ScriptWriter) -> None:
     script = tmp_script("echo.sh", "#!/bin/sh\nexec cat\n")
     statuses = []
     for start in (run_wsdev, run_websocketd):
@@ -154,7 +161,7 @@ def _normalise(line: str) -> str:
     return line
 
 
-async def test_stderr_and_session_log_lines(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_stderr_and_session_log_lines(tmp_script: ScriptWriter) -> None:
     script = tmp_script("err.sh", "#!/bin/sh\necho 'something broke' >&2\nsleep 0.2\n")
     logs = []
     for start in (run_wsdev, run_websocketd):
@@ -168,7 +175,7 @@ async def test_stderr_and_session_log_lines(tmp_script) -> None:  # type: ignore
     assert logs[0] == logs[1]
 
 
-async def test_reverselookup_names_the_client(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_reverselookup_names_the_client(tmp_script: ScriptWriter) -> None:
     script = tmp_script("env.sh", "#!/bin/sh\nenv\n")
     ours, theirs = await both(script, "--reverselookup")
     our_host = as_env(ours.messages)["REMOTE_HOST"]

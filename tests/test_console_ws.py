@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import websockets
+from websockets.typing import Origin
 
-from conftest import converse, run_wsdev, timeout
+from conftest import ScriptWriter, converse, run_wsdev, timeout
 
 ENV_DUMP = "#!/bin/sh\nenv\necho 'to stderr' >&2\nsleep 0.2\nexit 2\n"
 
@@ -23,7 +25,7 @@ PER_CONNECTION = {"UNIQUE_ID", "REMOTE_PORT", "HTTP_SEC_WEBSOCKET_KEY"}
 
 async def console_session(url: str, send: tuple[str, ...] = ()) -> tuple[list[Any], int | None]:
     envelopes: list[Any] = []
-    async with websockets.connect(url, origin="http://localhost", compression=None) as ws:
+    async with websockets.connect(url, origin=Origin("http://localhost"), compression=None) as ws:
         for message in send:
             await ws.send(message)
         try:
@@ -40,7 +42,7 @@ def console_url(base: str, path: str, query: str) -> str:
     return f"{base}/_wsdev/ws?path={quote(path, safe='')}&query={quote(query, safe='')}"
 
 
-async def test_console_program_sees_a_plain_clients_environment(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_console_program_sees_a_plain_clients_environment(tmp_script: ScriptWriter) -> None:
     script = tmp_script("env.sh", ENV_DUMP)
     async with run_wsdev(str(script)) as server:
         plain = await converse(server.ws_url + "/room/7?user=ada&x=%20", origin="http://localhost")
@@ -57,7 +59,7 @@ async def test_console_program_sees_a_plain_clients_environment(tmp_script) -> N
     assert console_env["REQUEST_URI"] == "/room/7?user=ada&x=%20"
 
 
-async def test_console_gets_hello_stderr_and_exit_in_order(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_console_gets_hello_stderr_and_exit_in_order(tmp_script: ScriptWriter) -> None:
     script = tmp_script("env.sh", ENV_DUMP)
     async with run_wsdev(str(script)) as server:
         envelopes, code = await console_session(console_url(server.ws_url, "/p", "q=1"))
@@ -75,7 +77,7 @@ async def test_console_gets_hello_stderr_and_exit_in_order(tmp_script) -> None: 
     assert all(not str(m).startswith("{") for m in plain.messages)
 
 
-async def test_console_input_reaches_the_program(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_console_input_reaches_the_program(tmp_script: ScriptWriter) -> None:
     script = tmp_script("echo.sh", "#!/bin/sh\nhead -n 2\n")
     async with run_wsdev(str(script)) as server:
         envelopes, code = await console_session(
@@ -85,7 +87,7 @@ async def test_console_input_reaches_the_program(tmp_script) -> None:  # type: i
     assert code == 1000
 
 
-async def test_console_is_told_why_it_was_refused(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_console_is_told_why_it_was_refused(tmp_script: ScriptWriter) -> None:
     script = tmp_script("echo.sh", "#!/bin/sh\nexec cat\n")
     async with run_wsdev("--maxforks=1", str(script)) as server:
         async with websockets.connect(server.ws_url + "/"):
@@ -94,7 +96,7 @@ async def test_console_is_told_why_it_was_refused(tmp_script) -> None:  # type: 
     assert code == 1013
 
 
-async def test_console_restart_envelope_before_1012(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_console_restart_envelope_before_1012(tmp_path: Path) -> None:
     script = tmp_path / "bot.sh"
     script.write_text("#!/bin/sh\necho v1\nexec cat\n")
     script.chmod(0o755)
@@ -112,7 +114,7 @@ async def test_console_restart_envelope_before_1012(tmp_path) -> None:  # type: 
             assert ws.protocol.close_rcvd is not None and ws.protocol.close_rcvd.code == 1012
 
 
-async def test_event_feed_streams_every_connection(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_event_feed_streams_every_connection(tmp_script: ScriptWriter) -> None:
     script = tmp_script("err.sh", "#!/bin/sh\necho out\necho oops >&2\n")
     async with run_wsdev(str(script)) as server:
         async with websockets.connect(server.ws_url + "/_wsdev/events") as feed:

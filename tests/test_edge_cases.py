@@ -17,7 +17,7 @@ import sys
 import pytest
 import websockets
 
-from conftest import converse, requires_websocketd, run_websocketd, run_wsdev, timeout
+from conftest import ScriptWriter, converse, requires_websocketd, run_websocketd, run_wsdev, timeout
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -67,7 +67,9 @@ DIFFER = {"SERVER_SOFTWARE", "UNIQUE_ID", "REMOTE_PORT", "GATEWAY_INTERFACE"}
 
 
 @requires_websocketd
-async def test_environment_matches_websocketd_for_unusual_requests(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_environment_matches_websocketd_for_unusual_requests(
+    tmp_script: ScriptWriter,
+) -> None:
     script = tmp_script("env.sh", "#!/bin/sh\nenv\n")
     async with run_wsdev(str(script)) as ours, run_websocketd(str(script)) as theirs:
         for target, headers in REQUESTS:
@@ -89,7 +91,7 @@ def _children(pid: int) -> list[str]:
 
 
 @linux_only
-async def test_rapid_connect_disconnect_leaks_nothing(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_rapid_connect_disconnect_leaks_nothing(tmp_script: ScriptWriter) -> None:
     script = tmp_script("cat.sh", "#!/bin/sh\nexec cat\n")
     async with run_wsdev(str(script)) as server:
         pid = server.proc.pid
@@ -119,7 +121,9 @@ async def test_rapid_connect_disconnect_leaks_nothing(tmp_script) -> None:  # ty
         assert not [line for line in server.lines if "| ERROR" in line]
 
 
-async def test_second_ctrl_c_exits_at_once_and_kills_stubborn_children(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_second_ctrl_c_exits_at_once_and_kills_stubborn_children(
+    tmp_script: ScriptWriter,
+) -> None:
     script = tmp_script(
         "stubborn.sh", "#!/bin/sh\ntrap '' INT TERM\necho $$\nwhile :; do sleep 1; done\n"
     )
@@ -153,7 +157,7 @@ def _running(pid: int) -> bool:
         return False
 
 
-async def test_child_closing_stdout_but_running_is_ended(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_child_closing_stdout_but_running_is_ended(tmp_script: ScriptWriter) -> None:
     # SPEC A4: stdout at EOF → lines sent, then the escalation, then the Close (B2).
     script = tmp_script("half.sh", "#!/bin/sh\necho hello\nexec 1>&-\nexec sleep 30\n")
     async with run_wsdev(str(script)) as server:
@@ -162,7 +166,9 @@ async def test_child_closing_stdout_but_running_is_ended(tmp_script) -> None:  #
     assert (seen.close_code, seen.close_reason) == (1011, "signal SIGINT")
 
 
-async def test_grandchild_holding_stdout_does_not_hang_the_connection(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_grandchild_holding_stdout_does_not_hang_the_connection(
+    tmp_script: ScriptWriter,
+) -> None:
     # The child exits 0 but an escaped (setsid) grandchild keeps stdout open: websocketd waits
     # for the grandchild; wsdev sends what arrived and closes with the child's status.
     script = tmp_script(
@@ -184,7 +190,9 @@ async def test_grandchild_holding_stdout_does_not_hang_the_connection(tmp_script
     assert (seen.close_code, seen.close_reason) == (1000, "exit 0")
 
 
-async def test_line_exactly_at_the_limit_passes_and_one_more_byte_closes_1009(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_line_exactly_at_the_limit_passes_and_one_more_byte_closes_1009(
+    tmp_script: ScriptWriter,
+) -> None:
     script = tmp_script(
         "long.sh", '#!/bin/sh\necho before\nhead -c "$QUERY_STRING" /dev/zero | tr "\\0" y\necho\n'
     )

@@ -18,7 +18,14 @@ from typing import Any
 import pytest
 import websockets
 
-from conftest import ServerProcess, requires_websocketd, run_websocketd, run_wsdev, timeout
+from conftest import (
+    ScriptWriter,
+    ServerProcess,
+    requires_websocketd,
+    run_websocketd,
+    run_wsdev,
+    timeout,
+)
 
 RECORDER = f"""#!{sys.executable}
 # Records when stdin reaches EOF and which signals arrive, then keeps running (heartbeats).
@@ -174,7 +181,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-async def test_grandchildren_end_with_the_connection(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_grandchildren_end_with_the_connection(tmp_script: ScriptWriter) -> None:
     script = tmp_script("group.sh", GROUP_SCRIPT)
     grandchild = await _grandchild_after_disconnect(run_wsdev, script)
     assert not _alive(grandchild)
@@ -182,7 +189,7 @@ async def test_grandchildren_end_with_the_connection(tmp_script) -> None:  # typ
 
 @requires_websocketd
 @pytest.mark.websocketd
-async def test_websocketd_leaves_grandchildren_running(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_websocketd_leaves_grandchildren_running(tmp_script: ScriptWriter) -> None:
     """The documented difference (B8): websocketd signals only the direct child."""
     script = tmp_script("group.sh", GROUP_SCRIPT)
     async with run_websocketd(str(script)) as server:
@@ -196,7 +203,9 @@ async def test_websocketd_leaves_grandchildren_running(tmp_script) -> None:  # t
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-async def test_shutdown_closes_1001_and_leaves_no_process(tmp_script, sig: int) -> None:  # type: ignore[no-untyped-def]
+async def test_shutdown_closes_1001_and_leaves_no_process(
+    tmp_script: ScriptWriter, sig: int
+) -> None:
     script = tmp_script("group.sh", GROUP_SCRIPT)
     async with run_wsdev("--loglevel=debug", str(script)) as server:
         clients = [await websockets.connect(server.ws_url + "/") for _ in range(3)]

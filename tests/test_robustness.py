@@ -17,7 +17,7 @@ from pathlib import Path
 
 import websockets
 
-from conftest import ROOT, converse, run_wsdev, timeout, wsdev_argv
+from conftest import ROOT, ScriptWriter, converse, run_wsdev, timeout, wsdev_argv
 
 UPGRADE = (
     "GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
@@ -34,7 +34,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-async def test_nul_in_path_is_a_clean_spawn_failure(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_nul_in_path_is_a_clean_spawn_failure(tmp_script: ScriptWriter) -> None:
     # SPEC F / A2: PATH_INFO "/\0" cannot go into an environment. websocketd logs "Could not
     # launch process … environment variable contains NUL" and DISCONNECT; wsdev raised
     # ValueError out of posix_spawn: no Close frame (1006), no DISCONNECT, an aiohttp error line.
@@ -46,7 +46,7 @@ async def test_nul_in_path_is_a_clean_spawn_failure(tmp_script) -> None:  # type
         assert not [line for line in server.lines if "Error handling request" in line]
 
 
-async def test_client_gone_before_101_is_not_an_error(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_client_gone_before_101_is_not_an_error(tmp_script: ScriptWriter) -> None:
     # SPEC F: a client that hangs up during its own handshake is not wsdev's mistake; wsdev
     # logged "ERROR | server | Error handling request" (a traceback at --loglevel=debug).
     script = tmp_script("cat.sh", "#!/bin/sh\nexec cat\n")
@@ -66,7 +66,7 @@ async def test_client_gone_before_101_is_not_an_error(tmp_script) -> None:  # ty
 
 
 async def test_program_started_for_a_client_gone_mid_handshake_is_ended(
-    tmp_script,  # type: ignore[no-untyped-def]
+    tmp_script: ScriptWriter,
     tmp_path: Path,
 ) -> None:
     # SPEC A4: wsdev starts the program before its 101 goes out. A client that hangs up in
@@ -94,7 +94,9 @@ async def test_program_started_for_a_client_gone_mid_handshake_is_ended(
         assert not [line for line in server.lines if "Error handling request" in line]
 
 
-async def test_maxforks_holds_for_parallel_upgrades_with_reverselookup(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_maxforks_holds_for_parallel_upgrades_with_reverselookup(
+    tmp_script: ScriptWriter,
+) -> None:
     # SPEC A5: an upgrade over N live children gets 429. _admit counts children before the
     # reverse lookup awaits, and the Bridge is registered only after: ten at once all got in.
     script = tmp_script("cat.sh", "#!/bin/sh\nexec cat\n")
@@ -116,7 +118,7 @@ async def test_maxforks_holds_for_parallel_upgrades_with_reverselookup(tmp_scrip
         assert sorted(r for r in results if isinstance(r, int)) == [429] * 8
 
 
-async def test_pingms_drops_a_vanished_client_while_stdin_is_full(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_pingms_drops_a_vanished_client_while_stdin_is_full(tmp_script: ScriptWriter) -> None:
     # SPEC A3/A4: --pingms drops a client silent for two intervals, then the child gets the
     # escalation. While the child's stdin pipe is full the receive loop waits in _to_stdin
     # forever: the ping timer aborts the socket but nothing ends the Bridge or the child.
@@ -131,7 +133,7 @@ async def test_pingms_drops_a_vanished_client_while_stdin_is_full(tmp_script) ->
         assert not _alive(pid) or _is_zombie(pid)
 
 
-async def test_client_close_is_answered_while_stdin_is_full(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_client_close_is_answered_while_stdin_is_full(tmp_script: ScriptWriter) -> None:
     # SPEC A4: a client's Close is answered at once. While stdin is full wsdev does not read the
     # socket, so the Close is never seen (websocketd 0.4.1 has the same flaw; SPEC B4 promises
     # bounded memory, not a deaf server). Reading control frames while stdin is blocked fixes it.
@@ -147,7 +149,7 @@ async def test_client_close_is_answered_while_stdin_is_full(tmp_script) -> None:
         assert ws.protocol.close_rcvd.code == 4002
 
 
-async def test_closed_log_pipe_gives_no_traceback(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_closed_log_pipe_gives_no_traceback(tmp_script: ScriptWriter) -> None:
     # SPEC F: no traceback unless --loglevel=debug. `wsdev … | head -3` then Ctrl+C: logging
     # into the closed pipe printed "--- Logging error ---" and a traceback on stderr.
     script = tmp_script("cat.sh", "#!/bin/sh\nexec cat\n")
@@ -182,7 +184,9 @@ async def test_closed_log_pipe_gives_no_traceback(tmp_script) -> None:  # type: 
     assert b"Logging error" not in stderr
 
 
-async def test_daemonized_grandchild_does_not_outlive_shutdown(tmp_script, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_daemonized_grandchild_does_not_outlive_shutdown(
+    tmp_script: ScriptWriter, tmp_path: Path
+) -> None:
     # SPEC B6: on shutdown "no child or grandchild outlives it". A grandchild that calls setsid
     # leaves the child's process group, so killpg misses it (websocketd misses it too). A
     # subreaper (prctl PR_SET_CHILD_SUBREAPER on Linux) plus a final sweep would catch it.

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 import websockets
 
-from conftest import run_wsdev
+from conftest import ScriptWriter, run_wsdev
 
 BASE = ("--no-dashboard", "--no-reload")
 
@@ -47,7 +47,7 @@ async def test_unix_socket(tmp_path: Path) -> None:
             assert await ws.recv() == "over a unix socket"
 
 
-async def test_plain_http_routes_and_access_log(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_plain_http_routes_and_access_log(tmp_script: ScriptWriter) -> None:
     script = tmp_script("echo.sh", "#!/bin/sh\nexec cat\n")
     async with run_wsdev("--header=X-Everywhere: 1", str(script)) as server:
         async with aiohttp.ClientSession() as http:
@@ -68,7 +68,7 @@ async def test_plain_http_routes_and_access_log(tmp_script) -> None:  # type: ig
         )
 
 
-async def test_no_console_means_404(tmp_script) -> None:  # type: ignore[no-untyped-def]
+async def test_no_console_means_404(tmp_script: ScriptWriter) -> None:
     script = tmp_script("echo.sh", "#!/bin/sh\nexec cat\n")
     async with run_wsdev("--no-console", str(script)) as server:
         async with aiohttp.ClientSession() as http, http.get(server.http_url + "/") as page:
@@ -77,7 +77,7 @@ async def test_no_console_means_404(tmp_script) -> None:  # type: ignore[no-unty
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT"])
-async def test_non_get_upgrade_gets_a_clean_error(tmp_script, method: str) -> None:  # type: ignore[no-untyped-def]
+async def test_non_get_upgrade_gets_a_clean_error(tmp_script: ScriptWriter, method: str) -> None:
     script = tmp_script("echo.sh", "#!/bin/sh\nexec cat\n")
     async with run_wsdev(str(script)) as server:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
