@@ -29,21 +29,25 @@ from conftest import (
 
 RECORDER = f"""#!{sys.executable}
 # Records when stdin reaches EOF and which signals arrive, then keeps running (heartbeats).
-import signal, sys, time
-out = open(sys.argv[1], "a", buffering=1)
+# Each record is one os.write to an O_APPEND descriptor: a buffered file would raise "reentrant
+# call" when a signal handler writes while the heartbeat loop is inside its own write.
+import os, signal, sys, time
+out = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
 ignore = len(sys.argv) > 2
+def record(kind):
+    os.write(out, f"{{kind}} {{time.monotonic()}}\\n".encode())
 def on_signal(signum, frame):
-    out.write(f"{{signal.Signals(signum).name}} {{time.monotonic()}}\\n")
+    record(signal.Signals(signum).name)
     if not ignore:
         sys.exit(0)
 signal.signal(signal.SIGINT, on_signal)
 signal.signal(signal.SIGTERM, on_signal)
 print("ready", flush=True)
 sys.stdin.read()
-out.write(f"EOF {{time.monotonic()}}\\n")
+record("EOF")
 while True:
     time.sleep(0.005)
-    out.write(f"ALIVE {{time.monotonic()}}\\n")
+    record("ALIVE")
 """
 
 # Scheduling on a loaded 2-core machine: generous, but far below the 250 ms between steps.
