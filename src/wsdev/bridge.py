@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMessage, WSMsgType
 
 from wsdev.config import Config
 from wsdev.events import (
@@ -35,6 +35,7 @@ from wsdev.events import (
     SpawnFailed,
     StderrLine,
 )
+from wsdev.inbound import DirectWebSocketResponse
 from wsdev.pipes import PipeReader, PipeWriter
 from wsdev.process import Child, abandon, spawn
 from wsdev.sinks import Sink
@@ -65,7 +66,7 @@ class Bridge:
     def __init__(
         self,
         *,
-        ws: web.WebSocketResponse,
+        ws: DirectWebSocketResponse,
         writer: FrameWriter,
         sink: Sink,
         config: Config,
@@ -137,6 +138,7 @@ class Bridge:
         self._stdin = PipeWriter(loop, child.stdin, self._stdin_flow, high=STDIN_BUFFER)
         self._env = {}  # spawned: no need to keep a copy alive per connection
         child.exited.add_done_callback(lambda _: self.close())
+        self._ws.deliver_to(self._deliver)
         if self._config.pingms > 0:
             self._schedule_ping()
         try:
@@ -162,6 +164,7 @@ class Bridge:
     async def _end(self, code: int | None, reason: str, files: Sequence[str]) -> None:
         child = self._child
         assert child is not None
+        self._ws.deliver_to(None)
         if self._ping_timer is not None:
             self._ping_timer.cancel()
         if self._stdin is not None and not self._stdin.is_closing():
@@ -223,18 +226,14 @@ class Bridge:
 
     async def _receive_loop(self) -> None:
         ws = self._ws
-        publish = self._bus.publish
-        conn = self.conn
         while True:
             msg = await ws.receive()
             self._last_seen = time.monotonic()
             kind = msg.type
-            if kind is WSMsgType.TEXT:
-                publish(MessageIn(conn, msg.data))
-                await self._to_stdin(msg.data.encode() + b"\n")
-            elif kind is WSMsgType.BINARY:
-                publish(MessageIn(conn, msg.data))
-                await self._to_stdin(msg.data)
+            if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
+                self._to_stdin(msg)
+                if self._stdin_flow.paused:
+                    await self._drain_stdin()
             elif kind is WSMsgType.PING:
                 with contextlib.suppress(Exception):
                     await ws.pong(msg.data)
@@ -255,13 +254,28 @@ class Bridge:
                     self._writer.closed = True
                 return
 
-    async def _to_stdin(self, data: bytes) -> None:
-        stdin = self._stdin
-        if stdin is None or stdin.is_closing():
-            return
-        stdin.write(data)
+    def _deliver(self, msg: WSMessage) -> bool:
+        """A message straight from the parser (see ``inbound``): to stdin now, if it may go.
+
+        Declined, it waits in the queue for the receive loop: control frames, which the loop
+        answers, and data while stdin is full, since the loop's wait for stdin to drain is what
+        stops the client from being read further (SPEC B4).
+        """
+        kind = msg.type
+        if kind is not WSMsgType.TEXT and kind is not WSMsgType.BINARY:
+            return False
         if self._stdin_flow.paused:
-            await self._drain_stdin()
+            return False
+        self._last_seen = time.monotonic()
+        self._to_stdin(msg)
+        return True
+
+    def _to_stdin(self, msg: WSMessage) -> None:
+        """A text message is one line of stdin; a binary one is written as it is (SPEC A3)."""
+        self._bus.publish(MessageIn(self.conn, msg.data))
+        stdin = self._stdin
+        if stdin is not None and not stdin.is_closing():
+            stdin.write(msg.data.encode() + b"\n" if msg.type is WSMsgType.TEXT else msg.data)
 
     async def _drain_stdin(self) -> None:
         """Wait until the program has read enough of its stdin, or the client is gone.

@@ -32,6 +32,7 @@ from wsdev.environ import RequestFacts, cgi_environ, inherited_environ
 from wsdev.errors import ServeError
 from wsdev.events import Connected, ConnectionInfo, EventBus, HttpRequest, Rejected, Restarting
 from wsdev.feed import serve_feed
+from wsdev.inbound import DirectWebSocketResponse
 from wsdev.sinks import ConsoleSink, PlainSink, Sink
 from wsdev.urlmap import map_url
 from wsdev.wire import FrameWriter
@@ -354,7 +355,7 @@ class Server:
         self._starting += 1
         bridge: Bridge | None = None
         try:
-            ws = web.WebSocketResponse(
+            ws = DirectWebSocketResponse(
                 autoping=False,
                 autoclose=False,
                 max_msg_size=config.maxframesize,
@@ -396,7 +397,7 @@ class Server:
     async def _bridge_for(
         self,
         request: web.BaseRequest,
-        ws: web.WebSocketResponse,
+        ws: DirectWebSocketResponse,
         path: str,
         query: str,
         argv: Sequence[str],

@@ -1,0 +1,85 @@
+"""Client messages handed to the bridge the moment aiohttp's frame parser produces them.
+
+``WebSocketResponse.receive()`` reaches a message through a queue, a future and a task
+switch: at least one more turn of the event loop per message, which is a quarter of an echo's
+round trip. ``DirectWebSocketResponse`` gives its parser a queue that first offers every message
+to a ``deliver`` callback, which writes data straight to the program's stdin while the socket
+is still being read. What the callback declines (control frames, or data while stdin is full)
+is queued as usual for ``receive()``, and once anything is queued everything after it queues
+too, so messages reach the program in the order they came.
+
+This builds on aiohttp's private parser classes (``aiohttp._websocket.reader``). With an
+aiohttp whose internals differ, ``DirectWebSocketResponse`` is a plain ``WebSocketResponse``
+and every message goes through ``receive()``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import WSMessage, web
+from aiohttp.helpers import DEFAULT_CHUNK_SIZE
+
+logger = logging.getLogger(__name__)
+
+Deliver = Callable[[WSMessage], bool]
+
+
+def _direct_queue_class(base: type[Any]) -> type[Any]:
+    class DirectQueue(base):  # type: ignore[misc]
+        """aiohttp's message queue, offering each message to ``deliver`` before queueing it."""
+
+        deliver: Deliver | None = None
+
+        def feed_data(self, data: Any, size: int) -> None:
+            deliver = self.deliver
+            if deliver is not None and not self._buffer and deliver(data):
+                return
+            super().feed_data(data, size)
+
+    return DirectQueue
+
+
+try:
+    from aiohttp._websocket.reader import WebSocketDataQueue, WebSocketReader
+except ImportError:  # pragma: no cover - an aiohttp without these internals
+    _PARSER: tuple[type[Any], type[Any]] | None = None
+else:
+    _PARSER = (_direct_queue_class(WebSocketDataQueue), WebSocketReader)
+
+
+class DirectWebSocketResponse(web.WebSocketResponse):
+    """A ``WebSocketResponse`` whose parser can hand messages to a callback (see above)."""
+
+    def _post_start(self, request: web.BaseRequest, protocol: str | None, writer: Any) -> None:
+        # aiohttp's own _post_start (3.14), with a DirectQueue as the parser's destination.
+        try:
+            if _PARSER is None:
+                raise TypeError("no parser internals")
+            queue_class, parser_class = _PARSER
+            queue = queue_class(request._protocol, DEFAULT_CHUNK_SIZE, loop=self._loop)
+            parser = parser_class(
+                queue, self._max_msg_size, compress=bool(self._compress), decode_text=True
+            )
+        except (TypeError, AttributeError):
+            logger.debug("aiohttp's parser internals differ: messages go through receive()")
+            super()._post_start(request, protocol, writer)
+            return
+        self._ws_protocol = protocol
+        self._writer = writer
+        self._reset_heartbeat()
+        self._reader = queue
+        self._parser = parser
+        callback = None if self._heartbeat is None else self._on_data_received
+        request.protocol.set_parser(parser, data_received_cb=callback)
+        request.protocol.keep_alive(False)  # no HTTP keep-alive on a WebSocket
+
+    def deliver_to(self, deliver: Deliver | None) -> bool:
+        """Offer every message to ``deliver`` from now on (None: stop); False if unsupported."""
+        queue = self._reader
+        if _PARSER is None or not isinstance(queue, _PARSER[0]):
+            return False
+        queue.deliver = deliver
+        return True
