@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import websockets
 from aiohttp import WSMessage, WSMsgType, web
 
 from conftest import ScriptWriter, run_wsdev, timeout
+from rawhttp import upgrade, upgrade_headers
 from wsdev.inbound import DirectWebSocketResponse
 
 
@@ -99,3 +101,44 @@ async def test_order_is_kept_while_stdin_fills_and_drains(tmp_script: ScriptWrit
             got = [await asyncio.wait_for(ws.recv(), timeout(20)) for _ in range(count)]
             await sender
     assert got == [text[:12] for text in sent]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param([("Upgrade", "h2c"), *upgrade_headers()[1:]], id="not-websocket"),
+        pytest.param([h for h in upgrade_headers() if h[0] != "Connection"], id="no-connection"),
+        pytest.param(
+            [(k, "99" if k == "Sec-WebSocket-Version" else v) for k, v in upgrade_headers()],
+            id="wrong-version",
+        ),
+        pytest.param([h for h in upgrade_headers() if h[0] != "Sec-WebSocket-Key"], id="no-key"),
+        pytest.param(
+            [
+                (k, "bm90IDE2IGJ5dGVz" if k == "Sec-WebSocket-Key" else v)
+                for k, v in upgrade_headers()
+            ],
+            id="short-key",
+        ),
+        pytest.param(
+            [(k, "not base64!" if k == "Sec-WebSocket-Key" else v) for k, v in upgrade_headers()],
+            id="garbage-key",
+        ),
+    ],
+)
+async def test_a_refused_handshake_starts_no_program(
+    tmp_script: ScriptWriter, tmp_path: Path, headers: list[tuple[str, str]]
+) -> None:
+    # Programs start before the 101 goes out; one whose client is refused must never start.
+    started = tmp_path / "started.txt"
+    prog = tmp_script("probe.sh", f'#!/bin/sh\necho "$HTTP_X_PROBE" >> {started}\necho up\n')
+    async with run_wsdev(str(prog)) as server:
+        refused = await upgrade(server.port, headers=[*headers, ("X-Probe", "refused")])
+        assert refused.status != 101
+        # A client that is served afterwards: its program ends after the refused one would have.
+        async with websockets.connect(
+            server.ws_url + "/", additional_headers={"X-Probe": "served"}
+        ) as ws:
+            assert await ws.recv() == "up"
+            await ws.wait_closed()
+    assert started.read_text().split() == ["served"]

@@ -74,8 +74,9 @@ class Bridge:
         conn: ConnectionInfo,
         argv: Sequence[str],
         env: Mapping[str, str],
+        launched: Child | OSError | None = None,
     ) -> None:
-        self._ws = ws
+        self.ws = ws
         self._writer = writer
         self._sink = sink
         self._config = config
@@ -96,22 +97,24 @@ class Bridge:
         self._ping_timer: asyncio.TimerHandle | None = None
         self._resuming: asyncio.Future[None] | None = None
         self._spawn_error: OSError | None = None
+        if isinstance(launched, OSError):
+            self._spawn_error = launched
+        else:
+            self._child = launched
 
     # ------------------------------------------------------------ lifecycle
 
-    def start_program(self) -> None:
-        """Start the child now; the server calls this before the 101 goes out.
+    def _start_program(self) -> None:
+        """Start the child, unless the server already did (see ``launch``).
 
-        The program's own start-up (exec, a shell or an interpreter loading) then overlaps the
-        handshake, and its first output is waiting in the pipe by the time the socket is ready.
-        A failure to start is kept and reported once the client can hear about it.
+        It has, but for a handshake that ``handshake_acceptable`` refused and aiohttp took.
         """
-        if self._child is not None or self._spawn_error is not None:
-            return
-        try:
-            self._child = spawn(self._argv, self._env)
-        except OSError as exc:
-            self._spawn_error = exc
+        if self._child is None and self._spawn_error is None:
+            launched = launch(self._argv, self._env)
+            if isinstance(launched, OSError):
+                self._spawn_error = launched
+            else:
+                self._child = launched
 
     def abandon(self) -> None:
         """The handshake failed after the program was started: end it as a disconnect would."""
@@ -121,7 +124,7 @@ class Bridge:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        self.start_program()
+        self._start_program()
         child = self._child
         if child is None:
             assert self._spawn_error is not None
@@ -138,13 +141,13 @@ class Bridge:
         self._stdin = PipeWriter(loop, child.stdin, self._stdin_flow, high=STDIN_BUFFER)
         self._env = {}  # spawned: no need to keep a copy alive per connection
         child.exited.add_done_callback(lambda _: self.close())
-        self._ws.deliver_to(self._deliver)
+        self.ws.deliver_to(self._deliver)
         if self._config.pingms > 0:
             self._schedule_ping()
         try:
             await self._receive_loop()
         finally:
-            if self._client_code is None and not self._ws.closed:
+            if self._client_code is None and not self.ws.closed:
                 # Cancelled (server going away) before anyone decided how to end: say so.
                 self.close(CLOSE_GOING_AWAY, "server shutting down")
             elif self._ending is None:
@@ -164,7 +167,7 @@ class Bridge:
     async def _end(self, code: int | None, reason: str, files: Sequence[str]) -> None:
         child = self._child
         assert child is not None
-        self._ws.deliver_to(None)
+        self.ws.deliver_to(None)
         if self._ping_timer is not None:
             self._ping_timer.cancel()
         if self._stdin is not None and not self._stdin.is_closing():
@@ -177,7 +180,7 @@ class Bridge:
             if files:
                 self._sink.restarting(files)
             self._writer.closed = True
-            closing = asyncio.ensure_future(self._ws.close(code=code, message=_reason(reason)))
+            closing = asyncio.ensure_future(self.ws.close(code=code, message=_reason(reason)))
         status = await child.end(self._config.closems)
         # An escaped grandchild may hold stdout and stderr open: one grace period for both.
         deadline = asyncio.get_running_loop().time() + EOF_GRACE_SECONDS
@@ -191,7 +194,7 @@ class Bridge:
             reason = status.describe()
             self._writer.closed = True
             with contextlib.suppress(Exception):
-                await self._ws.close(code=code, message=_reason(reason))
+                await self.ws.close(code=code, message=_reason(reason))
         elif closing is not None:
             with contextlib.suppress(Exception):
                 await closing
@@ -215,7 +218,7 @@ class Bridge:
         self._sink.error(message, 500)
         self._writer.closed = True
         with contextlib.suppress(Exception):
-            await self._ws.close(code=CLOSE_INTERNAL, message=b"cannot start program")
+            await self.ws.close(code=CLOSE_INTERNAL, message=b"cannot start program")
         self._bus.publish(
             Disconnected(
                 self.conn, CLOSE_INTERNAL, message, None, time.monotonic() - self.conn.started
@@ -225,7 +228,7 @@ class Bridge:
     # ------------------------------------------------------------ client -> child
 
     async def _receive_loop(self) -> None:
-        ws = self._ws
+        ws = self.ws
         while True:
             msg = await ws.receive()
             self._last_seen = time.monotonic()
@@ -365,6 +368,20 @@ class Bridge:
             return
         self._writer.write(PING_FRAME)
         self._schedule_ping()
+
+
+def launch(argv: Sequence[str], env: Mapping[str, str]) -> Child | OSError:
+    """Start a connection's program, or say why it could not start.
+
+    The server launches it as soon as the environment is known, before the rest of the
+    connection is set up and before the 101 goes out: the program's own start-up (exec, a shell
+    or an interpreter loading) then overlaps all of that, and its first output is on its way by
+    the time the socket is ready. A failure is reported once the client can hear about it.
+    """
+    try:
+        return spawn(argv, env)
+    except OSError as exc:
+        return exc
 
 
 def _reason(text: str) -> bytes:
@@ -559,4 +576,4 @@ class _StderrReader(asyncio.Protocol):
         self._bridge.on_stderr_eof()
 
 
-__all__ = ["Bridge", "ExitStatus"]
+__all__ = ["Bridge", "ExitStatus", "launch"]

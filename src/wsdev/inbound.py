@@ -15,6 +15,8 @@ and every message goes through ``receive()``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -83,3 +85,21 @@ class DirectWebSocketResponse(web.WebSocketResponse):
             return False
         queue.deliver = deliver
         return True
+
+
+def handshake_acceptable(request: web.BaseRequest) -> bool:
+    """Whether aiohttp will accept this upgrade: its handshake's checks, without its answer.
+
+    ``WebSocketResponse.can_prepare`` says the same but builds the whole 101 to do so, and the
+    server asks before every program it starts.
+    """
+    headers = request.headers
+    if headers.get("Upgrade", "").lower().strip() != "websocket" or not request._message.upgrade:
+        return False
+    if headers.get("Sec-WebSocket-Version", "") not in ("13", "8", "7"):
+        return False
+    key = headers.get("Sec-WebSocket-Key", "")
+    try:
+        return len(base64.b64decode(key)) == 16
+    except binascii.Error:
+        return False

@@ -26,13 +26,13 @@ from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 
 from wsdev import __version__
-from wsdev.bridge import Bridge
+from wsdev.bridge import Bridge, launch
 from wsdev.config import Config
 from wsdev.environ import RequestFacts, cgi_environ, inherited_environ
 from wsdev.errors import ServeError
 from wsdev.events import Connected, ConnectionInfo, EventBus, HttpRequest, Rejected, Restarting
 from wsdev.feed import serve_feed
-from wsdev.inbound import DirectWebSocketResponse
+from wsdev.inbound import DirectWebSocketResponse, handshake_acceptable
 from wsdev.sinks import ConsoleSink, PlainSink, Sink
 from wsdev.urlmap import map_url
 from wsdev.wire import FrameWriter
@@ -355,19 +355,10 @@ class Server:
         self._starting += 1
         bridge: Bridge | None = None
         try:
-            ws = DirectWebSocketResponse(
-                autoping=False,
-                autoclose=False,
-                max_msg_size=config.maxframesize,
-                compress=False,
-            )
             bridge = await self._bridge_for(
-                request, ws, path, query, argv, script_name, path_info, console
+                request, path, query, argv, script_name, path_info, console
             )
-            if ws.can_prepare(request).ok:
-                # The program starts before the 101 goes out: its start-up (exec, an interpreter
-                # loading) overlaps the handshake, and its first output is already on its way.
-                bridge.start_program()
+            ws = bridge.ws
             try:
                 await ws.prepare(request)
             except web.HTTPException as exc:
@@ -397,7 +388,6 @@ class Server:
     async def _bridge_for(
         self,
         request: web.BaseRequest,
-        ws: DirectWebSocketResponse,
         path: str,
         query: str,
         argv: Sequence[str],
@@ -405,7 +395,7 @@ class Server:
         path_info: str,
         console: bool,
     ) -> Bridge:
-        """The connection's bridge, with the environment its program will get (SPEC A2)."""
+        """The connection's bridge, its program already started (SPEC A2; see ``launch``)."""
         config = self.config
         unique_id, seq = self._ids.next()
         raw_path = _raw_target(path, query) if console else request.raw_path
@@ -417,6 +407,14 @@ class Server:
             path_info=path_info,
             unique_id=unique_id,
             parent=self._inherited,
+        )
+        # A handshake aiohttp will refuse starts no program: its client never connected.
+        launched = launch(argv, env) if handshake_acceptable(request) else None
+        ws = DirectWebSocketResponse(
+            autoping=False,
+            autoclose=False,
+            max_msg_size=config.maxframesize,
+            compress=False,
         )
         conn = ConnectionInfo(
             id=unique_id,
@@ -442,6 +440,7 @@ class Server:
             conn=conn,
             argv=argv,
             env=env,
+            launched=launched,
         )
 
     async def _refuse_ws(
