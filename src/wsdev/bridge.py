@@ -107,7 +107,7 @@ class Bridge:
     def _start_program(self) -> None:
         """Start the child, unless the server already did (see ``launch``).
 
-        It has, but for a handshake that ``handshake_acceptable`` refused and aiohttp took.
+        It always has, unless ``handshake_acceptable`` refused a handshake that aiohttp took.
         """
         if self._child is None and self._spawn_error is None:
             launched = launch(self._argv, self._env)

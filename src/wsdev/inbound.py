@@ -8,23 +8,21 @@ is still being read. What the callback declines (control frames, or data while s
 is queued as usual for ``receive()``, and once anything is queued everything after it queues
 too, so messages reach the program in the order they came.
 
-This builds on aiohttp's private parser classes (``aiohttp._websocket.reader``). With an
-aiohttp whose internals differ, ``DirectWebSocketResponse`` is a plain ``WebSocketResponse``
-and every message goes through ``receive()``.
+This builds on aiohttp's private parser classes (``aiohttp._websocket.reader``) as they are in
+aiohttp 3.14; with any other version ``DirectWebSocketResponse`` is a plain
+``WebSocketResponse`` and every message goes through ``receive()``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import logging
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 from aiohttp import WSMessage, web
 from aiohttp.helpers import DEFAULT_CHUNK_SIZE
-
-logger = logging.getLogger(__name__)
 
 Deliver = Callable[[WSMessage], bool]
 
@@ -44,9 +42,12 @@ def _direct_queue_class(base: type[Any]) -> type[Any]:
     return DirectQueue
 
 
+# The parser internals and ``_post_start`` below are aiohttp 3.14's; other versions keep theirs.
 try:
+    if tuple(int(part) for part in aiohttp.__version__.split(".")[:2]) != (3, 14):
+        raise ImportError(f"aiohttp {aiohttp.__version__}")
     from aiohttp._websocket.reader import WebSocketDataQueue, WebSocketReader
-except ImportError:  # pragma: no cover - an aiohttp without these internals
+except (ImportError, ValueError):
     _PARSER: tuple[type[Any], type[Any]] | None = None
 else:
     _PARSER = (_direct_queue_class(WebSocketDataQueue), WebSocketReader)
@@ -56,19 +57,15 @@ class DirectWebSocketResponse(web.WebSocketResponse):
     """A ``WebSocketResponse`` whose parser can hand messages to a callback (see above)."""
 
     def _post_start(self, request: web.BaseRequest, protocol: str | None, writer: Any) -> None:
-        # aiohttp's own _post_start (3.14), with a DirectQueue as the parser's destination.
-        try:
-            if _PARSER is None:
-                raise TypeError("no parser internals")
-            queue_class, parser_class = _PARSER
-            queue = queue_class(request._protocol, DEFAULT_CHUNK_SIZE, loop=self._loop)
-            parser = parser_class(
-                queue, self._max_msg_size, compress=bool(self._compress), decode_text=True
-            )
-        except (TypeError, AttributeError):
-            logger.debug("aiohttp's parser internals differ: messages go through receive()")
+        # aiohttp's own _post_start, with a DirectQueue as the parser's destination.
+        if _PARSER is None:
             super()._post_start(request, protocol, writer)
             return
+        queue_class, parser_class = _PARSER
+        queue = queue_class(request._protocol, DEFAULT_CHUNK_SIZE, loop=self._loop)
+        parser = parser_class(
+            queue, self._max_msg_size, compress=bool(self._compress), decode_text=True
+        )
         self._ws_protocol = protocol
         self._writer = writer
         self._reset_heartbeat()
