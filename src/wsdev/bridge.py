@@ -97,10 +97,7 @@ class Bridge:
         self._ping_timer: asyncio.TimerHandle | None = None
         self._resuming: asyncio.Future[None] | None = None
         self._spawn_error: OSError | None = None
-        if isinstance(launched, OSError):
-            self._spawn_error = launched
-        else:
-            self._child = launched
+        self._keep(launched)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -110,11 +107,13 @@ class Bridge:
         It always has, unless ``handshake_acceptable`` refused a handshake that aiohttp took.
         """
         if self._child is None and self._spawn_error is None:
-            launched = launch(self._argv, self._env)
-            if isinstance(launched, OSError):
-                self._spawn_error = launched
-            else:
-                self._child = launched
+            self._keep(launch(self._argv, self._env))
+
+    def _keep(self, launched: Child | OSError | None) -> None:
+        if isinstance(launched, OSError):
+            self._spawn_error = launched
+        else:
+            self._child = launched
 
     def abandon(self) -> None:
         """The handshake failed after the program was started: end it as a disconnect would."""
