@@ -520,7 +520,8 @@ async def test_cgi_matches_websocketd(cgi_tree: Path) -> None:
 
 
 async def _post_expecting_continue(port: int, expect: str) -> tuple[str, RawResponse]:
-    """POST with an Expect header, sending the body only once the server has said "100"."""
+    """POST with an Expect header: the body goes once the server has said "100", or, as curl
+    does, after a second without any answer. Returns the interim status line ("" if none)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         head = (
@@ -528,9 +529,12 @@ async def _post_expecting_continue(port: int, expect: str) -> tuple[str, RawResp
             "Content-Length: 5\r\nConnection: close\r\n\r\n"
         )
         writer.write(head.encode())
-        first = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), scaled(10))
+        try:
+            first = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), scaled(1))
+        except TimeoutError:
+            first = b""
         status_line = first.decode("latin-1").split("\r\n", 1)[0]
-        if status_line.split(" ")[1] != "100":
+        if first and status_line.split(" ")[1] != "100":
             return "", parse_response(first + await reader.read())
         writer.write(b"hello")
         return status_line, parse_response(await asyncio.wait_for(reader.read(), scaled(10)))
@@ -551,11 +555,14 @@ async def test_expect_header_matches_websocketd(cgi_tree: Path, expect: str) -> 
     flags = (f"--cgidir={cgi_tree}",)
     theirs = await exchange(run_websocketd(*flags, CAT))
     ours = await exchange(run_wsdev(*flags, CAT))
-    assert ours == theirs
+    # The final answer is the same. Whether websocketd says "100 Continue" first is a race in
+    # Go's net/http/cgi between copying the body and the script ending: of 60 requests in one
+    # run, 54 said it, 4 answered 200 at once and 2 said nothing until the body came.
+    assert ours[1:] == theirs[1:]
     if expect.lower() == "100-continue":
         assert ours == ("HTTP/1.1 100 Continue", 200, "5")
     else:
-        assert ours[1] == 417
+        assert ours == theirs == ("", 417, None)
 
 
 async def test_cgi_failure_is_a_clean_500_and_logged(cgi_tree: Path) -> None:
