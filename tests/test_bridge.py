@@ -286,3 +286,21 @@ async def test_output_without_newline_is_hinted(tmp_script: ScriptWriter) -> Non
     prog = tmp_script("prompt.sh", "#!/bin/sh\nprintf 'name? '\nread x\n")
     async with run_wsdev(str(prog)) as server, websockets.connect(server.ws_url + "/"):
         await server.wait_for_log(r"6 bytes written without a newline")
+
+
+async def test_maxforks_frees_the_slot_once_the_program_ended(tmp_script: ScriptWriter) -> None:
+    """A connection whose program has exited no longer counts, though its bookkeeping waits.
+
+    The program leaves a process of its own session holding stderr open, so the connection's
+    last step (waiting out stderr's grace period) lasts; a client reconnecting at once is let in.
+    """
+    prog = tmp_script(
+        "leaves_stderr_open.sh",
+        "#!/bin/sh\nsetsid sleep 3 </dev/null >/dev/null &\necho hi\n",
+    )
+    async with run_wsdev("--maxforks=1", str(prog)) as server:
+        for _ in range(3):
+            transcript = await converse(server.ws_url + "/")
+            assert transcript.messages == ["hi"]
+            assert transcript.close_code == 1000
+        await server.wait_for_log(r"DISCONNECT")  # the bookkeeping still happened

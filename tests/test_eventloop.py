@@ -72,3 +72,59 @@ def test_run_uses_the_polling_selector_and_returns_the_result() -> None:
         return type(asyncio.get_running_loop()._selector).__name__  # type: ignore[attr-defined]
 
     assert eventloop.run(which_selector()) == "PollingSelector"
+
+
+def test_idle_work_waits_for_work_already_under_way() -> None:
+    """``until_idle`` returns only after callbacks that keep scheduling each other are done."""
+    done: list[int] = []
+
+    def step(n: int) -> None:
+        done.append(n)
+        if n < 50:
+            asyncio.get_running_loop().call_soon(step, n + 1)
+
+    async def main() -> list[int]:
+        asyncio.get_running_loop().call_soon(step, 1)
+        await eventloop.until_idle()
+        return list(done)
+
+    assert eventloop.run(main()) == list(range(1, 51))
+
+
+def test_idle_work_waits_at_most_the_limit_on_a_loop_that_never_idles() -> None:
+    async def main() -> tuple[float, bool]:
+        loop = asyncio.get_running_loop()
+        busy_until = time.perf_counter() + 2
+
+        def busy() -> None:
+            if time.perf_counter() < busy_until:
+                loop.call_soon(busy)
+
+        loop.call_soon(busy)
+        started = time.perf_counter()
+        await eventloop.until_idle()
+        return time.perf_counter() - started, time.perf_counter() < busy_until
+
+    waited, still_busy = eventloop.run(main())
+    assert still_busy  # it did not wait for the busy spell to end
+    assert waited < 0.5  # IDLE_WAIT_LIMIT (5 ms), with room for a slow machine
+    assert waited >= eventloop.IDLE_WAIT_LIMIT * 0.9
+
+
+def test_a_cancelled_wait_for_idle_is_dropped_quietly() -> None:
+    async def main() -> bool:
+        waiting = asyncio.ensure_future(eventloop.until_idle())
+        await asyncio.sleep(0)  # it is queued for the idle moment
+        waiting.cancel()
+        await asyncio.sleep(0.01)  # the loop idles, the selector wakes a cancelled future
+        return waiting.cancelled()
+
+    assert eventloop.run(main())
+
+
+def test_on_asyncios_own_loop_until_idle_returns_at_once() -> None:
+    async def main() -> str:
+        await eventloop.until_idle()
+        return "done"
+
+    assert asyncio.run(main()) == "done"

@@ -17,11 +17,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from aiohttp import WSMessage, WSMsgType
 
 from wsdev.config import Config
+from wsdev.eventloop import until_idle
 from wsdev.events import (
     ConnectionError_,
     ConnectionInfo,
@@ -75,7 +76,11 @@ class Bridge:
         argv: Sequence[str],
         env: Mapping[str, str],
         launched: Child | OSError | None = None,
+        released: Callable[[Bridge], object] | None = None,
     ) -> None:
+        """``released`` is called once the connection is closed and its program has ended:
+        from then on it no longer counts as running (``--maxforks``), though its last
+        bookkeeping (stderr's last lines, its pipes, ``Disconnected``) may still be to come."""
         self.ws = ws
         self._writer = writer
         self._sink = sink
@@ -97,6 +102,7 @@ class Bridge:
         self._ping_timer: asyncio.TimerHandle | None = None
         self._resuming: asyncio.Future[None] | None = None
         self._spawn_error: OSError | None = None
+        self._released = released
         self._keep(launched)
 
     # ------------------------------------------------------------ lifecycle
@@ -199,6 +205,11 @@ class Bridge:
                 await closing
         else:
             code, reason = self._client_code, "client closed"
+        duration = time.monotonic() - self.conn.started
+        if self._released is not None:
+            self._released(self)
+        # What is left is bookkeeping: a client that connects again at once is served first.
+        await until_idle()
         if not self._stderr_eof.done():
             remaining = max(0.0, deadline - asyncio.get_running_loop().time())
             with contextlib.suppress(asyncio.TimeoutError):
@@ -207,9 +218,7 @@ class Bridge:
         for pipe in (self._stdout, self._stderr):
             if pipe is not None:
                 pipe.close()
-        self._bus.publish(
-            Disconnected(self.conn, code, reason, status, time.monotonic() - self.conn.started)
-        )
+        self._bus.publish(Disconnected(self.conn, code, reason, status, duration))
 
     async def _spawn_failed(self, exc: OSError) -> None:
         message = f"cannot run {self._argv[0]}: {exc.strerror or exc}"

@@ -15,6 +15,12 @@ while waits have mostly ended within ``SPIN_LONG`` (a conversation, connections 
 polls that long; when events come further apart (an idle server, a program printing once a
 second), polling that long would only burn CPU, so it polls for ``SPIN_SHORT``. An idle wsdev
 blocks after one short poll, as any asyncio program does.
+
+The selector is also the one place that knows when the loop has nothing else to do, so it runs
+what can wait for that moment (``until_idle``): the last bookkeeping of a connection that has
+ended (its log line, its pipes, the unwinding of its request) would otherwise come before the
+next client's handshake, and a client that connects again at once would wait for it. Such work
+waits at most ``IDLE_WAIT_LIMIT``, so a loop that is never idle still gets it done.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import os
 import selectors
 import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -37,6 +43,8 @@ SPIN_SHORT = 50e-6
 BLOCKING_RESOLUTION = 1e-3
 # Weight of the latest wait in the running share of waits that ended within SPIN_LONG.
 RECENT_WEIGHT = 0.25
+# The longest work queued for an idle moment waits when the loop stays busy.
+IDLE_WAIT_LIMIT = 5e-3
 
 _yield = getattr(os, "sched_yield", lambda: None)
 
@@ -47,9 +55,25 @@ class PollingSelector(selectors.DefaultSelector):
     def __init__(self) -> None:
         super().__init__()
         self._quick_share = 1.0  # of recent waits, how many ended within SPIN_LONG
+        self._when_idle: list[Callable[[], object]] = []
+        self._idle_deadline = 0.0
+
+    def call_when_idle(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` (quick, not raising) once the loop has nothing else to do."""
+        if not self._when_idle:
+            self._idle_deadline = time.perf_counter() + IDLE_WAIT_LIMIT
+        self._when_idle.append(callback)
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         ready = super().select(0)
+        if self._when_idle:
+            # A zero timeout means the loop has callbacks ready to run: it is not idle.
+            idle = not ready and (timeout is None or timeout > 0)
+            if idle or time.perf_counter() >= self._idle_deadline:
+                callbacks, self._when_idle = self._when_idle, []
+                for callback in callbacks:
+                    callback()
+                return ready  # what they made ready runs before any wait
         if ready or (timeout is not None and timeout <= 0):
             return ready  # work at hand: no wait to poll through, nothing to learn
         started = time.perf_counter()
@@ -68,8 +92,37 @@ class PollingSelector(selectors.DefaultSelector):
         return ready
 
 
+class EventLoop(asyncio.SelectorEventLoop):
+    """asyncio's selector loop on a ``PollingSelector``, which it can ask for idle moments."""
+
+    def __init__(self) -> None:
+        self._polling = PollingSelector()
+        super().__init__(self._polling)
+
+    def call_when_idle(self, callback: Callable[[], object]) -> None:
+        self._polling.call_when_idle(callback)
+
+
+async def until_idle() -> None:
+    """Return once the loop has nothing else to do (see the module's docstring).
+
+    On another loop (asyncio's own, as on Python 3.10) it returns at once.
+    """
+    loop = asyncio.get_running_loop()
+    if not isinstance(loop, EventLoop):
+        return
+    idle: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not idle.done():  # cancelled, with the task that waited
+            idle.set_result(None)
+
+    loop.call_when_idle(wake)
+    await idle
+
+
 def new_event_loop() -> asyncio.AbstractEventLoop:
-    return asyncio.SelectorEventLoop(PollingSelector())
+    return EventLoop()
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:

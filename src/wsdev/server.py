@@ -354,6 +354,7 @@ class Server:
         # while earlier ones are still awaiting their handshake or a reverse lookup.
         self._starting += 1
         bridge: Bridge | None = None
+        registered = False
         try:
             bridge = await self._bridge_for(
                 request, path, query, argv, script_name, path_info, console
@@ -373,16 +374,17 @@ class Server:
                 logger.debug("client left during the handshake", extra={"category": "http"})
                 return ws
             self._bridges.add(bridge)
+            registered = True
             self._starting -= 1
             self.bus.publish(Connected(bridge.conn))
             await bridge.run()
         finally:
-            if bridge is None or bridge not in self._bridges:
+            if not registered:
                 self._starting -= 1
                 if bridge is not None:
                     bridge.abandon()  # its program may have started before the handshake failed
             else:
-                self._bridges.discard(bridge)
+                self._bridges.discard(bridge)  # if ``released`` has not already
         return ws
 
     async def _bridge_for(
@@ -441,6 +443,7 @@ class Server:
             argv=argv,
             env=env,
             launched=launched,
+            released=self._bridges.discard,
         )
 
     async def _refuse_ws(
