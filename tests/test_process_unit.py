@@ -85,6 +85,20 @@ async def test_end_escalates_to_sigkill_for_a_stubborn_group(exit_watch: str) ->
     await asyncio.wait_for(dies(), 2)
 
 
+async def test_end_returns_as_the_child_exits_without_signalling_it(exit_watch: str) -> None:
+    """``end`` wakes on the exit itself, not on the first escalation step's timer."""
+    child = process.spawn(["/bin/cat"], {})
+    for fd in (child.stdout, child.stderr):
+        os.close(fd)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    os.close(child.stdin)  # cat exits on EOF
+    status = await asyncio.wait_for(child.end(closems=3000), 10)
+    assert status == ExitStatus(code=0)  # no SIGINT reached it
+    assert loop.time() - started < 3  # the first signal would be due at 3.1 s
+    assert child._exit_waiters == []
+
+
 def running(pid: int) -> bool:
     """Alive and not a zombie (an orphan's zombie waits for init, which may be slow to reap)."""
     try:
