@@ -6,6 +6,8 @@ import asyncio
 import os
 import signal
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -97,6 +99,50 @@ async def test_end_returns_as_the_child_exits_without_signalling_it(exit_watch: 
     assert status == ExitStatus(code=0)  # no SIGINT reached it
     assert loop.time() - started < 3  # the first signal would be due at 3.1 s
     assert child._exit_waiters == []
+
+
+# A process of the child's group that logs each SIGINT and SIGTERM it gets and carries on.
+SIGNAL_LOGGER = """
+import signal, sys, time
+log = open(sys.argv[1], "a", buffering=1)
+def note(sig, frame):
+    log.write(f"{signal.Signals(sig).name} {time.monotonic()}\\n")
+signal.signal(signal.SIGINT, note)
+signal.signal(signal.SIGTERM, note)
+log.write(f"ready {time.monotonic()}\\n")
+while True:
+    time.sleep(1)
+"""
+
+
+async def test_a_group_that_outlives_the_child_gets_each_step_on_time(
+    exit_watch: str, tmp_path: Path
+) -> None:
+    """The child exits at once; what it left in its group still gets SIGINT at 100 ms, SIGTERM
+    at 350 ms and SIGKILL at 850 ms (SPEC A4, B8), not all three at once."""
+    log = tmp_path / "signals.log"
+    script = (
+        f"{sys.executable} -c '{SIGNAL_LOGGER}' {log} </dev/null >/dev/null 2>&1 &\n"
+        f"while [ ! -s {log} ]; do sleep 0.01; done\n"
+    )
+    child = process.spawn(["/bin/sh", "-c", script], {"PATH": "/bin:/usr/bin"})
+    for fd in (child.stdout, child.stderr):
+        os.close(fd)
+    await asyncio.wait_for(asyncio.shield(child.exited), 10)  # the logger is ready
+    started = time.monotonic()
+    os.close(child.stdin)
+    status = await asyncio.wait_for(child.end(closems=0), 10)
+    ended = time.monotonic() - started
+    got = {name: float(when) - started for name, when in _log_lines(log) if name != "ready"}
+    assert status == ExitStatus(code=0)  # the child's own exit, whatever its group went through
+    assert set(got) == {"SIGINT", "SIGTERM"}, got
+    assert 0.09 <= got["SIGINT"] < got["SIGTERM"]
+    assert 0.34 <= got["SIGTERM"] < ended
+    assert 0.84 <= ended < 5  # SIGKILL at 850 ms, then the group is seen gone
+
+
+def _log_lines(log: Path) -> list[tuple[str, str]]:
+    return [tuple(line.split()) for line in log.read_text().splitlines()]  # type: ignore[misc]
 
 
 def running(pid: int) -> bool:

@@ -29,6 +29,10 @@ _DEFAULT_SIGNALS = tuple(
 )
 
 
+# How often a group that outlived its child is checked for having ended.
+GROUP_POLL_SECONDS = 0.01
+
+
 def escalation_delays(closems: int) -> tuple[tuple[float, signal.Signals], ...]:
     """Seconds to wait before each signal, counted from the previous step (SPEC A4)."""
     extra = closems / 1000
@@ -95,16 +99,31 @@ class Child:
     async def end(self, closems: int) -> ExitStatus:
         """Escalate SIGINT → SIGTERM → SIGKILL until the child and its group are gone.
 
-        The caller closes stdin first; every delay counts from there. A step is skipped once
-        the child has exited and no process of its group is left.
+        The caller closes stdin first; every step's time counts from there. A step is skipped
+        once the child has exited and no process of its group is left. A group that outlives
+        the child (a shell script's background job) gets the same steps on the same schedule,
+        so it too has time to clean up after SIGINT and SIGTERM.
         """
+        loop = self._loop
+        due = loop.time()
         for delay, sig in escalation_delays(closems):
+            due += delay
             if self.running:
-                await self._exit_within(delay)
-            if not self.running and not self.group_alive():
+                await self._exit_within(max(0.0, due - loop.time()))
+            if not self.running and not await self._group_outlives(due):
                 break
             self.signal_group(sig)
         return await self.exited
+
+    async def _group_outlives(self, due: float) -> bool:
+        """Whether a process of the (exited) child's group is still there at ``due``."""
+        while self.group_alive():
+            remaining = due - self._loop.time()
+            if remaining <= 0:
+                return True
+            # Nothing announces the end of a process that is not our child: look now and then.
+            await asyncio.sleep(min(GROUP_POLL_SECONDS, remaining))
+        return False
 
     async def _exit_within(self, delay: float) -> None:
         """Wait until the child has exited, or ``delay`` seconds.
