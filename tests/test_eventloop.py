@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import selectors
 import socket
 import threading
@@ -128,3 +129,106 @@ def test_on_asyncios_own_loop_until_idle_returns_at_once() -> None:
         return "done"
 
     assert asyncio.run(main()) == "done"
+
+
+class _Recorder(asyncio.Protocol):
+    """A server protocol noting the loop turn of each callback (see ``_TurnCounter``)."""
+
+    def __init__(self, counter: _TurnCounter, received: asyncio.Future[tuple[int, int]]) -> None:
+        self._counter = counter
+        self._received = received
+        self._connected_turn = -1
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._connected_turn = self._counter.turn
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if not self._received.done():
+            self._received.set_result((self._connected_turn, self._counter.turn))
+        self._transport.close()
+
+
+class _TurnCounter:
+    """Counts the loop's turns: a callback that schedules itself runs once per turn."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.turn = 0
+        self._stopped = False
+        self._loop.call_soon(self._tick)
+
+    def _tick(self) -> None:
+        if not self._stopped:
+            self.turn += 1
+            self._loop.call_soon(self._tick)
+
+    def stop(self) -> None:
+        self._stopped = True
+
+
+def test_a_new_connection_and_what_it_sent_reach_the_protocol_in_two_turns() -> None:
+    """Accepting connects the protocol at once, and what the client already sent is read in
+    the same turn (asyncio's own accept takes a task and two more turns for that)."""
+
+    async def main() -> tuple[int, int, int]:
+        loop = asyncio.get_running_loop()
+        counter = _TurnCounter()
+        received: asyncio.Future[tuple[int, int]] = loop.create_future()
+        server = await loop.create_server(lambda: _Recorder(counter, received), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            with socket.create_connection(("127.0.0.1", port)) as client:
+                client.sendall(b"hello")
+                sent_turn = counter.turn
+                connected_turn, data_turn = await asyncio.wait_for(received, 10)
+        finally:
+            counter.stop()
+            server.close()
+            await server.wait_closed()
+        return sent_turn, connected_turn, data_turn
+
+    sent, connected, data = eventloop.run(main())
+    # One turn reports the listening socket and accepts; the next connects and reads.
+    assert connected - sent <= 2
+    assert data == connected
+
+
+def test_running_out_of_files_while_accepting_is_reported_and_retried() -> None:
+    """As with asyncio's accept, the loop's exception handler hears of it, accepting pauses,
+    and the waiting connection is served once files are free again; but it hears of it once
+    (asyncio's own accept goes on trying, and reporting, up to its backlog of 100 times)."""
+    import resource
+
+    async def main() -> tuple[list[str], tuple[int, int]]:
+        loop = asyncio.get_running_loop()
+        reported: list[str] = []
+        loop.set_exception_handler(lambda _loop, context: reported.append(context["message"]))
+        counter = _TurnCounter()
+        received: asyncio.Future[tuple[int, int]] = loop.create_future()
+        server = await loop.create_server(lambda: _Recorder(counter, received), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        try:
+            with socket.create_connection(("127.0.0.1", port)) as client:
+                client.sendall(b"hello")
+                # No file left for the server's accept: the limit is on fd numbers, and the
+                # lowest free one is the next to be handed out.
+                lowest_free = os.dup(0)
+                os.close(lowest_free)
+                resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))
+                try:
+                    while not reported:
+                        await asyncio.sleep(0.01)
+                finally:
+                    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+                served = await asyncio.wait_for(received, 10)
+        finally:
+            counter.stop()
+            server.close()
+            await server.wait_closed()
+        return reported, served
+
+    reported, (connected, data) = eventloop.run(main())
+    assert reported == ["socket.accept() out of system resource"]
+    assert data == connected  # served, as any connection is

@@ -21,15 +21,26 @@ what can wait for that moment (``until_idle``): the last bookkeeping of a connec
 ended (its log line, its pipes, the unwinding of its request) would otherwise come before the
 next client's handshake, and a client that connects again at once would wait for it. Such work
 waits at most ``IDLE_WAIT_LIMIT``, so a loop that is never idle still gets it done.
+
+A new connection is served in fewer turns than asyncio's own accept takes. asyncio accepts in
+one turn, starts a task that creates the protocol and transport in the next, connects the
+protocol in a third and reads what the client sent in a fourth. Here the accepting turn creates
+both, and the next connects the protocol and reads at once: a client's request is usually there
+with its connection. Each turn on a short connection's way costs tens of microseconds, since the
+caches are cold from the program the last connection ran. TLS connections are accepted as
+asyncio does (their handshake needs its task).
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import selectors
+import socket
 import sys
 import time
+from asyncio.constants import ACCEPT_RETRY_DELAY
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -101,6 +112,75 @@ class EventLoop(asyncio.SelectorEventLoop):
 
     def call_when_idle(self, callback: Callable[[], object]) -> None:
         self._polling.call_when_idle(callback)
+
+    def _accept_connection(
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        sock: socket.socket,
+        sslcontext: Any = None,
+        server: Any = None,
+        backlog: int = 100,
+        *args: Any,
+    ) -> None:
+        """asyncio's accept, connecting each new socket in the same step (see the docstring)."""
+        if sslcontext is not None:
+            super()._accept_connection(  # type: ignore[misc]
+                protocol_factory, sock, sslcontext, server, backlog, *args
+            )
+            return
+        for _ in range(backlog):
+            try:
+                conn, addr = sock.accept()
+                conn.setblocking(False)
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return  # nothing more waiting
+            except OSError as exc:
+                if exc.errno not in _OUT_OF_RESOURCES:
+                    raise  # the loop logs it and goes on, as with asyncio's own accept
+                # As asyncio does: say so, and stop accepting for a while instead of spinning.
+                self.call_exception_handler(
+                    {"message": "socket.accept() out of system resource", "exception": exc}
+                )
+                self._remove_reader(sock.fileno())  # type: ignore[attr-defined]
+                self.call_later(
+                    ACCEPT_RETRY_DELAY,
+                    self._start_serving,  # type: ignore[attr-defined]
+                    protocol_factory,
+                    sock,
+                    sslcontext,
+                    server,
+                    backlog,
+                    *args,
+                )
+                return
+            self._connect_accepted(protocol_factory, conn, addr, server)
+
+    def _connect_accepted(
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        conn: socket.socket,
+        addr: Any,
+        server: Any,
+    ) -> None:
+        try:
+            protocol = protocol_factory()
+            transport = self._make_socket_transport(  # type: ignore[attr-defined]
+                conn, protocol, extra={"peername": addr}, server=server
+            )
+        except Exception:
+            conn.close()  # as asyncio does, the connection is dropped
+            return
+        # The transport connects the protocol and starts reading on the next turn; read then
+        # too, rather than wait one more turn for the selector to report what is already there.
+        self.call_soon(_read_if_reading, transport)
+
+
+_OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+
+
+def _read_if_reading(transport: asyncio.Transport) -> None:
+    if transport.is_reading():
+        transport._read_ready()  # type: ignore[attr-defined]
 
 
 async def until_idle() -> None:
