@@ -157,3 +157,45 @@ def running(pid: int) -> bool:
 async def test_unrunnable_program_raises(exit_watch: str) -> None:
     with pytest.raises(OSError):
         process.spawn(["/nonexistent/program"], {})
+
+
+def _wait_until_zombie(pid: int) -> None:
+    """Block (no event loop turn) until ``pid`` has exited and waits to be reaped."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        if state == "Z":
+            return
+        time.sleep(0.001)
+    raise AssertionError(f"{pid} did not exit")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+async def test_poll_reaps_an_exited_child_before_the_loop_reports_it(exit_watch: str) -> None:
+    child = process.spawn(["/bin/sh", "-c", "exit 4"], {})
+    for fd in (child.stdin, child.stdout, child.stderr):
+        os.close(fd)
+    exits: list[ExitStatus] = []
+    child.on_exit = lambda: exits.append(child.exited.result())
+    _wait_until_zombie(child.pid)
+    assert child.running  # it has exited, but no loop turn has passed to report it
+    assert child.poll() is True
+    assert exits == [ExitStatus(code=4)]
+    assert not child.running
+    assert child.pid not in process.own_pids()
+    # The loop's own report of the exit (pidfd or SIGCHLD), in the turns that follow,
+    # changes nothing and calls no one twice.
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert exits == [ExitStatus(code=4)]
+    assert child.poll() is True
+
+
+async def test_poll_leaves_a_running_child_alone(exit_watch: str) -> None:
+    child = process.spawn(["/bin/sh", "-c", "read line"], {})
+    os.close(child.stdout)
+    os.close(child.stderr)
+    assert child.poll() is False
+    assert child.running
+    os.close(child.stdin)  # it reads EOF and exits
+    assert await asyncio.wait_for(child.exited, 5) == ExitStatus(code=1)

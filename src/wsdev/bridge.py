@@ -8,7 +8,9 @@ a program that does not read waits too (aiohttp then stops reading the socket).
 
 A connection ends in one place, ``_end``, whichever side ends it: the client closing or
 vanishing, stdout reaching EOF, the child exiting, or the server closing it (shutdown 1001,
-restart 1012, a line too long 1009).
+restart 1012, a line too long 1009). When the program ends it (it has exited and its stdout is
+at its end) the Close goes out sooner, from whichever callback sees the second of the two
+(``_close_at_exit``), and ``_end`` does the rest once the loop has time for it.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from wsdev.inbound import DirectWebSocketResponse
 from wsdev.pipes import PipeReader, PipeWriter
 from wsdev.process import Child, abandon, spawn
 from wsdev.sinks import Sink
-from wsdev.wire import FrameWriter
+from wsdev.wire import FrameWriter, close_frame
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +104,8 @@ class Bridge:
         self._ping_timer: asyncio.TimerHandle | None = None
         self._resuming: asyncio.Future[None] | None = None
         self._spawn_error: OSError | None = None
+        # The Close sent once the program had ended, if ``_close_at_exit`` sent it.
+        self._exit_close: tuple[int, str] | None = None
         self._released = released
         self._keep(launched)
 
@@ -145,7 +149,9 @@ class Bridge:
         self._stderr = PipeReader(loop, child.stderr, _StderrReader(self))
         self._stdin = PipeWriter(loop, child.stdin, self._stdin_flow, high=STDIN_BUFFER)
         self._env = {}  # spawned: no need to keep a copy alive per connection
-        child.exited.add_done_callback(lambda _: self.close())
+        child.on_exit = self._on_exit
+        if not child.running:  # it exited before anyone was listening
+            self._on_exit()
         self.ws.deliver_to(self._deliver)
         if self._config.pingms > 0:
             self._schedule_ping()
@@ -172,6 +178,10 @@ class Bridge:
     async def _end(self, code: int | None, reason: str, files: Sequence[str]) -> None:
         child = self._child
         assert child is not None
+        if self._exit_close is not None:
+            # The client has its Close (``_close_at_exit``): the rest can wait for a moment
+            # when it keeps no other client waiting.
+            await until_idle()
         self.ws.deliver_to(None)
         if self._ping_timer is not None:
             self._ping_timer.cancel()
@@ -189,14 +199,19 @@ class Bridge:
         status = await child.end(self._config.closems)
         # An escaped grandchild may hold stdout and stderr open: one grace period for both.
         deadline = asyncio.get_running_loop().time() + EOF_GRACE_SECONDS
-        if self._client_code is None and closing is None:
-            # The child ended it: everything it wrote goes out before the Close (SPEC B1).
-            if not self._stdout_eof.done():  # wait_for costs loop turns even when done
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(self._stdout_eof), EOF_GRACE_SECONDS)
+        child_ended_it = self._client_code is None and closing is None
+        if child_ended_it and self._exit_close is None and not self._stdout_eof.done():
+            # Everything the program wrote goes out before the Close (SPEC B1). The end of
+            # stdout, if it comes in time, sends the Close itself (``_close_at_exit``).
+            # (The check for done: wait_for costs loop turns even then.)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._stdout_eof), EOF_GRACE_SECONDS)
+        if self._exit_close is not None:
+            code, reason = self._exit_close
+            self._writer.finish()
+        elif self._client_code is None and closing is None:
             self._sink.exited(status)
-            code = 1000 if status.ok else CLOSE_INTERNAL
-            reason = status.describe()
+            code, reason = _exit_close(status)
             self._writer.closed = True
             with contextlib.suppress(Exception):
                 await self.ws.close(code=code, message=_reason(reason))
@@ -206,8 +221,7 @@ class Bridge:
         else:
             code, reason = self._client_code, "client closed"
         duration = time.monotonic() - self.conn.started
-        if self._released is not None:
-            self._released(self)
+        self._release()
         # What is left is bookkeeping: a client that connects again at once is served first.
         await until_idle()
         if not self._stderr_eof.done():
@@ -219,6 +233,45 @@ class Bridge:
             if pipe is not None:
                 pipe.close()
         self._bus.publish(Disconnected(self.conn, code, reason, status, duration))
+
+    def _on_exit(self) -> None:
+        self._close_at_exit()
+        self.close()
+
+    def _close_at_exit(self) -> None:
+        """The program has exited and stdout is at its end: send the Close now (SPEC B1, B2).
+
+        Called from the reaper and from stdout's EOF, whichever comes second, this is
+        ``_end``'s usual ending without its loop turns (a task, the exit waiter, aiohttp's
+        ``close`` and the wake-up of the receive loop it needs): on a short connection those
+        turns were most of the time from the program's exit to the client seeing the close.
+        It does nothing when someone has already closed (client, server), when a process of
+        the program's group lives on (it gets the signals first, in ``_end``), or on an
+        aiohttp whose closing state wsdev cannot set.
+        """
+        child = self._child
+        if (
+            child is None
+            or child.running
+            or not self._stdout_eof.done()
+            or self._writer.closed
+            or self._client_code is not None
+            or child.group_alive()
+        ):
+            return
+        status = child.exited.result()
+        code, reason = _exit_close(status)
+        if not self.ws.closed_by_server(code):
+            return
+        self._exit_close = (code, reason)
+        self._sink.exited(status)
+        self._writer.close_with(close_frame(code, _reason(reason)))
+        self._release()
+
+    def _release(self) -> None:
+        released, self._released = self._released, None
+        if released is not None:
+            released(self)
 
     async def _spawn_failed(self, exc: OSError) -> None:
         message = f"cannot run {self._argv[0]}: {exc.strerror or exc}"
@@ -321,6 +374,12 @@ class Bridge:
     def on_stdout_eof(self) -> None:
         if not self._stdout_eof.done():
             self._stdout_eof.set_result(None)
+            # The exit usually comes with the end of stdout: if it has, the Close goes now,
+            # before the work ``close`` starts (which would otherwise run first).
+            child = self._child
+            if child is not None and child.running:
+                child.poll()  # reaping it calls _on_exit, which sends the Close
+            self._close_at_exit()
         self.close()
 
     def on_stderr(self, line: str) -> None:
@@ -390,6 +449,11 @@ def launch(argv: Sequence[str], env: Mapping[str, str]) -> Child | OSError:
         return spawn(argv, env)
     except OSError as exc:
         return exc
+
+
+def _exit_close(status: ExitStatus) -> tuple[int, str]:
+    """The Close for a program that ended the connection itself: its code and reason (B2)."""
+    return (1000 if status.ok else CLOSE_INTERNAL), status.describe()
 
 
 def _reason(text: str) -> bytes:

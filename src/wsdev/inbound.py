@@ -75,6 +75,15 @@ class DirectWebSocketResponse(web.WebSocketResponse):
         request.protocol.set_parser(parser, data_received_cb=callback)
         request.protocol.keep_alive(False)  # no HTTP keep-alive on a WebSocket
 
+    def closed_by_server(self, code: int) -> bool:
+        """Record that wsdev has sent the Close itself (see ``Bridge``), so that aiohttp sends
+        none of its own; False, and nothing recorded, where that is not supported."""
+        if _PARSER is None:
+            return False
+        self._set_closed()
+        self._close_code = code
+        return True
+
     def deliver_to(self, deliver: Deliver | None) -> bool:
         """Offer every message to ``deliver`` from now on (None: stop); False if unsupported."""
         queue = self._reader

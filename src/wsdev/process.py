@@ -15,7 +15,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import ClassVar
 
 from wsdev.events import ExitStatus
@@ -47,9 +47,21 @@ class Child:
     """One running program; ``exited`` resolves with its exit status.
 
     ``stdin``, ``stdout`` and ``stderr`` are our ends of its pipes: raw fds, the caller's to close.
+    ``on_exit``, if set, is called as soon as the child has been reaped, before anything
+    awaiting ``exited`` resumes (it must be quick and must not raise).
     """
 
-    __slots__ = ("_exit_waiters", "_loop", "_pidfd", "exited", "pid", "stderr", "stdin", "stdout")
+    __slots__ = (
+        "_exit_waiters",
+        "_loop",
+        "_pidfd",
+        "exited",
+        "on_exit",
+        "pid",
+        "stderr",
+        "stdin",
+        "stdout",
+    )
 
     def __init__(
         self,
@@ -66,12 +78,21 @@ class Child:
         self.stderr = stderr
         self.exited: asyncio.Future[ExitStatus] = loop.create_future()
         self._exit_waiters: list[asyncio.Future[None]] = []
+        self.on_exit: Callable[[], object] | None = None
         self._pidfd = -1
         _watch_exit(self)
 
     @property
     def running(self) -> bool:
         return not self.exited.done()
+
+    def poll(self) -> bool:
+        """Reap the child now if it has exited, ahead of the loop's report of its exit.
+
+        True once it has been reaped. A program's exit and the end of its output come
+        together: whoever sees the one can look for the other at once.
+        """
+        return _reap(self, block=False)
 
     def group_alive(self) -> bool:
         """Whether any process of the child's group (the child or what it started) is left."""
@@ -260,13 +281,13 @@ def _watch_exit(child: Child) -> None:
 
 
 def _reap_pidfd(child: Child) -> None:
-    child._loop.remove_reader(child._pidfd)
-    os.close(child._pidfd)
-    child._pidfd = -1
     _reap(child, block=True)
 
 
 def _reap(child: Child, *, block: bool) -> bool:
+    """Collect the child's exit status if it has exited; True once it has been reaped."""
+    if child.exited.done():
+        return True  # already, by ``poll``
     try:
         pid, status = os.waitpid(child.pid, 0 if block else os.WNOHANG)
     except ChildProcessError:
@@ -274,11 +295,17 @@ def _reap(child: Child, *, block: bool) -> bool:
         pid, status = child.pid, 255 << 8
     if pid == 0:
         return False
+    if child._pidfd >= 0:
+        child._loop.remove_reader(child._pidfd)
+        os.close(child._pidfd)
+        child._pidfd = -1
     untrack(child.pid)
     if not child.exited.done():
         child.exited.set_result(ExitStatus.from_wait_status(status))
     for waiter in child._exit_waiters:
         _wake(waiter)
+    if child.on_exit is not None:
+        child.on_exit()
     return True
 
 

@@ -17,6 +17,7 @@ from aiohttp import web
 
 OP_TEXT = 0x1
 OP_BINARY = 0x2
+OP_CLOSE = 0x8
 
 _TEXT_HEADERS = tuple(bytes((0x80 | OP_TEXT, n)) for n in range(126))
 _BINARY_HEADERS = tuple(bytes((0x80 | OP_BINARY, n)) for n in range(126))
@@ -49,6 +50,12 @@ def binary_frame(payload: bytes) -> bytes:
     return header + payload
 
 
+def close_frame(code: int, reason: bytes) -> bytes:
+    """A Close frame: the code, then a reason of at most 123 bytes (the caller cuts it)."""
+    payload = struct.pack("!H", code) + reason
+    return frame_header(OP_CLOSE, len(payload)) + payload
+
+
 class FrameWriter:
     """Writes whole frames to one WebSocket's transport and reports when it should pause."""
 
@@ -64,6 +71,32 @@ class FrameWriter:
         if self.closed or transport is None or transport.is_closing():
             return
         transport.write(frames)
+
+    def close_with(self, frame: bytes) -> None:
+        """Write a last frame (a Close) and end the connection for the client at once.
+
+        The client gets the frame and the end of the stream (a half-close) without waiting
+        for anything else; the socket itself is closed by ``finish``, later. Until then it is
+        not read: a client that reconnects as soon as it sees the end of the stream is served
+        before its Close and its FIN are (see ``Bridge._close_at_exit``). A TLS connection
+        cannot be half-closed, and is closed now.
+        """
+        self.closed = True
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        transport.write(frame)
+        if transport.can_write_eof():
+            transport.write_eof()
+            transport.pause_reading()
+        else:
+            transport.close()
+
+    def finish(self) -> None:
+        """Close the socket (what is still buffered is sent first)."""
+        self.closed = True
+        if self._transport is not None:
+            self._transport.close()
 
     def abort(self) -> None:
         """Drop the connection without a Close frame (the client stopped answering pings)."""

@@ -1,0 +1,226 @@
+"""When a program ends its connection, the client hears it in the loop turn wsdev sees the end.
+
+These run wsdev's server in the test's own event loop (wsdev's loop) and count the loop's turns,
+so they can say how many turns lie between the program's exit and the client seeing the
+Close and the end of the stream: the work of a finished connection comes after that, not
+before it (``Bridge._close_at_exit``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conftest import timeout
+from wsdev import eventloop
+from wsdev.cli import build_config, parse_args
+from wsdev.events import Disconnected, Event, EventBus, ProcessStarted
+from wsdev.server import Server
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="needs pidfd_open")
+
+# The turns from one loop turn to the client's readiness: the turn that sends the Close and
+# the FIN, then the turn whose select reports the client's socket readable.
+MOST_TURNS = 2
+
+
+class TurnCounter:
+    """Counts the event loop's turns: a callback that schedules itself runs once per turn."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.turn = 0
+        self._stopped = False
+        loop.call_soon(self._tick)
+
+    def _tick(self) -> None:
+        if not self._stopped:
+            self.turn += 1
+            self._loop.call_soon(self._tick)
+
+    def stop(self) -> None:
+        self._stopped = True
+
+
+def masked_text_frame(text: str) -> bytes:
+    payload = text.encode()
+    mask = os.urandom(4)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes((0x81, 0x80 | len(payload))) + mask + masked
+
+
+def open_sockets() -> int:
+    """How many sockets this process holds open (the test's server runs in this process)."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                count += 1
+        except OSError:
+            pass  # closed while we looked
+    return count
+
+
+async def sockets_back_to(count: int, within: float) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while open_sockets() > count:
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+def parse_server_frames(data: bytes) -> list[tuple[int, bytes]]:
+    """(opcode, payload) of each unmasked, short frame in ``data``."""
+    frames = []
+    while data:
+        opcode, length = data[0] & 0x0F, data[1]
+        assert length < 126
+        frames.append((opcode, data[2 : 2 + length]))
+        data = data[2 + length :]
+    return frames
+
+
+@dataclass
+class Outcome:
+    turns: int  # from the turn the program's exit was reported to the client's end of stream
+    frames: list[tuple[int, bytes]]
+    events: list[Event]
+    socket_closed: bool  # wsdev closed its end of the connection once it was over
+
+
+async def _serve_one(script: Path, line: str) -> Outcome:
+    """One connection to ``script``: send ``line``, read until the server ends the stream."""
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, eventloop.EventLoop)
+    config = build_config(
+        parse_args(["--port=0", "--address=127.0.0.1", "--loglevel=error", str(script)]),
+        environ={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+    )
+    bus = EventBus()
+    events: list[Event] = []
+    started: asyncio.Future[int] = loop.create_future()
+    disconnected: asyncio.Future[None] = loop.create_future()
+
+    def on_event(event: Event) -> None:
+        events.append(event)
+        if isinstance(event, ProcessStarted) and not started.done():
+            started.set_result(event.pid)
+        if isinstance(event, Disconnected) and not disconnected.done():
+            disconnected.set_result(None)
+
+    bus.subscribe(on_event)
+    server = Server(config, bus)
+    await server.start()
+    sockets_before = open_sockets()
+    client = socket.socket()
+    client.setblocking(False)
+    pidfd = -1
+    counter = TurnCounter(loop)
+    try:
+        await loop.sock_connect(client, ("127.0.0.1", server.port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        await loop.sock_sendall(
+            client,
+            (
+                f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n"
+            ).encode(),
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = await loop.sock_recv(client, 4096)
+            assert chunk, "the server closed during the handshake"
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 101")
+        received = bytearray(head.split(b"\r\n\r\n", 1)[1])
+
+        pid = await asyncio.wait_for(started, timeout(10))
+        pidfd = os.pidfd_open(pid)
+        exit_turn: list[int] = []
+        eof_turn: asyncio.Future[int] = loop.create_future()
+
+        def on_exit() -> None:
+            exit_turn.append(counter.turn)
+            loop.remove_reader(pidfd)
+
+        def on_readable() -> None:
+            try:
+                data = client.recv(65536)
+            except BlockingIOError:
+                return
+            if data:
+                received.extend(data)
+                return
+            loop.remove_reader(client.fileno())
+            eof_turn.set_result(counter.turn)
+
+        loop.add_reader(pidfd, on_exit)
+        loop.add_reader(client.fileno(), on_readable)
+        # The program exits once it has read a line: after both watchers are in place.
+        await loop.sock_sendall(client, masked_text_frame(line))
+        end = await asyncio.wait_for(eof_turn, timeout(10))
+        assert exit_turn, "the client saw the end before the program's exit was reported"
+        client.close()
+        await asyncio.wait_for(disconnected, timeout(10))
+        return Outcome(
+            turns=end - exit_turn[0],
+            frames=parse_server_frames(bytes(received)),
+            events=events,
+            socket_closed=await sockets_back_to(sockets_before, timeout(5)),
+        )
+    finally:
+        counter.stop()
+        if pidfd >= 0:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+        if client.fileno() >= 0:
+            loop.remove_reader(client.fileno())
+        client.close()
+        await server.close()
+
+
+def _script(tmp_path: Path, text: str) -> Path:
+    script = tmp_path / "program.sh"
+    script.write_text(text)
+    script.chmod(0o755)
+    return script
+
+
+def test_the_close_reaches_the_client_in_the_turn_the_exit_is_seen(tmp_path: Path) -> None:
+    script = _script(tmp_path, '#!/bin/sh\nread line\necho "$line"\n')
+    outcome = eventloop.run(_serve_one(script, "bye"))
+    # Everything the program wrote, then the Close its exit status gives (SPEC B1, B2).
+    assert outcome.frames == [(0x1, b"bye"), (0x8, struct.pack("!H", 1000) + b"exit 0")]
+    assert outcome.turns <= MOST_TURNS, f"{outcome.turns} turns from the exit to the client's end"
+    # The bookkeeping still happened, after the client had its answer, and closed the socket.
+    [disconnected] = [e for e in outcome.events if isinstance(e, Disconnected)]
+    assert (disconnected.code, disconnected.reason) == (1000, "exit 0")
+    assert outcome.socket_closed
+
+
+def test_a_close_sent_when_stdout_ends_after_the_exit_still_closes_the_socket(
+    tmp_path: Path,
+) -> None:
+    """The program exits first; a process of another session holds its stdout a while longer.
+
+    The end of stdout then sends the Close while ``_end`` is already waiting for it: the
+    connection must still be closed on wsdev's side, and the exit reported once.
+    """
+    script = _script(
+        tmp_path, '#!/bin/sh\nread line\nsetsid sleep 0.3 </dev/null 2>/dev/null &\necho "$line"\n'
+    )
+    outcome = eventloop.run(_serve_one(script, "later"))
+    assert outcome.frames == [(0x1, b"later"), (0x8, struct.pack("!H", 1000) + b"exit 0")]
+    [disconnected] = [e for e in outcome.events if isinstance(e, Disconnected)]
+    assert (disconnected.code, disconnected.reason) == (1000, "exit 0")
+    assert outcome.socket_closed, "wsdev kept its end of the finished connection open"
