@@ -4,7 +4,9 @@ aiohttp's ``send_str`` costs a coroutine and a socket write per message; a progr
 million lines needs better. Server frames are unmasked and, with compression off, a frame is just
 a header and the payload, so the lines of one pipe read become one buffer and one ``write``.
 aiohttp keeps the connection itself: it parses what the client sends and writes control frames
-(pong, close), which interleave safely with ours because every write here is whole frames.
+(pong, close), which interleave safely with ours because every write here is whole frames. The
+one control frame written here is the Close for a program that has ended (``close_with``),
+which needs no answer awaited and so no coroutine.
 """
 
 from __future__ import annotations
