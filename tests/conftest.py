@@ -53,6 +53,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class TurnCounter:
+    """Counts the running event loop's turns: a callback that schedules itself runs once per
+    turn, so ``turn`` says how many turns lie between two moments of a test."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.turn = 0
+        self._stopped = False
+        self._loop.call_soon(self._tick)
+
+    def _tick(self) -> None:
+        if not self._stopped:
+            self.turn += 1
+            self._loop.call_soon(self._tick)
+
+    def stop(self) -> None:
+        self._stopped = True
+
+
 @dataclass
 class ServerProcess:
     """A wsdev or websocketd process serving on 127.0.0.1, with its log lines collected."""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import timeout
+from conftest import TurnCounter, timeout
 from wsdev import eventloop
 from wsdev.cli import build_config, parse_args
 from wsdev.events import Disconnected, Event, EventBus, ProcessStarted
@@ -29,24 +29,6 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="needs pid
 # The turns from one loop turn to the client's readiness: the turn that sends the Close and
 # the FIN, then the turn whose select reports the client's socket readable.
 MOST_TURNS = 2
-
-
-class TurnCounter:
-    """Counts the event loop's turns: a callback that schedules itself runs once per turn."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self.turn = 0
-        self._stopped = False
-        loop.call_soon(self._tick)
-
-    def _tick(self) -> None:
-        if not self._stopped:
-            self.turn += 1
-            self._loop.call_soon(self._tick)
-
-    def stop(self) -> None:
-        self._stopped = True
 
 
 def masked_text_frame(text: str) -> bytes:
@@ -124,7 +106,7 @@ async def _serve_one(script: Path, line: str) -> Outcome:
     client = socket.socket()
     client.setblocking(False)
     pidfd = -1
-    counter = TurnCounter(loop)
+    counter = TurnCounter()
     try:
         await loop.sock_connect(client, ("127.0.0.1", server.port))
         key = base64.b64encode(os.urandom(16)).decode()

@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 
+from conftest import TurnCounter
 from wsdev import eventloop
 from wsdev.eventloop import SPIN_LONG, PollingSelector
 
@@ -132,9 +133,9 @@ def test_on_asyncios_own_loop_until_idle_returns_at_once() -> None:
 
 
 class _Recorder(asyncio.Protocol):
-    """A server protocol noting the loop turn of each callback (see ``_TurnCounter``)."""
+    """A server protocol noting the loop turn of each callback (see ``TurnCounter``)."""
 
-    def __init__(self, counter: _TurnCounter, received: asyncio.Future[tuple[int, int]]) -> None:
+    def __init__(self, counter: TurnCounter, received: asyncio.Future[tuple[int, int]]) -> None:
         self._counter = counter
         self._received = received
         self._connected_turn = -1
@@ -149,31 +150,13 @@ class _Recorder(asyncio.Protocol):
         self._transport.close()
 
 
-class _TurnCounter:
-    """Counts the loop's turns: a callback that schedules itself runs once per turn."""
-
-    def __init__(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self.turn = 0
-        self._stopped = False
-        self._loop.call_soon(self._tick)
-
-    def _tick(self) -> None:
-        if not self._stopped:
-            self.turn += 1
-            self._loop.call_soon(self._tick)
-
-    def stop(self) -> None:
-        self._stopped = True
-
-
 def test_a_new_connection_and_what_it_sent_reach_the_protocol_in_two_turns() -> None:
     """Accepting connects the protocol at once, and what the client already sent is read in
     the same turn (asyncio's own accept takes a task and two more turns for that)."""
 
     async def main() -> tuple[int, int, int]:
         loop = asyncio.get_running_loop()
-        counter = _TurnCounter()
+        counter = TurnCounter()
         received: asyncio.Future[tuple[int, int]] = loop.create_future()
         server = await loop.create_server(lambda: _Recorder(counter, received), "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
@@ -204,7 +187,7 @@ def test_running_out_of_files_while_accepting_is_reported_and_retried() -> None:
         loop = asyncio.get_running_loop()
         reported: list[str] = []
         loop.set_exception_handler(lambda _loop, context: reported.append(context["message"]))
-        counter = _TurnCounter()
+        counter = TurnCounter()
         received: asyncio.Future[tuple[int, int]] = loop.create_future()
         server = await loop.create_server(lambda: _Recorder(counter, received), "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
