@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from conftest import TurnCounter
 from wsdev.pipes import PipeReader, PipeWriter
 
 
@@ -236,3 +237,28 @@ async def test_our_end_is_made_non_blocking_only(blocking: bool) -> None:
     assert os.get_blocking(write_end) is blocking
     reader.close()
     os.close(write_end)
+
+
+async def test_an_end_that_comes_with_the_last_output_is_seen_in_the_same_callback() -> None:
+    """Output then the end of the pipe, both there at once: one readiness callback reports
+    both (no loop turn between the last data and ``eof_received``)."""
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"last line\n")
+    os.close(write_end)
+    counter = TurnCounter()
+    turns: dict[str, int] = {}
+
+    class TurnRecorder(Recorder):
+        def _note(self, name: str, value: object = None) -> None:
+            turns.setdefault(name, counter.turn)
+            super()._note(name, value)
+
+    recorder = TurnRecorder()
+    PipeReader(asyncio.get_running_loop(), read_end, recorder)
+    try:
+        await recorder.until("lost")
+    finally:
+        counter.stop()
+    assert recorder.names() == ["data", "eof", "lost"]
+    assert bytes(recorder.data) == b"last line\n"
+    assert turns["eof"] == turns["data"]

@@ -47,7 +47,21 @@ class PipeReader:
             return
         if data:
             self._protocol.data_received(data)
-            return
+            if len(data) == MAX_READ or not self._reading or self._closed:
+                return
+            # A short read emptied the pipe; a program that has just written its last line is
+            # exiting, and the end of the pipe is often already there: take it in this
+            # callback rather than one loop turn later (its Close goes out from here).
+            try:
+                data = os.read(self._fd, MAX_READ)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._close(exc)
+                return
+            if data:
+                self._protocol.data_received(data)
+                return
         self._stop_reading()
         self._protocol.eof_received()
         self._close(None)
