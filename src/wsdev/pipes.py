@@ -38,20 +38,10 @@ class PipeReader:
         self._reading = True
 
     def _read_ready(self) -> None:
-        try:
-            data = os.read(self._fd, MAX_READ)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self._close(exc)
-            return
-        if data:
-            self._protocol.data_received(data)
-            if len(data) == MAX_READ or not self._reading or self._closed:
-                return
-            # A short read emptied the pipe; a program that has just written its last line is
-            # exiting, and the end of the pipe is often already there: take it in this
-            # callback rather than one loop turn later (its Close goes out from here).
+        # At most two reads. When the first empties the pipe, a program that has just written
+        # its last line is exiting and the end of the pipe is often already there: take it in
+        # this callback rather than one loop turn later (its Close goes out from here).
+        for _ in range(2):
             try:
                 data = os.read(self._fd, MAX_READ)
             except (BlockingIOError, InterruptedError):
@@ -59,12 +49,14 @@ class PipeReader:
             except OSError as exc:
                 self._close(exc)
                 return
-            if data:
-                self._protocol.data_received(data)
+            if not data:
+                self._stop_reading()
+                self._protocol.eof_received()
+                self._close(None)
                 return
-        self._stop_reading()
-        self._protocol.eof_received()
-        self._close(None)
+            self._protocol.data_received(data)
+            if len(data) == MAX_READ or not self._reading or self._closed:
+                return
 
     def is_reading(self) -> bool:
         return self._reading

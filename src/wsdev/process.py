@@ -300,8 +300,7 @@ def _reap(child: Child, *, block: bool) -> bool:
         os.close(child._pidfd)
         child._pidfd = -1
     untrack(child.pid)
-    if not child.exited.done():
-        child.exited.set_result(ExitStatus.from_wait_status(status))
+    child.exited.set_result(ExitStatus.from_wait_status(status))
     for waiter in child._exit_waiters:
         _wake(waiter)
     if child.on_exit is not None:
