@@ -172,8 +172,10 @@ def _wait_until_zombie(pid: int) -> None:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 async def test_poll_reaps_an_exited_child_before_the_loop_reports_it(exit_watch: str) -> None:
-    child = process.spawn(["/bin/sh", "-c", "exit 4"], {})
-    for fd in (child.stdin, child.stdout, child.stderr):
+    # It exits when its stdin closes: not before the watcher is in place, which reaps at once
+    # a child that has already exited (the SIGCHLD one does).
+    child = process.spawn(["/bin/sh", "-c", "read line; exit 4"], {})
+    for fd in (child.stdout, child.stderr, child.stdin):
         os.close(fd)
     exits: list[ExitStatus] = []
     child.on_exit = lambda: exits.append(child.exited.result())

@@ -40,7 +40,7 @@ from wsdev.events import (
 )
 from wsdev.inbound import DirectWebSocketResponse
 from wsdev.pipes import PipeReader, PipeWriter
-from wsdev.process import Child, abandon, spawn
+from wsdev.process import Child, abandon, end_in_background, spawn
 from wsdev.sinks import Sink
 from wsdev.wire import FrameWriter, close_frame
 
@@ -107,6 +107,9 @@ class Bridge:
         # The Close sent once the program had ended, if ``_close_at_exit`` sent it.
         self._exit_close: tuple[int, str] | None = None
         self._released = released
+        # False until ``run``: a connection started early (``start``) ends only once it runs.
+        self._running = False
+        self._held_close: tuple[int | None, str, tuple[str, ...]] | None = None
         self._keep(launched)
 
     # ------------------------------------------------------------ lifecycle
@@ -131,14 +134,36 @@ class Bridge:
         if child is not None:
             abandon(child, self._config.closems)
 
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
+    def abandon_started(self) -> None:
+        """The client left (or was dropped) between ``start`` and ``run``: end it all here."""
+        child, self._child = self._child, None
+        if child is None:
+            return
+        if self._stdin is not None:
+            self._stdin.abort()
+        for pipe in (self._stdout, self._stderr):
+            if pipe is not None:
+                pipe.close()
+        end_in_background(child, self._config.closems)
+        self._writer.closed = True
+        self._release()
+        duration = time.monotonic() - self.conn.started
+        self._bus.publish(Disconnected(self.conn, 1006, "client left", None, duration))
+
+    def start(self) -> bool:
+        """Connect the program's pipes: its output reaches the client from now on.
+
+        False if it could not be started. ``run`` starts it if nobody has; the server starts
+        it sooner for a connection whose 101 went out with the program's start (``prelaunch``).
+        Until ``run``, the connection's ending waits: the handler that runs it is on its way.
+        """
+        if self._stdout is not None:
+            return True
         self._start_program()
         child = self._child
         if child is None:
-            assert self._spawn_error is not None
-            await self._spawn_failed(self._spawn_error)
-            return
+            return False
+        loop = asyncio.get_running_loop()
         self.conn.pid = child.pid
         self._bus.publish(ProcessStarted(self.conn, child.pid))
         self._sink.started(self.conn, self._env, self._config.binary)
@@ -150,8 +175,23 @@ class Bridge:
         self._stdin = PipeWriter(loop, child.stdin, self._stdin_flow, high=STDIN_BUFFER)
         self._env = {}  # spawned: no need to keep a copy alive per connection
         child.on_exit = self._on_exit
+        return True
+
+    async def run(self) -> None:
+        if not self.start():
+            assert self._spawn_error is not None
+            await self._spawn_failed(self._spawn_error)
+            return
+        child = self._child
+        assert child is not None
+        self._running = True
+        held, self._held_close = self._held_close, None
+        if held is not None and held[0] is not None:
+            self.close(*held)  # the server's own ending came first (restart, shutdown, 1009)
         if not child.running:  # it exited before anyone was listening
             self._on_exit()
+        elif held is not None:
+            self.close(*held)
         self.ws.deliver_to(self._deliver)
         if self._config.pingms > 0:
             self._schedule_ping()
@@ -168,6 +208,10 @@ class Bridge:
 
     def close(self, code: int | None = None, reason: str = "", files: Sequence[str] = ()) -> None:
         """End the connection; ``code`` None means "as the child's exit says" (SPEC B2)."""
+        if not self._running:
+            if self._held_close is None:
+                self._held_close = (code, reason, tuple(files))
+            return
         if self._ending is None:
             self._ending = asyncio.ensure_future(self._end(code, reason, files))
 
@@ -252,6 +296,7 @@ class Bridge:
         child = self._child
         if (
             child is None
+            or not self._running
             or child.running
             or not self._stdout_eof.done()
             or self._writer.closed

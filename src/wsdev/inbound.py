@@ -56,6 +56,16 @@ else:
 class DirectWebSocketResponse(web.WebSocketResponse):
     """A ``WebSocketResponse`` whose parser can hand messages to a callback (see above)."""
 
+    _head_sent = False
+
+    def head_already_sent(self) -> None:
+        """The 101 has been written already (``prelaunch``): ``prepare`` writes no second one."""
+        self._head_sent = True
+
+    async def _write_headers(self) -> None:
+        if not self._head_sent:
+            await super()._write_headers()
+
     def _post_start(self, request: web.BaseRequest, protocol: str | None, writer: Any) -> None:
         # aiohttp's own _post_start, with a DirectQueue as the parser's destination.
         if _PARSER is None:

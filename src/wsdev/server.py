@@ -33,6 +33,8 @@ from wsdev.errors import ServeError
 from wsdev.events import Connected, ConnectionInfo, EventBus, HttpRequest, Rejected, Restarting
 from wsdev.feed import serve_feed
 from wsdev.inbound import DirectWebSocketResponse, handshake_acceptable
+from wsdev.prelaunch import read_handshake, switching_protocols
+from wsdev.process import Child
 from wsdev.sinks import ConsoleSink, PlainSink, Sink
 from wsdev.urlmap import map_url
 from wsdev.wire import FrameWriter
@@ -68,6 +70,10 @@ class Server:
         self._bridges: set[Bridge] = set()
         self._cgi_running = 0
         self._starting = 0  # admitted WebSocket upgrades whose bridge is not registered yet
+        # Connections whose program ``_prelaunch`` started, until aiohttp's handler takes over.
+        self._prelaunched: dict[RequestHandler, tuple[Bridge, RequestFacts]] = {}
+        # What needs a look-up, a script folder or TLS first is served by aiohttp's path only.
+        self._prelaunching = bool(config.command) and not config.ssl and not config.reverselookup
         # wsdev's own environment does not change while it runs: read --passenv from it once.
         self._inherited = inherited_environ(config)
         self._ids = _IdSource()
@@ -85,7 +91,13 @@ class Server:
         No ``web.Application``: wsdev has one catch-all route, so the router, the middleware
         chain and the response signal would only add work to every connection.
         """
-        return web.Server(self._handle, request_factory=self._make_request, access_log=None)
+        return _Server(
+            self._handle,
+            request_factory=self._make_request,
+            access_log=None,
+            on_accept=self._prelaunch,
+            on_lost=self._lost_before_handler,
+        )
 
     def _make_request(
         self,
@@ -220,13 +232,17 @@ class Server:
     # ------------------------------------------------------------ routing
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        if self._prelaunched:
+            started = self._prelaunched.pop(request.protocol, None)
+            if started is not None:
+                return await self._take_over(request, *started)
         config = self.config
         if "Expect" in request.headers:
             refused = await _answer_expect(request)
             if refused is not None:
                 return refused
         path = request.path
-        if path.startswith(CONSOLE_PREFIX) or path == CONSOLE_PREFIX.rstrip("/"):
+        if _is_console_path(path):
             return await self._wsdev_route(request, path[len(CONSOLE_PREFIX) :])
         if _is_upgrade(request) and config.serves_websocket:
             return await self._websocket(request, path, request.query_string, console=False)
@@ -345,6 +361,11 @@ class Server:
                 text="405 method not allowed: a WebSocket upgrade must be a GET\n",
                 headers={"Allow": "GET", "Sec-WebSocket-Version": "13"},
             )
+        if request.transport is None:
+            # The client has already left (before its handler ran): start no program for it.
+            # Its program may have been started and ended already (``_lost_before_handler``).
+            logger.debug("client left before its handshake was served", extra={"category": "http"})
+            return web.Response(status=400, text="400 the client has left\n")
         refusal = self._admit(request, check_origin=True)
         if refusal is not None:
             if console:
@@ -412,12 +433,6 @@ class Server:
         )
         # A handshake aiohttp will refuse starts no program: its client never connected.
         launched = launch(argv, env) if handshake_acceptable(request) else None
-        ws = DirectWebSocketResponse(
-            autoping=False,
-            autoclose=False,
-            max_msg_size=config.maxframesize,
-            compress=False,
-        )
         conn = ConnectionInfo(
             id=unique_id,
             seq=seq,
@@ -429,12 +444,28 @@ class Server:
             command=config.command_display if config.script_dir is None else str(argv[0]),
             console=console,
         )
-        writer = FrameWriter(request)
+        writer = FrameWriter(request.transport, request.protocol)
+        return self._new_bridge(conn, writer, argv, env, launched)
+
+    def _new_bridge(
+        self,
+        conn: ConnectionInfo,
+        writer: FrameWriter,
+        argv: Sequence[str],
+        env: dict[str, str],
+        launched: Child | OSError | None,
+    ) -> Bridge:
+        config = self.config
         sink: Sink = (
-            ConsoleSink(writer) if console else PlainSink(writer, passstderr=config.passstderr)
+            ConsoleSink(writer) if conn.console else PlainSink(writer, passstderr=config.passstderr)
         )
         return Bridge(
-            ws=ws,
+            ws=DirectWebSocketResponse(
+                autoping=False,
+                autoclose=False,
+                max_msg_size=config.maxframesize,
+                compress=False,
+            ),
             writer=writer,
             sink=sink,
             config=config,
@@ -445,6 +476,117 @@ class Server:
             launched=launched,
             released=self._bridges.discard,
         )
+
+    # ------------------------------------------------------------ started on accept
+
+    def _prelaunch(
+        self, protocol: RequestHandler, transport: asyncio.Transport, data: bytes
+    ) -> None:
+        """Start the program of a plain handshake in the turn that accepted it (``prelaunch``).
+
+        Whatever this leaves alone, aiohttp's path serves (and refuses) as before; so a request
+        it would refuse, or answer with anything but a 101, is left alone here.
+        """
+        config = self.config
+        if not self._prelaunching or self._closed:
+            return
+        handshake = read_handshake(data)
+        if handshake is None or _is_console_path(handshake.path):
+            return
+        peer = transport.get_extra_info("peername")
+        if not isinstance(peer, tuple) or len(peer) < 2:
+            return
+        origin = handshake.header("Origin")
+        host = handshake.header("Host") or ""
+        if config.origins or config.sameorigin:
+            from wsdev.origin import origin_refusal
+
+            if origin_refusal(origin, host, config) is not None:
+                return
+        if config.maxforks and self.children_running >= config.maxforks:
+            return
+        unique_id, seq = self._ids.next()
+        facts = RequestFacts(
+            method="GET",
+            raw_path=handshake.target,
+            version="HTTP/1.1",
+            host=host,
+            headers=handshake.headers,
+            remote_addr=str(peer[0]),
+            remote_port=str(peer[1]),
+            remote_host=str(peer[0]),
+        )
+        env = cgi_environ(
+            config,
+            facts,
+            script_name="/",
+            path_info=handshake.path,
+            unique_id=unique_id,
+            parent=self._inherited,
+        )
+        launched = launch(config.command, env)
+        if isinstance(launched, OSError):
+            return  # aiohttp's path tries once more, and tells the client why it failed
+        extra = (*config.headers, *config.headers_ws)
+        transport.write(switching_protocols(handshake.key, SERVER_HEADER, extra))
+        conn = ConnectionInfo(
+            id=unique_id,
+            seq=seq,
+            remote=facts.remote_addr,
+            path=handshake.path,
+            query=handshake.query,
+            url=f"{config.http_scheme}://{host}{handshake.target}",
+            origin=origin or "",
+            command=config.command_display,
+        )
+        bridge = self._new_bridge(
+            conn, FrameWriter(transport, protocol), config.command, env, launched
+        )
+        bridge.ws.head_already_sent()
+        self._bridges.add(bridge)
+        self._prelaunched[protocol] = (bridge, facts)
+        self.bus.publish(Connected(conn))
+        bridge.start()
+
+    async def _take_over(
+        self, request: web.BaseRequest, bridge: Bridge, facts: RequestFacts
+    ) -> web.StreamResponse:
+        """Serve a connection whose program and 101 ``_prelaunch`` started."""
+        ws = bridge.ws
+        problem = ""
+        if await self._request_facts(request, request.raw_path) != facts:
+            problem = "aiohttp read its handshake differently"
+        else:
+            try:
+                await ws.prepare(request)
+            except web.HTTPException as exc:
+                problem = f"aiohttp refused its handshake ({exc.status} {exc.reason})"
+            except ConnectionError:
+                logger.debug("client left during the handshake", extra={"category": "http"})
+                problem = "gone"
+        if problem:
+            # Never for a plain handshake (the tests hold ``prelaunch`` to it); the 101 is out,
+            # so the connection can only be dropped.
+            if problem != "gone":
+                logger.warning("dropped a connection: %s", problem, extra={"category": "http"})
+            self._bridges.discard(bridge)
+            bridge.abandon_started()
+            if request.transport is not None:
+                request.transport.abort()
+            return ws
+        try:
+            await bridge.run()
+        finally:
+            self._bridges.discard(bridge)  # if ``released`` has not already
+        return ws
+
+    def _lost_before_handler(self, protocol: RequestHandler) -> None:
+        """The client left before aiohttp's handler took over what ``_prelaunch`` started."""
+        started = self._prelaunched.pop(protocol, None)
+        if started is not None:
+            bridge, _ = started
+            self._bridges.discard(bridge)
+            bridge.abandon_started()
 
     async def _refuse_ws(
         self, request: web.BaseRequest, status: int, reason: str, console: bool
@@ -460,7 +602,7 @@ class Server:
         """The console cannot read an HTTP status: accept, explain in the envelope, close."""
         ws = web.WebSocketResponse(compress=False)
         await ws.prepare(request)
-        ConsoleSink(FrameWriter(request)).error(reason.strip(), status)
+        ConsoleSink(FrameWriter(request.transport, request.protocol)).error(reason.strip(), status)
         await ws.close(code=1008 if status != 429 else 1013, message=reason.strip().encode()[:123])
         return ws
 
@@ -521,6 +663,42 @@ class Server:
             response.headers.add(name, value)
 
 
+class _Handler(RequestHandler):
+    """aiohttp's protocol, which lets wsdev look at what came with its connection."""
+
+    __slots__ = ()
+
+    def accepted_with_data(self, transport: asyncio.Transport, data: bytes) -> None:
+        # Called by wsdev's loop in the accepting turn (``eventloop``), before connection_made.
+        manager = self._manager
+        if isinstance(manager, _Server):
+            manager.on_accept(self, transport, data)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        manager = self._manager
+        super().connection_lost(exc)
+        if isinstance(manager, _Server):
+            manager.on_lost(self)
+
+
+class _Server(web.Server):
+    """aiohttp's low-level server, whose connections are ``_Handler``s."""
+
+    def __init__(
+        self,
+        *args: Any,
+        on_accept: Callable[[RequestHandler, asyncio.Transport, bytes], None],
+        on_lost: Callable[[RequestHandler], None],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_accept = on_accept
+        self.on_lost = on_lost
+
+    def __call__(self) -> RequestHandler:
+        return _Handler(self, loop=self._loop, **self._kwargs)
+
+
 class _Request(web.BaseRequest):
     """A request that adds wsdev's headers to its response just before it is sent."""
 
@@ -559,6 +737,10 @@ async def _answer_expect(request: web.BaseRequest) -> web.StreamResponse | None:
     await response.write_eof()
     request.protocol.force_close()
     return response
+
+
+def _is_console_path(path: str) -> bool:
+    return path.startswith(CONSOLE_PREFIX) or path == CONSOLE_PREFIX.rstrip("/")
 
 
 def _is_upgrade(request: web.BaseRequest) -> bool:

@@ -15,7 +15,7 @@ import asyncio
 import struct
 from collections.abc import Iterable
 
-from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
 OP_TEXT = 0x1
 OP_BINARY = 0x2
@@ -63,9 +63,9 @@ class FrameWriter:
 
     __slots__ = ("_protocol", "_transport", "closed")
 
-    def __init__(self, request: web.BaseRequest) -> None:
-        self._transport = request.transport
-        self._protocol = request.protocol
+    def __init__(self, transport: asyncio.Transport | None, protocol: RequestHandler) -> None:
+        self._transport = transport
+        self._protocol = protocol
         self.closed = False
 
     def write(self, frames: bytes) -> None:

@@ -1,0 +1,318 @@
+"""A plain handshake starts its program in the turn that accepts it (``prelaunch``).
+
+The servers here run in the test's own event loop (wsdev's loop), so a test can count turns,
+look at the bookkeeping, and serve one request twice: once read in the accepting turn, once by
+aiohttp alone (``_prelaunching`` off). Both must give the program the same environment and the
+client the same 101.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+import struct
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import TurnCounter, timeout
+from wsdev import eventloop
+from wsdev.cli import build_config, parse_args
+from wsdev.events import Connected, Disconnected, Event, EventBus, ProcessStarted
+from wsdev.prelaunch import read_handshake
+from wsdev.server import Server
+
+KEY = base64.b64encode(b"0123456789abcdef").decode()
+
+
+def handshake(target: str = "/", *extra: str, host: str = "127.0.0.1") -> bytes:
+    lines = [
+        f"GET {target} HTTP/1.1",
+        f"Host: {host}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {KEY}",
+        "Sec-WebSocket-Version: 13",
+        *extra,
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+# ---------------------------------------------------------------- what counts as plain
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        handshake(),
+        handshake("/chat/room%201?user=J%C3%B6rg&x=a+b"),
+        handshake("/", "Origin: http://127.0.0.1", "Cookie: a=1; b=2", "X-Tag: one", "X-Tag: two"),
+        handshake("/", "Connection: keep-alive, Upgrade").replace(b"Connection: Upgrade\r\n", b""),
+        handshake("/", "User-Agent:   spaced\t "),
+    ],
+)
+def test_plain_handshakes_are_read(request_bytes: bytes) -> None:
+    read = read_handshake(request_bytes + b"\x81\x80maskbytes")  # frames may follow
+    assert read is not None
+    assert read.key == KEY
+
+
+@pytest.mark.parametrize(
+    ("why", "request_bytes"),
+    [
+        ("not complete", handshake()[:-2]),
+        ("not a GET", handshake().replace(b"GET", b"POST", 1)),
+        ("HTTP/1.0", handshake().replace(b"HTTP/1.1", b"HTTP/1.0", 1)),
+        ("absolute-form target", handshake("http://127.0.0.1/")),
+        ("a fragment", handshake("/#top")),
+        ("a space in the target", handshake("/a b")),
+        ("a body", handshake("/", "Content-Length: 5")),
+        ("chunked", handshake("/", "Transfer-Encoding: chunked")),
+        ("an expectation", handshake("/", "Expect: 100-continue")),
+        ("two Hosts", handshake("/", "Host: other")),
+        ("no Host", handshake().replace(b"Host: 127.0.0.1\r\n", b"")),
+        ("no Upgrade", handshake().replace(b"Upgrade: websocket\r\n", b"")),
+        ("Upgrade to something else", handshake().replace(b"websocket", b"h2c")),
+        ("Connection: close", handshake().replace(b"Connection: Upgrade", b"Connection: close")),
+        ("version 8", handshake().replace(b"Version: 13", b"Version: 8")),
+        ("a short key", handshake().replace(KEY.encode(), b"c2hvcnQ=")),
+        ("no key", handshake().replace(f"Sec-WebSocket-Key: {KEY}\r\n".encode(), b"")),
+        ("a folded header", handshake("/", "X-A: one", " two")),
+        ("a space before the colon", handshake("/", "X-A : one")),
+        ("a control character", handshake("/", "X-A: o\x01ne")),
+        ("non-ASCII", handshake("/", "X-A: é")),
+        ("too long", handshake("/", "Cookie: " + "c" * 9000)),
+    ],
+)
+def test_other_requests_are_left_to_aiohttp(why: str, request_bytes: bytes) -> None:
+    assert read_handshake(request_bytes) is None, why
+
+
+# ---------------------------------------------------------------- the same, read early or not
+
+
+def _config(script: Path, *flags: str) -> Any:
+    return build_config(
+        parse_args(["--port=0", "--address=127.0.0.1", "--loglevel=error", *flags, str(script)]),
+        environ={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+    )
+
+
+def _script(tmp_path: Path, text: str) -> Path:
+    script = tmp_path / "program.sh"
+    script.write_text(text)
+    script.chmod(0o755)
+    return script
+
+
+def _frames(data: bytes) -> list[tuple[int, bytes]]:
+    frames = []
+    while len(data) >= 2:
+        opcode, length = data[0] & 0x0F, data[1]
+        offset = 2
+        if length == 126:
+            length, offset = struct.unpack("!H", data[2:4])[0], 4
+        frames.append((opcode, data[offset : offset + length]))
+        data = data[offset + length :]
+    return frames
+
+
+def _connected(port: int, request_bytes: bytes) -> socket.socket:
+    """A client that has sent ``request_bytes`` before the server's loop turns again: as a
+    client in another process does, whose request is there when the server accepts."""
+    client = socket.create_connection(("127.0.0.1", port))
+    client.sendall(request_bytes)
+    client.setblocking(False)
+    return client
+
+
+async def _exchange(server: Server, request_bytes: bytes) -> tuple[bytes, list[tuple[int, bytes]]]:
+    """Send ``request_bytes``; the 101's head, and the frames until the server ends the stream."""
+    loop = asyncio.get_running_loop()
+    client = _connected(server.port, request_bytes)
+    try:
+        received = b""
+        while chunk := await asyncio.wait_for(loop.sock_recv(client, 65536), timeout(10)):
+            received += chunk
+        head, _, rest = received.partition(b"\r\n\r\n")
+        return head, _frames(rest)
+    finally:
+        client.close()
+
+
+class _TakeOvers:
+    """Counts the connections a server served from what it started in the accepting turn."""
+
+    def __init__(self, server: Server) -> None:
+        self.count = 0
+        original = server._take_over
+
+        async def counting(*args: Any) -> Any:
+            self.count += 1
+            return await original(*args)
+
+        server._take_over = counting  # type: ignore[method-assign,assignment]
+
+
+def _without(head: bytes, prefix: bytes) -> list[bytes]:
+    return [line for line in head.split(b"\r\n") if not line.startswith(prefix)]
+
+
+def _environment(frames: Sequence[tuple[int, bytes]]) -> dict[str, str]:
+    lines = [payload.decode() for opcode, payload in frames if opcode == 0x1]
+    env = dict(line.split("=", 1) for line in lines if "=" in line)
+    for varying in ("UNIQUE_ID", "REMOTE_PORT", "PWD", "SHLVL", "_", "OLDPWD"):
+        env.pop(varying, None)
+    return env
+
+
+REQUESTS = [
+    handshake(),
+    handshake("/chat/room%201/%2Fslash?user=J%C3%B6rg&x=a+b%20c"),
+    handshake("/deep/path/", "Origin: http://127.0.0.1", "Cookie: a=1; b=2"),
+    handshake("/q?", "X-Tag: one", "x-tag: two", "User-Agent:   spaced\t "),
+    handshake("/plus+sign/~tilde/@at:colon;semi", "Accept-Language: en;q=0.8, de"),
+]
+
+
+@pytest.mark.parametrize("request_bytes", REQUESTS)
+def test_a_handshake_read_early_gives_what_aiohttp_gives(
+    tmp_path: Path, request_bytes: bytes
+) -> None:
+    """Same environment, same 101 (but its Date), same output, whichever path read it."""
+    script = _script(tmp_path, "#!/bin/sh\nenv\necho done\n")
+    flags = ("--header=X-Every: 1", "--header-ws=X-Upgrade: 2", "--header=Server: extra")
+
+    async def both() -> list[tuple[bytes, list[tuple[int, bytes]], int]]:
+        results = []
+        for prelaunching in (True, False):
+            server = Server(_config(script, *flags), EventBus())
+            server._prelaunching = prelaunching
+            take_overs = _TakeOvers(server)
+            await server.start()
+            try:
+                head, frames = await _exchange(server, request_bytes)
+            finally:
+                await server.close()
+            results.append((head, frames, take_overs.count))
+        return results
+
+    (early_head, early_frames, early_count), (late_head, late_frames, late_count) = eventloop.run(
+        both()
+    )
+    assert (early_count, late_count) == (1, 0)  # each path was the one taken
+    assert early_head.startswith(b"HTTP/1.1 101 ")
+    assert _without(early_head, b"Date: ") == _without(late_head, b"Date: ")
+    early_env, late_env = _environment(early_frames), _environment(late_frames)
+    assert early_env == late_env
+    assert "REQUEST_URI" in early_env and "HTTP_SEC_WEBSOCKET_KEY" in early_env
+    assert (
+        early_frames[-2:]
+        == late_frames[-2:]
+        == [
+            (0x1, b"done"),
+            (0x8, struct.pack("!H", 1000) + b"exit 0"),
+        ]
+    )
+
+
+# ---------------------------------------------------------------- sooner, and cleaned up
+
+
+def test_the_101_goes_out_in_the_turn_that_accepts(tmp_path: Path) -> None:
+    """Read early, the 101 is written in the accepting turn; aiohttp's path takes more turns."""
+    script = _script(tmp_path, "#!/bin/sh\nread line\n")
+
+    async def turns_to_101(prelaunching: bool) -> int:
+        loop = asyncio.get_running_loop()
+        server = Server(_config(script), EventBus())
+        server._prelaunching = prelaunching
+        await server.start()
+        client = _connected(server.port, handshake())
+        try:
+            readable: asyncio.Future[int] = loop.create_future()
+            counter = TurnCounter()
+
+            def on_readable() -> None:
+                if not readable.done():
+                    readable.set_result(counter.turn)
+
+            loop.add_reader(client.fileno(), on_readable)
+            turn = await asyncio.wait_for(readable, timeout(10))
+            counter.stop()
+            loop.remove_reader(client.fileno())
+            assert client.recv(4096).startswith(b"HTTP/1.1 101 ")
+            return turn
+        finally:
+            client.close()
+            await server.close()
+
+    early = eventloop.run(turns_to_101(True))
+    late = eventloop.run(turns_to_101(False))
+    # The accepting turn writes it, the next one's select reports it.
+    assert early <= 2, f"{early} turns to the 101 when read early"
+    assert late > early, f"aiohttp's path took {late} turns, the early one {early}"
+
+
+def test_a_client_that_leaves_before_the_handler_ends_its_program(tmp_path: Path) -> None:
+    """The client resets the connection right after the accepting turn started its program:
+    the program is ended, the connection is reported over, and no second program starts."""
+    script = _script(tmp_path, "#!/bin/sh\nexec sleep 30\n")
+
+    async def scenario() -> list[Event]:
+        loop = asyncio.get_running_loop()
+        bus = EventBus()
+        events: list[Event] = []
+        disconnected: asyncio.Future[None] = loop.create_future()
+
+        def on_event(event: Event) -> None:
+            events.append(event)
+            if isinstance(event, Disconnected) and not disconnected.done():
+                disconnected.set_result(None)
+
+        bus.subscribe(on_event)
+        server = Server(_config(script, "--closems=100"), bus)
+        clients: list[socket.socket] = []
+        original = server._prelaunch
+
+        def then_reset(*args: Any) -> None:
+            original(*args)
+            loop.call_soon(clients[0].close)  # a reset, before aiohttp's handler has run
+
+        server._prelaunch = then_reset  # type: ignore[method-assign,assignment]
+        await server.start()
+        client = _connected(server.port, handshake())
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        clients.append(client)
+        try:
+            await asyncio.wait_for(disconnected, timeout(10))
+            [started] = [e for e in events if isinstance(e, ProcessStarted)]
+            pidfd = os.pidfd_open(started.pid)
+            ended: asyncio.Future[None] = loop.create_future()
+
+            def on_ended() -> None:
+                if not ended.done():
+                    ended.set_result(None)
+
+            loop.add_reader(pidfd, on_ended)
+            try:
+                await asyncio.wait_for(ended, timeout(10))
+            finally:
+                loop.remove_reader(pidfd)
+                os.close(pidfd)
+            return events
+        finally:
+            client.close()
+            await server.close()
+
+    events = eventloop.run(scenario())
+    assert [type(e) for e in events if isinstance(e, (Connected, ProcessStarted))] == [
+        Connected,
+        ProcessStarted,
+    ]
+    [disconnected] = [e for e in events if isinstance(e, Disconnected)]
+    assert disconnected.code == 1006
