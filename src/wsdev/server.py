@@ -553,32 +553,37 @@ class Server:
     ) -> web.StreamResponse:
         """Serve a connection whose program and 101 ``_prelaunch`` started."""
         ws = bridge.ws
-        problem = ""
         if await self._request_facts(request, request.raw_path) != facts:
-            problem = "aiohttp read its handshake differently"
-        else:
-            try:
-                await ws.prepare(request)
-            except web.HTTPException as exc:
-                problem = f"aiohttp refused its handshake ({exc.status} {exc.reason})"
-            except ConnectionError:
-                logger.debug("client left during the handshake", extra={"category": "http"})
-                problem = "gone"
-        if problem:
-            # Never for a plain handshake (the tests hold ``prelaunch`` to it); the 101 is out,
-            # so the connection can only be dropped.
-            if problem != "gone":
-                logger.warning("dropped a connection: %s", problem, extra={"category": "http"})
-            self._bridges.discard(bridge)
-            bridge.abandon_started()
-            if request.transport is not None:
-                request.transport.abort()
-            return ws
+            return self._drop_started(request, bridge, "aiohttp read its handshake differently")
+        try:
+            await ws.prepare(request)
+        except web.HTTPException as exc:
+            why = f"aiohttp refused its handshake ({exc.status} {exc.reason})"
+            return self._drop_started(request, bridge, why)
+        except ConnectionError:
+            return self._drop_started(request, bridge, None)
         try:
             await bridge.run()
         finally:
             self._bridges.discard(bridge)  # if ``released`` has not already
         return ws
+
+    def _drop_started(
+        self, request: web.BaseRequest, bridge: Bridge, why: str | None
+    ) -> web.StreamResponse:
+        """End a connection ``_prelaunch`` started that cannot be served; ``why`` None: the
+        client left during the handshake."""
+        if why is None:
+            logger.debug("client left during the handshake", extra={"category": "http"})
+        else:
+            # Never for a plain handshake (the tests hold ``prelaunch`` to that); the 101 is
+            # out, so the connection can only be dropped.
+            logger.warning("dropped a connection: %s", why, extra={"category": "http"})
+        self._bridges.discard(bridge)
+        bridge.abandon_started()
+        if request.transport is not None:
+            request.transport.abort()
+        return bridge.ws
 
     def _lost_before_handler(self, protocol: RequestHandler) -> None:
         """The client left before aiohttp's handler took over what ``_prelaunch`` started."""
