@@ -210,3 +210,88 @@ def test_running_out_of_files_while_accepting_is_reported_and_retried() -> None:
     reported, (connected, data) = eventloop.run(main())
     assert reported == ["socket.accept() out of system resource"]
     assert data == connected  # served, as any connection is
+
+
+class _Chosen(asyncio.Protocol):
+    """A protocol ``_ChoosingFactory`` picks from what came with the connection."""
+
+    def __init__(self, seen: asyncio.Future[bytes], lost: asyncio.Future[object]) -> None:
+        self._seen = seen
+        self._lost = lost
+
+    def data_received(self, data: bytes) -> None:
+        if not self._seen.done():
+            self._seen.set_result(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._lost.done():
+            self._lost.set_result(exc)
+
+
+class _ChoosingFactory:
+    """A protocol factory that, shown the first bytes, takes the connection for ``_Chosen``
+    and keeps what follows a ``|`` for it."""
+
+    def __init__(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.looked_at: list[bytes] = []
+        self.seen: asyncio.Future[bytes] = loop.create_future()
+        self.lost: asyncio.Future[object] = loop.create_future()
+
+    def __call__(self) -> asyncio.Protocol:
+        return asyncio.Protocol()
+
+    def protocol_for_data(
+        self, sock: socket.socket, data: bytes
+    ) -> tuple[asyncio.BaseProtocol, bytes] | None:
+        self.looked_at.append(data)
+        if not data.startswith(b"take|"):
+            return None
+        return _Chosen(self.seen, self.lost), data[len(b"take|") :]
+
+
+def test_a_factory_can_choose_the_protocol_from_what_came_with_the_connection() -> None:
+    async def main() -> tuple[list[bytes], bytes]:
+        loop = asyncio.get_running_loop()
+        factory = _ChoosingFactory()
+        server = await loop.create_server(factory, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            with socket.create_connection(("127.0.0.1", port)) as client:
+                client.sendall(b"take|rest")
+                seen = await asyncio.wait_for(factory.seen, 10)
+        finally:
+            server.close()
+            await server.wait_closed()
+        return factory.looked_at, seen
+
+    looked_at, seen = eventloop.run(main())
+    assert looked_at == [b"take|rest"]
+    assert seen == b"rest"  # the chosen protocol gets the bytes the factory left for it
+
+
+def test_a_chosen_protocol_hears_when_its_transport_cannot_be_made() -> None:
+    """It may have started something for the connection (wsdev starts a program): it is told
+    the connection is lost, so that can end."""
+
+    async def main() -> object:
+        loop = asyncio.get_running_loop()
+        factory = _ChoosingFactory()
+        server = await loop.create_server(factory, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+
+        def no_transport(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("no transport today")
+
+        loop._make_socket_transport = no_transport  # type: ignore[attr-defined]
+        try:
+            with socket.create_connection(("127.0.0.1", port)) as client:
+                client.sendall(b"take|rest")
+                return await asyncio.wait_for(factory.lost, 10)
+        finally:
+            del loop._make_socket_transport  # type: ignore[attr-defined]
+            server.close()
+            await server.wait_closed()
+
+    lost = eventloop.run(main())
+    assert isinstance(lost, RuntimeError)

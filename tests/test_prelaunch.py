@@ -144,18 +144,18 @@ async def _exchange(server: Server, request_bytes: bytes) -> tuple[bytes, list[t
         client.close()
 
 
-class _TakeOvers:
-    """Counts the connections a server served from what it started in the accepting turn."""
+class _Upgraded:
+    """Counts the connections a server answered in the accepting turn (``upgraded``)."""
 
     def __init__(self, server: Server) -> None:
         self.count = 0
-        original = server._take_over
+        original = server._serve_upgraded
 
-        async def counting(*args: Any) -> Any:
+        def counting(*args: Any) -> None:
             self.count += 1
-            return await original(*args)
+            original(*args)
 
-        server._take_over = counting  # type: ignore[method-assign,assignment]
+        server._serve_upgraded = counting  # type: ignore[method-assign,assignment]
 
 
 def _without(head: bytes, prefix: bytes) -> list[bytes]:
@@ -192,13 +192,13 @@ def test_a_handshake_read_early_gives_what_aiohttp_gives(
         for prelaunching in (True, False):
             server = Server(_config(script, *flags), EventBus())
             server._prelaunching = prelaunching
-            take_overs = _TakeOvers(server)
+            upgraded = _Upgraded(server)
             await server.start()
             try:
                 head, frames = await _exchange(server, request_bytes)
             finally:
                 await server.close()
-            results.append((head, frames, take_overs.count))
+            results.append((head, frames, upgraded.count))
         return results
 
     (early_head, early_frames, early_count), (late_head, late_frames, late_count) = eventloop.run(
@@ -258,7 +258,16 @@ def test_the_101_goes_out_in_the_turn_that_accepts(tmp_path: Path) -> None:
     assert late > early, f"aiohttp's path took {late} turns, the early one {early}"
 
 
-def test_a_client_that_leaves_before_the_handler_ends_its_program(tmp_path: Path) -> None:
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is still running (a zombie waiting to be reaped is not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_client_that_leaves_at_once_ends_its_program(tmp_path: Path) -> None:
     """The client resets the connection right after the accepting turn started its program:
     the program is ended, the connection is reported over, and no second program starts."""
     script = _script(tmp_path, "#!/bin/sh\nexec sleep 30\n")
@@ -279,9 +288,9 @@ def test_a_client_that_leaves_before_the_handler_ends_its_program(tmp_path: Path
         clients: list[socket.socket] = []
         original = server._prelaunch
 
-        def then_reset(*args: Any) -> None:
-            original(*args)
-            loop.call_soon(clients[0].close)  # a reset, before aiohttp's handler has run
+        def then_reset(*args: Any) -> Any:
+            loop.call_soon(clients[0].close)  # a reset, before the connection is connected
+            return original(*args)
 
         server._prelaunch = then_reset  # type: ignore[method-assign,assignment]
         await server.start()
@@ -291,19 +300,7 @@ def test_a_client_that_leaves_before_the_handler_ends_its_program(tmp_path: Path
         try:
             await asyncio.wait_for(disconnected, timeout(10))
             [started] = [e for e in events if isinstance(e, ProcessStarted)]
-            pidfd = os.pidfd_open(started.pid)
-            ended: asyncio.Future[None] = loop.create_future()
-
-            def on_ended() -> None:
-                if not ended.done():
-                    ended.set_result(None)
-
-            loop.add_reader(pidfd, on_ended)
-            try:
-                await asyncio.wait_for(ended, timeout(10))
-            finally:
-                loop.remove_reader(pidfd)
-                os.close(pidfd)
+            assert not _alive(started.pid), "the program outlived its connection"
             return events
         finally:
             client.close()
@@ -316,3 +313,21 @@ def test_a_client_that_leaves_before_the_handler_ends_its_program(tmp_path: Path
     ]
     [disconnected] = [e for e in events if isinstance(e, Disconnected)]
     assert disconnected.code == 1006
+
+
+def test_a_connection_never_made_ends_the_program_started_for_it() -> None:
+    from wsdev.upgraded import UpgradedProtocol
+
+    calls: list[str] = []
+
+    async def main() -> None:
+        protocol = UpgradedProtocol(
+            asyncio.get_running_loop(),
+            lambda transport, protocol: calls.append("connected"),
+            lambda: calls.append("never connected"),
+        )
+        protocol.connection_lost(RuntimeError("no transport"))
+        protocol.connection_lost(None)  # once only
+
+    eventloop.run(main())
+    assert calls == ["never connected"]

@@ -40,7 +40,7 @@ from wsdev.events import (
 )
 from wsdev.inbound import DirectWebSocketResponse
 from wsdev.pipes import PipeReader, PipeWriter
-from wsdev.process import Child, abandon, end_in_background, spawn
+from wsdev.process import Child, abandon, spawn
 from wsdev.sinks import Sink
 from wsdev.wire import FrameWriter, close_frame
 
@@ -134,28 +134,12 @@ class Bridge:
         if child is not None:
             abandon(child, self._config.closems)
 
-    def abandon_started(self) -> None:
-        """The client left (or was dropped) between ``start`` and ``run``: end it all here."""
-        child, self._child = self._child, None
-        if child is None:
-            return
-        if self._stdin is not None:
-            self._stdin.abort()
-        for pipe in (self._stdout, self._stderr):
-            if pipe is not None:
-                pipe.close()
-        end_in_background(child, self._config.closems)
-        self._writer.closed = True
-        self._release()
-        duration = time.monotonic() - self.conn.started
-        self._bus.publish(Disconnected(self.conn, 1006, "client left", None, duration))
-
     def start(self) -> bool:
         """Connect the program's pipes: its output reaches the client from now on.
 
         False if it could not be started. ``run`` starts it if nobody has; the server starts
         it sooner for a connection whose 101 went out with the program's start (``prelaunch``).
-        Until ``run``, the connection's ending waits: the handler that runs it is on its way.
+        Until ``run``, the connection's ending waits: the task that runs it is on its way.
         """
         if self._stdout is not None:
             return True

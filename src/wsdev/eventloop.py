@@ -26,10 +26,11 @@ waits at most ``IDLE_WAIT_LIMIT``, so a loop that is never idle still gets it do
 A new connection is served in fewer turns than asyncio's own accept takes. asyncio accepts in
 one turn, starts a task that creates the protocol and transport in the next, connects the
 protocol in a third and reads what the client sent in a fourth. Here the accepting turn creates
-both and reads what the client has sent, which is usually there with its connection: a protocol
-with an ``accepted_with_data(transport, data)`` method sees it at once (wsdev's server starts
-the program of a WebSocket handshake then, see ``prelaunch``), and the next turn connects the
-protocol and hands it those bytes as its first ``data_received``. Each turn on a short
+both and reads what the client has sent, which is usually there with its connection. A protocol
+factory with a ``protocol_for_data(sock, data)`` method may choose the protocol from those
+bytes, and say which of them it is still to receive (wsdev's server answers a WebSocket
+handshake then, see ``prelaunch``). The next turn connects the protocol and hands it the bytes
+as its first ``data_received``. Each turn on a short
 connection's way costs tens of microseconds, since the caches are cold from the program the
 last connection ran. TLS connections are accepted as asyncio does (their handshake needs its
 task).
@@ -161,25 +162,30 @@ class EventLoop(asyncio.SelectorEventLoop):
         addr: Any,
         server: Any,
     ) -> None:
+        # What the client sent with its connection is usually here already (see the docstring).
+        waiting = _waiting_bytes(conn)
+        chosen = None
+        choose = getattr(protocol_factory, "protocol_for_data", None)
+        if waiting and choose is not None:
+            try:
+                chosen = choose(conn, waiting)
+            except Exception as exc:  # served as if nothing had looked
+                self.call_exception_handler(
+                    {"message": "protocol_for_data failed", "exception": exc}
+                )
         try:
-            protocol = protocol_factory()
+            if chosen is None:
+                protocol = protocol_factory()
+            else:
+                protocol, waiting = chosen
             transport = self._make_socket_transport(  # type: ignore[attr-defined]
                 conn, protocol, extra={"peername": addr}, server=server
             )
-        except Exception:
+        except Exception as exc:
             conn.close()  # as asyncio does, the connection is dropped
+            if chosen is not None:
+                chosen[0].connection_lost(exc)  # what it started for the connection can end
             return
-        # What the client sent with its connection is usually here already (see the docstring).
-        waiting = _waiting_bytes(conn)
-        if waiting:
-            early_look = getattr(protocol, "accepted_with_data", None)
-            if early_look is not None:
-                try:
-                    early_look(transport, waiting)
-                except Exception as exc:  # the protocol still gets the bytes, as if not looked at
-                    self.call_exception_handler(
-                        {"message": "accepted_with_data failed", "exception": exc}
-                    )
         # The transport connects the protocol and starts reading on the next turn; the bytes
         # read here come first, then what more the socket has, without waiting one more turn for
         # the selector to report what is already there.

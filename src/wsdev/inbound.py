@@ -53,18 +53,13 @@ else:
     _PARSER = (_direct_queue_class(WebSocketDataQueue), WebSocketReader)
 
 
+def parser_classes() -> tuple[type[Any], type[Any]] | None:
+    """aiohttp 3.14's message queue (wsdev's ``DirectQueue``) and frame parser; None on others."""
+    return _PARSER
+
+
 class DirectWebSocketResponse(web.WebSocketResponse):
     """A ``WebSocketResponse`` whose parser can hand messages to a callback (see above)."""
-
-    _head_sent = False
-
-    def head_already_sent(self) -> None:
-        """The 101 has been written already (``prelaunch``): ``prepare`` writes no second one."""
-        self._head_sent = True
-
-    async def _write_headers(self) -> None:
-        if not self._head_sent:
-            await super()._write_headers()
 
     def _post_start(self, request: web.BaseRequest, protocol: str | None, writer: Any) -> None:
         # aiohttp's own _post_start, with a DirectQueue as the parser's destination.

@@ -3,16 +3,17 @@
 A client sends its handshake as soon as it has connected, so the request is usually waiting
 when wsdev accepts. Read then, it lets the program start at once and the 101 go out with it,
 before aiohttp has even seen the connection: aiohttp's path to a handler (its protocol, its
-parser, a task for the connection and one for the request, the request object) takes a few
-hundred microseconds on a short connection, and the program's start-up, not that, then decides
-when its first line reaches the client. aiohttp still serves the connection from its handler
-on: it parses the same bytes, and the handler takes over the connection prepared here.
+parser, a task for the connection and one for the request, the request object) costs a few
+hundred microseconds of CPU on a short connection, as much as the rest of wsdev's work for it.
+The connection is then served by ``upgraded``: aiohttp's WebSocket parser and writer, without
+its HTTP layer.
 
 Only a plain handshake is read here; anything else goes through aiohttp alone, as before. Plain
 means what aiohttp certainly accepts: an HTTP/1.1 GET of an origin-form target, every header a
 token, a colon and visible ASCII, one Host, Upgrade, Connection, key and version each, version
-13, a key of 16 bytes, no body, no ``Expect``, nothing wsdev must look up first. The request
-aiohttp parses is then checked against this one before the handler takes over.
+13, a key of 16 bytes, no body, no ``Expect``. What the program sees and what the client gets
+are the same either way: the tests serve the same handshakes both ways and compare the
+environments and the 101s.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class Handshake:
     query: str  # decoded, as aiohttp's ``request.query_string``
     headers: tuple[tuple[str, str], ...]  # names as sent, values without surrounding blanks
     key: str
+    size: int  # bytes of the request, up to and with the blank line that ends it
 
     def header(self, name: str) -> str | None:
         """The value of a header that comes at most once (None when absent)."""
@@ -89,13 +91,13 @@ def read_handshake(data: bytes) -> Handshake | None:
             return None
         seen.add(lowered)
         headers.append((name, value.strip(" \t")))
-    handshake = _handshake(target, tuple(headers))
+    handshake = _handshake(target, tuple(headers), end + 4)
     if handshake is None or not _upgrades(handshake):
         return None
     return handshake
 
 
-def _handshake(target: str, headers: tuple[tuple[str, str], ...]) -> Handshake | None:
+def _handshake(target: str, headers: tuple[tuple[str, str], ...], size: int) -> Handshake | None:
     raw_path, _, raw_query = target.partition("?")
     try:
         # As aiohttp's parser builds its URL, so path and query decode as the request's do.
@@ -103,7 +105,7 @@ def _handshake(target: str, headers: tuple[tuple[str, str], ...]) -> Handshake |
     except ValueError:
         return None
     key = next((value for name, value in headers if name.lower() == "sec-websocket-key"), "")
-    return Handshake(target, url.path, url.query_string, headers, key)
+    return Handshake(target, url.path, url.query_string, headers, key, size)
 
 
 def _upgrades(handshake: Handshake) -> bool:

@@ -259,11 +259,6 @@ def abandon(child: Child, closems: int = 0) -> None:
     """Close our pipe ends and end the child as a disconnect would, with nobody waiting."""
     for fd in (child.stdin, child.stdout, child.stderr):
         os.close(fd)
-    end_in_background(child, closems)
-
-
-def end_in_background(child: Child, closems: int = 0) -> None:
-    """End the child as a disconnect would (SPEC A4), with nobody waiting for it."""
     ending = asyncio.ensure_future(child.end(closems))
     _ABANDONED.add(ending)
     ending.add_done_callback(_ABANDONED.discard)

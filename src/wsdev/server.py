@@ -34,8 +34,9 @@ from wsdev.events import Connected, ConnectionInfo, EventBus, HttpRequest, Rejec
 from wsdev.feed import serve_feed
 from wsdev.inbound import DirectWebSocketResponse, handshake_acceptable
 from wsdev.prelaunch import read_handshake, switching_protocols
-from wsdev.process import Child
+from wsdev.process import Child, abandon
 from wsdev.sinks import ConsoleSink, PlainSink, Sink
+from wsdev.upgraded import UpgradedProtocol, attach, supported
 from wsdev.urlmap import map_url
 from wsdev.wire import FrameWriter
 
@@ -70,10 +71,12 @@ class Server:
         self._bridges: set[Bridge] = set()
         self._cgi_running = 0
         self._starting = 0  # admitted WebSocket upgrades whose bridge is not registered yet
-        # Connections whose program ``_prelaunch`` started, until aiohttp's handler takes over.
-        self._prelaunched: dict[RequestHandler, tuple[Bridge, RequestFacts]] = {}
         # What needs a look-up, a script folder or TLS first is served by aiohttp's path only.
-        self._prelaunching = bool(config.command) and not config.ssl and not config.reverselookup
+        self._prelaunching = (
+            bool(config.command) and not config.ssl and not config.reverselookup and supported()
+        )
+        # Connections served from their accept on (``upgraded``): the tasks that run them.
+        self._upgraded: set[asyncio.Task[None]] = set()
         # wsdev's own environment does not change while it runs: read --passenv from it once.
         self._inherited = inherited_environ(config)
         self._ids = _IdSource()
@@ -95,8 +98,7 @@ class Server:
             self._handle,
             request_factory=self._make_request,
             access_log=None,
-            on_accept=self._prelaunch,
-            on_lost=self._lost_before_handler,
+            protocol_for_data=self._prelaunch,
         )
 
     def _make_request(
@@ -232,10 +234,6 @@ class Server:
     # ------------------------------------------------------------ routing
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        if self._prelaunched:
-            started = self._prelaunched.pop(request.protocol, None)
-            if started is not None:
-                return await self._take_over(request, *started)
         config = self.config
         if "Expect" in request.headers:
             refused = await _answer_expect(request)
@@ -363,7 +361,6 @@ class Server:
             )
         if request.transport is None:
             # The client has already left (before its handler ran): start no program for it.
-            # Its program may have been started and ended already (``_lost_before_handler``).
             logger.debug("client left before its handshake was served", extra={"category": "http"})
             return web.Response(status=400, text="400 the client has left\n")
         refusal = self._admit(request, check_origin=True)
@@ -480,31 +477,35 @@ class Server:
     # ------------------------------------------------------------ started on accept
 
     def _prelaunch(
-        self, protocol: RequestHandler, transport: asyncio.Transport, data: bytes
-    ) -> None:
+        self, sock: socket.socket, data: bytes
+    ) -> tuple[asyncio.BaseProtocol, bytes] | None:
         """Start the program of a plain handshake in the turn that accepted it (``prelaunch``).
 
-        Whatever this leaves alone, aiohttp's path serves (and refuses) as before; so a request
+        Returns the connection's protocol (``upgraded``) and the bytes after the handshake, or
+        None: whatever this leaves alone, aiohttp serves (and refuses) as before, so a request
         it would refuse, or answer with anything but a 101, is left alone here.
         """
         config = self.config
         if not self._prelaunching or self._closed:
-            return
+            return None
         handshake = read_handshake(data)
         if handshake is None or _is_console_path(handshake.path):
-            return
-        peer = transport.get_extra_info("peername")
+            return None
+        try:
+            peer = sock.getpeername()
+        except OSError:
+            return None  # already gone: aiohttp's path finds out
         if not isinstance(peer, tuple) or len(peer) < 2:
-            return
+            return None
         origin = handshake.header("Origin")
         host = handshake.header("Host") or ""
         if config.origins or config.sameorigin:
             from wsdev.origin import origin_refusal
 
             if origin_refusal(origin, host, config) is not None:
-                return
+                return None
         if config.maxforks and self.children_running >= config.maxforks:
-            return
+            return None
         unique_id, seq = self._ids.next()
         facts = RequestFacts(
             method="GET",
@@ -526,9 +527,14 @@ class Server:
         )
         launched = launch(config.command, env)
         if isinstance(launched, OSError):
-            return  # aiohttp's path tries once more, and tells the client why it failed
-        extra = (*config.headers, *config.headers_ws)
-        transport.write(switching_protocols(handshake.key, SERVER_HEADER, extra))
+            return None  # aiohttp's path tries once more, and tells the client why it failed
+        head = switching_protocols(
+            handshake.key, SERVER_HEADER, (*config.headers, *config.headers_ws)
+        )
+        try:
+            sent = sock.send(head)  # an empty send buffer takes it whole
+        except OSError:
+            sent = 0  # the transport meets the error again and ends the connection
         conn = ConnectionInfo(
             id=unique_id,
             seq=seq,
@@ -539,59 +545,51 @@ class Server:
             origin=origin or "",
             command=config.command_display,
         )
-        bridge = self._new_bridge(
-            conn, FrameWriter(transport, protocol), config.command, env, launched
-        )
-        bridge.ws.head_already_sent()
-        self._bridges.add(bridge)
-        self._prelaunched[protocol] = (bridge, facts)
-        self.bus.publish(Connected(conn))
-        bridge.start()
 
-    async def _take_over(
-        self, request: web.BaseRequest, bridge: Bridge, facts: RequestFacts
-    ) -> web.StreamResponse:
-        """Serve a connection whose program and 101 ``_prelaunch`` started."""
-        ws = bridge.ws
-        if await self._request_facts(request, request.raw_path) != facts:
-            return self._drop_started(request, bridge, "aiohttp read its handshake differently")
-        try:
-            await ws.prepare(request)
-        except web.HTTPException as exc:
-            why = f"aiohttp refused its handshake ({exc.status} {exc.reason})"
-            return self._drop_started(request, bridge, why)
-        except ConnectionError:
-            return self._drop_started(request, bridge, None)
+        # Counted by --maxforks from now on, as aiohttp's path counts an admitted upgrade.
+        self._starting += 1
+
+        def connected(transport: asyncio.Transport, protocol: UpgradedProtocol) -> None:
+            self._starting -= 1
+            if sent < len(head):
+                transport.write(head[sent:])
+            self._serve_upgraded(transport, protocol, conn, env, launched)
+
+        def never_connected() -> None:
+            self._starting -= 1
+            abandon(launched, config.closems)
+
+        protocol = UpgradedProtocol(asyncio.get_running_loop(), connected, never_connected)
+        return protocol, data[handshake.size :]
+
+    def _serve_upgraded(
+        self,
+        transport: asyncio.Transport,
+        protocol: UpgradedProtocol,
+        conn: ConnectionInfo,
+        env: dict[str, str],
+        launched: Child,
+    ) -> None:
+        """Run a connection ``_prelaunch`` answered, from its ``connection_made`` on."""
+        bridge = self._new_bridge(
+            conn, FrameWriter(transport, protocol), self.config.command, env, launched
+        )
+        attach(bridge.ws, transport, protocol)
+        self._bridges.add(bridge)
+        self.bus.publish(Connected(conn))
+        bridge.start()  # its output flows from now on, while the task below gets going
+        task = asyncio.ensure_future(self._run_upgraded(bridge, transport))
+        self._upgraded.add(task)
+        task.add_done_callback(self._upgraded.discard)
+
+    async def _run_upgraded(self, bridge: Bridge, transport: asyncio.Transport) -> None:
         try:
             await bridge.run()
+        except Exception:
+            logger.exception("connection failed", extra={"category": "websocket"})
         finally:
             self._bridges.discard(bridge)  # if ``released`` has not already
-        return ws
-
-    def _drop_started(
-        self, request: web.BaseRequest, bridge: Bridge, why: str | None
-    ) -> web.StreamResponse:
-        """End a connection ``_prelaunch`` started that cannot be served; ``why`` None: the
-        client left during the handshake."""
-        if why is None:
-            logger.debug("client left during the handshake", extra={"category": "http"})
-        else:
-            # Never for a plain handshake (the tests hold ``prelaunch`` to that); the 101 is
-            # out, so the connection can only be dropped.
-            logger.warning("dropped a connection: %s", why, extra={"category": "http"})
-        self._bridges.discard(bridge)
-        bridge.abandon_started()
-        if request.transport is not None:
-            request.transport.abort()
-        return bridge.ws
-
-    def _lost_before_handler(self, protocol: RequestHandler) -> None:
-        """The client left before aiohttp's handler took over what ``_prelaunch`` started."""
-        started = self._prelaunched.pop(protocol, None)
-        if started is not None:
-            bridge, _ = started
-            self._bridges.discard(bridge)
-            bridge.abandon_started()
+            transport.close()
 
     async def _refuse_ws(
         self, request: web.BaseRequest, status: int, reason: str, console: bool
@@ -668,40 +666,20 @@ class Server:
             response.headers.add(name, value)
 
 
-class _Handler(RequestHandler):
-    """aiohttp's protocol, which lets wsdev look at what came with its connection."""
-
-    __slots__ = ()
-
-    def accepted_with_data(self, transport: asyncio.Transport, data: bytes) -> None:
-        # Called by wsdev's loop in the accepting turn (``eventloop``), before connection_made.
-        manager = self._manager
-        if isinstance(manager, _Server):
-            manager.on_accept(self, transport, data)
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        manager = self._manager
-        super().connection_lost(exc)
-        if isinstance(manager, _Server):
-            manager.on_lost(self)
-
-
 class _Server(web.Server):
-    """aiohttp's low-level server, whose connections are ``_Handler``s."""
+    """aiohttp's low-level server, which lets wsdev's loop ask for a connection's protocol
+    from the bytes that came with it (``eventloop``)."""
 
     def __init__(
         self,
         *args: Any,
-        on_accept: Callable[[RequestHandler, asyncio.Transport, bytes], None],
-        on_lost: Callable[[RequestHandler], None],
+        protocol_for_data: Callable[
+            [socket.socket, bytes], tuple[asyncio.BaseProtocol, bytes] | None
+        ],
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.on_accept = on_accept
-        self.on_lost = on_lost
-
-    def __call__(self) -> RequestHandler:
-        return _Handler(self, loop=self._loop, **self._kwargs)
+        self.protocol_for_data = protocol_for_data
 
 
 class _Request(web.BaseRequest):

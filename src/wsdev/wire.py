@@ -15,7 +15,7 @@ import asyncio
 import struct
 from collections.abc import Iterable
 
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.base_protocol import BaseProtocol
 
 OP_TEXT = 0x1
 OP_BINARY = 0x2
@@ -63,7 +63,7 @@ class FrameWriter:
 
     __slots__ = ("_protocol", "_transport", "closed")
 
-    def __init__(self, transport: asyncio.Transport | None, protocol: RequestHandler) -> None:
+    def __init__(self, transport: asyncio.Transport | None, protocol: BaseProtocol) -> None:
         self._transport = transport
         self._protocol = protocol
         self.closed = False
