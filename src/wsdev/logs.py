@@ -28,6 +28,8 @@ from wsdev.events import (
     Event,
     EventBus,
     HttpRequest,
+    MessageIn,
+    MessagesOut,
     OutputStalled,
     ProcessStarted,
     Rejected,
@@ -215,6 +217,8 @@ class LogWriter:
             )
 
     def __call__(self, event: Event) -> None:
+        if isinstance(event, (MessagesOut, MessageIn)):
+            return  # never a log line; the commonest events, so the first thing looked at
         if isinstance(event, StderrLine):
             self._log(logging.ERROR, "stderr", "%s", event.line, context=_ctx(event.conn))
         elif isinstance(event, Connected):

@@ -208,6 +208,8 @@ class Server:
         for bridge in list(self._bridges):
             bridge.close(1001, "server shutting down")
         endings = [b.ending for b in list(self._bridges) if b.ending is not None]
+        # A connection answered on accept ends with its task (aiohttp does not know it).
+        endings.extend(self._upgraded)
         if endings:
             await asyncio.gather(*endings, return_exceptions=True)
         # CGI scripts still streaming end now (SIGTERM, then SIGKILL), so their requests finish
