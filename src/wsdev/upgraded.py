@@ -89,20 +89,22 @@ class UpgradedProtocol(BaseProtocol):
             await self._drain_helper()
 
 
+class _Rounding:
+    """aiohttp's protocol setting ``WebSocketResponse`` reads for its heartbeat's timers."""
+
+    __slots__ = ()
+    _timeout_ceil_threshold = 5.0  # aiohttp's default
+
+
 class _Endpoint:
-    """What ``WebSocketResponse`` asks of its request once prepared: the transport, and the
-    protocol's heartbeat rounding (``_timeout_ceil_threshold``)."""
+    """What ``WebSocketResponse`` asks of its request once prepared: the transport (to close
+    it), and the protocol's timer rounding."""
 
     __slots__ = ("_protocol", "transport")
 
-    def __init__(self, transport: asyncio.Transport, protocol: UpgradedProtocol) -> None:
+    def __init__(self, transport: asyncio.Transport) -> None:
         self.transport = transport
         self._protocol = _Rounding()
-
-
-class _Rounding:
-    __slots__ = ()
-    _timeout_ceil_threshold = 5.0  # aiohttp's default
 
 
 def attach(
@@ -119,7 +121,7 @@ def attach(
     ws._writer = WebSocketWriter(protocol, transport, limit=ws._writer_limit)
     ws._reader = queue
     ws._parser = frames
-    ws._req = _Endpoint(transport, protocol)  # type: ignore[assignment]
+    ws._req = _Endpoint(transport)  # type: ignore[assignment]
     ws._payload_writer = protocol  # type: ignore[assignment]
     ws._reset_heartbeat()
     protocol._frames = frames
