@@ -331,3 +331,61 @@ def test_a_connection_never_made_ends_the_program_started_for_it() -> None:
 
     eventloop.run(main())
     assert calls == ["never connected"]
+
+
+def _masked(opcode: int, payload: bytes) -> bytes:
+    mask = os.urandom(4)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes((0x80 | opcode, 0x80 | len(payload))) + mask + masked
+
+
+def test_a_conversation_goes_alike_on_either_path(tmp_path: Path) -> None:
+    """A message, a ping and the client's Close, answered frame for frame the same whether
+    the connection was answered on accept or by aiohttp."""
+    script = _script(tmp_path, "#!/bin/sh\nexec cat\n")
+    conversation = [
+        _masked(0x1, b"hello"),
+        _masked(0x9, b"are you there"),
+        _masked(0x8, struct.pack("!H", 1000) + b"bye"),
+    ]
+
+    async def converse(prelaunching: bool) -> list[tuple[int, bytes]]:
+        loop = asyncio.get_running_loop()
+        server = Server(_config(script), EventBus())
+        server._prelaunching = prelaunching
+        upgraded = _Upgraded(server)
+        await server.start()
+        client = _connected(server.port, handshake())
+        try:
+            received = b""
+            while b"\r\n\r\n" not in received:
+                received += await asyncio.wait_for(loop.sock_recv(client, 65536), timeout(10))
+            received = received.partition(b"\r\n\r\n")[2]
+            frames: list[tuple[int, bytes]] = []
+            for frame in conversation:
+                await loop.sock_sendall(client, frame)
+                wanted = len(frames) + 1
+                while len(frames) < wanted:
+                    chunk = await asyncio.wait_for(loop.sock_recv(client, 65536), timeout(10))
+                    assert chunk, "the server ended the stream early"
+                    received += chunk
+                    frames = _frames(received)
+            while await asyncio.wait_for(loop.sock_recv(client, 65536), timeout(10)):
+                pass  # the server ends the stream after its Close
+            assert upgraded.count == (1 if prelaunching else 0)
+            return frames
+        finally:
+            client.close()
+            await server.close()
+
+    early = eventloop.run(converse(True))
+    late = eventloop.run(converse(False))
+    assert (
+        early
+        == late
+        == [
+            (0x1, b"hello"),
+            (0xA, b"are you there"),
+            (0x8, struct.pack("!H", 1000)),
+        ]
+    )
