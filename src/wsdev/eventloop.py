@@ -30,10 +30,9 @@ both and reads what the client has sent, which is usually there with its connect
 factory with a ``protocol_for_data(sock, data)`` method may choose the protocol from those
 bytes, and say which of them it is still to receive (wsdev's server answers a WebSocket
 handshake then, see ``prelaunch``). The next turn connects the protocol and hands it the bytes
-as its first ``data_received``. Each turn on a short
-connection's way costs tens of microseconds, since the caches are cold from the program the
-last connection ran. TLS connections are accepted as asyncio does (their handshake needs its
-task).
+as its first ``data_received``. Each turn on a short connection's way costs tens of
+microseconds, since the caches are cold from the program the last connection ran. TLS
+connections are accepted as asyncio does (their handshake needs its task).
 """
 
 from __future__ import annotations

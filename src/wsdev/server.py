@@ -303,18 +303,23 @@ class Server:
 
     def _admit(self, request: web.BaseRequest, *, check_origin: bool) -> web.Response | None:
         """The one place a request that would start a program is refused (403, 429)."""
+        origin = request.headers.get("Origin") if check_origin else None
+        refusal = self._refusal(origin, request.headers.get("Host", ""), check_origin=check_origin)
+        return None if refusal is None else self._refuse(request, *refusal)
+
+    def _refusal(
+        self, origin: str | None, host: str, *, check_origin: bool
+    ) -> tuple[int, str] | None:
+        """Why a request that would start a program is refused (status, reason), if it is."""
         config = self.config
         if check_origin and (config.origins or config.sameorigin):
             from wsdev.origin import origin_refusal
 
-            origin = request.headers.get("Origin")
-            why = origin_refusal(origin, request.headers.get("Host", ""), config)
+            why = origin_refusal(origin, host, config)
             if why is not None:
-                return self._refuse(request, 403, f"origin not allowed: {why}")
+                return 403, f"origin not allowed: {why}"
         if config.maxforks and self.children_running >= config.maxforks:
-            return self._refuse(
-                request, 429, f"too many connections: {config.maxforks} programs already running"
-            )
+            return 429, f"too many connections: {config.maxforks} programs already running"
         return None
 
     @property
@@ -501,13 +506,8 @@ class Server:
             return None
         origin = handshake.header("Origin")
         host = handshake.header("Host") or ""
-        if config.origins or config.sameorigin:
-            from wsdev.origin import origin_refusal
-
-            if origin_refusal(origin, host, config) is not None:
-                return None
-        if config.maxforks and self.children_running >= config.maxforks:
-            return None
+        if self._refusal(origin, host, check_origin=True) is not None:
+            return None  # aiohttp's path refuses it, and says why
         unique_id, seq = self._ids.next()
         facts = RequestFacts(
             method="GET",
