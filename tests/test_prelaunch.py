@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from conftest import TurnCounter, timeout
+from conftest import TurnCounter, process_gone, timeout
 from wsdev import eventloop
 from wsdev.cli import build_config, parse_args
 from wsdev.events import Connected, Disconnected, Event, EventBus, ProcessStarted
@@ -258,15 +258,6 @@ def test_the_101_goes_out_in_the_turn_that_accepts(tmp_path: Path) -> None:
     assert late > early, f"aiohttp's path took {late} turns, the early one {early}"
 
 
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` is still running (a zombie waiting to be reaped is not)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def test_a_client_that_leaves_at_once_ends_its_program(tmp_path: Path) -> None:
     """The client resets the connection right after the accepting turn started its program:
     the program is ended, the connection is reported over, and no second program starts."""
@@ -300,7 +291,7 @@ def test_a_client_that_leaves_at_once_ends_its_program(tmp_path: Path) -> None:
         try:
             await asyncio.wait_for(disconnected, timeout(10))
             [started] = [e for e in events if isinstance(e, ProcessStarted)]
-            assert not _alive(started.pid), "the program outlived its connection"
+            assert process_gone(started.pid), "the program outlived its connection"
             return events
         finally:
             client.close()

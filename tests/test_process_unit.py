@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import process_gone
 from wsdev import process
 from wsdev.events import ExitStatus
 
@@ -81,7 +82,7 @@ async def test_end_escalates_to_sigkill_for_a_stubborn_group(exit_watch: str) ->
 
     # SIGKILL went to the whole group at once; the grandchild's death is not instantaneous.
     async def dies() -> None:
-        while running(grandchild):
+        while not process_gone(grandchild):
             await asyncio.sleep(0.01)  # no event announces another process's death
 
     await asyncio.wait_for(dies(), 2)
@@ -143,15 +144,6 @@ async def test_a_group_that_outlives_the_child_gets_each_step_on_time(
 
 def _log_lines(log: Path) -> list[tuple[str, str]]:
     return [tuple(line.split()) for line in log.read_text().splitlines()]  # type: ignore[misc]
-
-
-def running(pid: int) -> bool:
-    """Alive and not a zombie (an orphan's zombie waits for init, which may be slow to reap)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 async def test_unrunnable_program_raises(exit_watch: str) -> None:
