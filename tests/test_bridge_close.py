@@ -13,12 +13,13 @@ import base64
 import os
 import socket
 import struct
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from conftest import TurnCounter, timeout
+from conftest import TurnCounter, process_gone, timeout
 from wsdev import eventloop
 from wsdev.cli import build_config, parse_args
 from wsdev.events import Disconnected, Event, EventBus, ProcessStarted
@@ -71,6 +72,28 @@ def parse_server_frames(data: bytes) -> list[tuple[int, bytes]]:
     return frames
 
 
+async def _handshake(client: socket.socket, port: int) -> bytearray:
+    """Connect ``client`` and upgrade it; what came after the 101 is returned."""
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(client, ("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    await loop.sock_sendall(
+        client,
+        (
+            f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode(),
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = await loop.sock_recv(client, 4096)
+        assert chunk, "the server closed during the handshake"
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 101")
+    return bytearray(head.split(b"\r\n\r\n", 1)[1])
+
+
 @dataclass
 class Outcome:
     turns: int  # from the turn the program's exit was reported to the client's end of stream
@@ -108,24 +131,7 @@ async def _serve_one(script: Path, line: str) -> Outcome:
     pidfd = -1
     counter = TurnCounter()
     try:
-        await loop.sock_connect(client, ("127.0.0.1", server.port))
-        key = base64.b64encode(os.urandom(16)).decode()
-        await loop.sock_sendall(
-            client,
-            (
-                f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                "Sec-WebSocket-Version: 13\r\n\r\n"
-            ).encode(),
-        )
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = await loop.sock_recv(client, 4096)
-            assert chunk, "the server closed during the handshake"
-            head += chunk
-        assert head.startswith(b"HTTP/1.1 101")
-        received = bytearray(head.split(b"\r\n\r\n", 1)[1])
-
+        received = await _handshake(client, server.port)
         pid = await asyncio.wait_for(started, timeout(10))
         pidfd = os.pidfd_open(pid)
         exit_turn: list[int] = []
@@ -206,3 +212,66 @@ def test_a_close_sent_when_stdout_ends_after_the_exit_still_closes_the_socket(
     [disconnected] = [e for e in outcome.events if isinstance(e, Disconnected)]
     assert (disconnected.code, disconnected.reason) == (1000, "exit 0")
     assert outcome.socket_closed, "wsdev kept its end of the finished connection open"
+
+
+async def _serve_exited(script: Path, args: list[str], *, early: bool) -> list[tuple[int, bytes]]:
+    """One connection to ``script``, whose output and exit all wait until wsdev looks at once.
+
+    The loop is held when the program starts, until it has exited: wsdev then sees its
+    output, the end of its stdout and its exit in one turn. ``early`` chooses whether the
+    program is started on accept (``prelaunch``) or from aiohttp's handler.
+    """
+    loop = asyncio.get_running_loop()
+    config = build_config(
+        parse_args(["--port=0", "--address=127.0.0.1", "--loglevel=error", *args, str(script)]),
+        environ={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+    )
+    bus = EventBus()
+    disconnected: asyncio.Future[Disconnected] = loop.create_future()
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, ProcessStarted):
+            deadline = time.monotonic() + timeout(10)
+            while not process_gone(event.pid):  # holds the loop: nothing of wsdev runs
+                assert time.monotonic() < deadline, "the program did not exit"
+                time.sleep(0.001)
+        if isinstance(event, Disconnected) and not disconnected.done():
+            disconnected.set_result(event)
+
+    bus.subscribe(on_event)
+    server = Server(config, bus)
+    server._prelaunching = server._prelaunching and early
+    await server.start()
+    client = socket.socket()
+    client.setblocking(False)
+    try:
+        received = await _handshake(client, server.port)
+        while chunk := await asyncio.wait_for(loop.sock_recv(client, 65536), timeout(10)):
+            received += chunk
+        event = await asyncio.wait_for(disconnected, timeout(10))
+        frames = parse_server_frames(bytes(received))
+        assert frames[-1][0] == 0x8, "the stream ended without a Close"
+        close_code = struct.unpack("!H", frames[-1][1][:2])[0]
+        assert event.code == close_code, "the log and the client were told different endings"
+        return frames
+    finally:
+        client.close()
+        await server.close()
+
+
+@pytest.mark.parametrize("early", [True, False], ids=["on-accept", "aiohttp"])
+def test_a_line_too_long_closes_1009_though_the_exit_is_seen_in_the_same_turn(
+    tmp_path: Path, early: bool
+) -> None:
+    script = _script(tmp_path, "#!/bin/sh\necho ok\necho far-too-long\n")
+    frames = eventloop.run(_serve_exited(script, ["--max-line-bytes=8"], early=early))
+    assert frames == [(0x1, b"ok"), (0x8, struct.pack("!H", 1009) + b"line too long")]
+
+
+@pytest.mark.parametrize("early", [True, False], ids=["on-accept", "aiohttp"])
+def test_a_program_seen_written_and_exited_in_one_turn_closes_as_its_exit_says(
+    tmp_path: Path, early: bool
+) -> None:
+    script = _script(tmp_path, "#!/bin/sh\necho one\necho two\nexit 3\n")
+    frames = eventloop.run(_serve_exited(script, [], early=early))
+    assert frames == [(0x1, b"one"), (0x1, b"two"), (0x8, struct.pack("!H", 1011) + b"exit 3")]

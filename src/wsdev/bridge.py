@@ -110,6 +110,11 @@ class Bridge:
         # False until ``run``: a connection started early (``start``) ends only once it runs.
         self._running = False
         self._held_close: tuple[int | None, str, tuple[str, ...]] | None = None
+        # The server's own ending (restart, shutdown, 1009) is under way in ``_end``: the
+        # program's exit, seen in the same turn, must not send a Close of its own first.
+        self._server_closing = False
+        # A stdout line went over the limit: that, not the exit status, is why it closes.
+        self._line_too_long = False
         self._keep(launched)
 
     # ------------------------------------------------------------ lifecycle
@@ -197,6 +202,7 @@ class Bridge:
                 self._held_close = (code, reason, tuple(files))
             return
         if self._ending is None:
+            self._server_closing = code is not None
             self._ending = asyncio.ensure_future(self._end(code, reason, files))
 
     @property
@@ -239,7 +245,7 @@ class Bridge:
             self._writer.finish()
         elif self._client_code is None and closing is None:
             self._sink.exited(status)
-            code, reason = _exit_close(status)
+            code, reason = self._program_close(status)
             self._writer.closed = True
             with contextlib.suppress(Exception):
                 await self.ws.close(code=code, message=_reason(reason))
@@ -284,18 +290,26 @@ class Bridge:
             or child.running
             or not self._stdout_eof.done()
             or self._writer.closed
+            or self._server_closing
             or self._client_code is not None
             or child.group_alive()
         ):
             return
         status = child.exited.result()
-        code, reason = _exit_close(status)
+        code, reason = self._program_close(status)
         if not self.ws.closed_by_server(code):
             return
         self._exit_close = (code, reason)
         self._sink.exited(status)
         self._writer.close_with(close_frame(code, _reason(reason)))
         self._release()
+
+    def _program_close(self, status: ExitStatus) -> tuple[int, str]:
+        """The Close for a connection its program ended: as the exit says, unless a line was
+        too long. The exit may be seen first, but the line was written before it (SPEC B4)."""
+        if self._line_too_long:
+            return CLOSE_TOO_BIG, "line too long"
+        return _exit_close(status)
 
     def _release(self) -> None:
         released, self._released = self._released, None
@@ -427,6 +441,7 @@ class Bridge:
         limit = self._config.max_line_bytes
         message = f"stdout line longer than {limit} bytes; closing with 1009"
         self._bus.publish(ConnectionError_(self.conn, message))
+        self._line_too_long = True
         self.close(CLOSE_TOO_BIG, "line too long")
 
     def on_invalid_utf8(self) -> None:
