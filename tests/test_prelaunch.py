@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import random
 import socket
 import struct
 from collections.abc import Sequence
@@ -18,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from yarl import URL
 
 from conftest import TurnCounter, process_gone, timeout
 from wsdev import eventloop
 from wsdev.cli import build_config, parse_args
 from wsdev.events import Connected, Disconnected, Event, EventBus, ProcessStarted
-from wsdev.prelaunch import read_handshake
+from wsdev.prelaunch import _decoded, read_handshake
 from wsdev.server import Server
 
 KEY = base64.b64encode(b"0123456789abcdef").decode()
@@ -90,6 +92,28 @@ def test_plain_handshakes_are_read(request_bytes: bytes) -> None:
 )
 def test_other_requests_are_left_to_aiohttp(why: str, request_bytes: bytes) -> None:
     assert read_handshake(request_bytes) is None, why
+
+
+def test_a_target_with_nothing_to_decode_is_taken_as_yarl_would_decode_it() -> None:
+    """``_decoded`` skips yarl for a target without ``%`` (or ``+`` in its query): check, over
+    many targets of every character a plain target may hold, that yarl agrees."""
+    rng = random.Random(6455)
+    allowed = [chr(c) for c in range(0x21, 0x7F) if chr(c) not in "#%+"]
+    for _ in range(3000):
+        target = "/" + "".join(rng.choices(allowed, k=rng.randint(0, 24)))
+        if rng.random() < 0.3:
+            target += "+" + "".join(rng.choices(allowed, k=rng.randint(0, 8)))  # + in the path
+        raw_path, _, raw_query = target.partition("?")
+        url = URL.build(path=raw_path, query_string=raw_query, encoded=True)
+        assert _decoded(target) == (url.path, url.query_string), target
+
+
+@pytest.mark.parametrize("target", ["/a%20b?c=%C3%B6", "/?a+b", "/p?q=1+2&r=%2B"])
+def test_a_target_with_something_to_decode_is_decoded_by_yarl(target: str) -> None:
+    raw_path, _, raw_query = target.partition("?")
+    url = URL.build(path=raw_path, query_string=raw_query, encoded=True)
+    assert _decoded(target) == (url.path, url.query_string)
+    assert _decoded(target) != (raw_path, raw_query)
 
 
 # ---------------------------------------------------------------- the same, read early or not

@@ -75,31 +75,33 @@ def cgi_environ(
     parent: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The full environment of a program started for ``request`` (SPEC A2)."""
-    env = inherited_environ(config, parent)
     server_name, server_port = split_host_port(request.host, config.ssl)
-    env.update(
-        REMOTE_ADDR=request.remote_addr,
-        REMOTE_HOST=request.remote_host,
-        SERVER_NAME=server_name,
-        SERVER_PORT=server_port,
-        SERVER_PROTOCOL=request.version,
-        SERVER_SOFTWARE=SERVER_SOFTWARE,
-        GATEWAY_INTERFACE="CGI/1.1",
-        REQUEST_METHOD=request.method,
-        SCRIPT_NAME=script_name,
-        PATH_INFO=path_info,
-        PATH_TRANSLATED=request.path,
-        QUERY_STRING=request.raw_query,
+    raw_path = request.raw_path
+    # One dict display: this runs before every program starts, and it is quicker than updates.
+    env = {
+        **inherited_environ(config, parent),
+        "REMOTE_ADDR": request.remote_addr,
+        "REMOTE_HOST": request.remote_host,
+        "SERVER_NAME": server_name,
+        "SERVER_PORT": server_port,
+        "SERVER_PROTOCOL": request.version,
+        "SERVER_SOFTWARE": SERVER_SOFTWARE,
+        "GATEWAY_INTERFACE": "CGI/1.1",
+        "REQUEST_METHOD": request.method,
+        "SCRIPT_NAME": script_name,
+        "PATH_INFO": path_info,
+        "PATH_TRANSLATED": request.path,
+        "QUERY_STRING": raw_path.partition("?")[2],
         # Part of CGI but meaningless here; set empty so nothing leaks in from elsewhere.
-        AUTH_TYPE="",
-        CONTENT_LENGTH="",
-        CONTENT_TYPE="",
-        REMOTE_IDENT="",
-        REMOTE_USER="",
-        UNIQUE_ID=unique_id,
-        REMOTE_PORT=request.remote_port,
-        REQUEST_URI=request.raw_path,
-    )
+        "AUTH_TYPE": "",
+        "CONTENT_LENGTH": "",
+        "CONTENT_TYPE": "",
+        "REMOTE_IDENT": "",
+        "REMOTE_USER": "",
+        "UNIQUE_ID": unique_id,
+        "REMOTE_PORT": request.remote_port,
+        "REQUEST_URI": raw_path,
+    }
     if config.ssl:
         env["HTTPS"] = "on"
     env.update(header_environ(request.headers))
@@ -108,11 +110,13 @@ def cgi_environ(
 
 def header_environ(headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
     """One ``HTTP_*`` variable per header but Host; repeated headers joined with ``, ``."""
-    joined: dict[str, list[str]] = {}
+    env: dict[str, str] = {}
     for name, value in headers:
         key = "HTTP_" + name.upper().replace("-", "_")
         if key == "HTTP_HOST":
             continue
-        # CR or LF in a value could forge a second variable in a naive parser downstream.
-        joined.setdefault(key, []).append(value.replace("\r", " ").replace("\n", " "))
-    return {key: ", ".join(values) for key, values in joined.items()}
+        if "\r" in value or "\n" in value:
+            # CR or LF in a value could forge a second variable in a naive parser downstream.
+            value = value.replace("\r", " ").replace("\n", " ")
+        env[key] = f"{env[key]}, {value}" if key in env else value
+    return env
