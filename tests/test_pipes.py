@@ -262,3 +262,36 @@ async def test_an_end_that_comes_with_the_last_output_is_seen_in_the_same_callba
     assert recorder.names() == ["data", "eof", "lost"]
     assert bytes(recorder.data) == b"last line\n"
     assert turns["eof"] == turns["data"]
+
+
+async def test_a_pipe_emptied_by_one_read_is_not_read_again_until_it_is_ready(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Output with the writer still there (a program that answered and waits): one read per
+    readiness. The second read would only find the pipe empty, and say so with an exception."""
+    reads: list[int] = []
+    real_read = os.read
+
+    def counted_read(fd: int, size: int) -> bytes:
+        reads.append(fd)
+        return real_read(fd, size)
+
+    monkeypatch.setattr("wsdev.pipes.os.read", counted_read)
+    read_end, write_end = os.pipe()
+    recorder = Recorder()
+    reader = PipeReader(asyncio.get_running_loop(), read_end, recorder)
+    try:
+        for line in (b"one\n", b"two\n"):
+            os.write(write_end, line)
+            await recorder.until("data")
+            assert len(reads) == 1, f"{len(reads)} reads for one readiness"
+            reads.clear()
+            recorder.calls.clear()
+        os.close(write_end)
+        write_end = -1
+        await recorder.until("lost")
+        assert recorder.names() == ["eof", "lost"]
+    finally:
+        if write_end >= 0:
+            os.close(write_end)
+        reader.close()

@@ -378,11 +378,15 @@ class Bridge:
         return True
 
     def _to_stdin(self, msg: WSMessage) -> None:
-        """A text message is one line of stdin; a binary one is written as it is (SPEC A3)."""
-        self._bus.publish(MessageIn(self.conn, msg.data))
+        """A text message is one line of stdin; a binary one is written as it is (SPEC A3).
+
+        The program has it before the event goes out: an echo's round trip waits on this
+        write, not on the dashboard's or the log's bookkeeping.
+        """
         stdin = self._stdin
         if stdin is not None and not stdin.is_closing():
             stdin.write(msg.data.encode() + b"\n" if msg.type is WSMsgType.TEXT else msg.data)
+        self._bus.publish(MessageIn(self.conn, msg.data))
 
     async def _drain_stdin(self) -> None:
         """Wait until the program has read enough of its stdin, or the client is gone.

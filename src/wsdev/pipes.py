@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 
 # What one read takes from a pipe (asyncio's pipe transports read this much too).
 MAX_READ = 256 * 1024
+
+# Asks whether a pipe has more to read, or its end, without reading it (``_more_waiting``).
+_PEEK = select.poll() if hasattr(select, "poll") else None
 
 
 class PipeReader:
@@ -41,7 +45,9 @@ class PipeReader:
         # At most two reads. When the first empties the pipe, a program that has just written
         # its last line is exiting and the end of the pipe is often already there: take it in
         # this callback rather than one loop turn later (its Close goes out from here).
-        for _ in range(2):
+        for second in (False, True):
+            if second and not _more_waiting(self._fd):
+                return
             try:
                 data = os.read(self._fd, MAX_READ)
             except (BlockingIOError, InterruptedError):
@@ -88,6 +94,22 @@ class PipeReader:
         self._stop_reading()
         os.close(self._fd)
         self._protocol.connection_lost(exc)
+
+
+def _more_waiting(fd: int) -> bool:
+    """Whether a read of ``fd`` would return at once: data, its end, or an error.
+
+    A read that finds the pipe empty says so with an exception, and raising one costs several
+    times what this ``poll`` does. That read is the usual case, after every line of a
+    conversation (a program answers, then waits), so it is worth not making.
+    """
+    if _PEEK is None:
+        return True  # the read finds out
+    _PEEK.register(fd, select.POLLIN)
+    try:
+        return bool(_PEEK.poll(0))
+    finally:
+        _PEEK.unregister(fd)
 
 
 class PipeWriter:
