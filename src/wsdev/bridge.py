@@ -386,7 +386,8 @@ class Bridge:
         stdin = self._stdin
         if stdin is not None and not stdin.is_closing():
             stdin.write(msg.data.encode() + b"\n" if msg.type is WSMsgType.TEXT else msg.data)
-        self._bus.publish(MessageIn(self.conn, msg.data))
+        if self._bus.wants_messages:
+            self._bus.publish_message(MessageIn(self.conn, msg.data))
 
     async def _drain_stdin(self) -> None:
         """Wait until the program has read enough of its stdin, or the client is gone.
@@ -410,12 +411,14 @@ class Bridge:
 
     def on_lines(self, lines: list[bytes], nbytes: int) -> None:
         self._sink.lines(lines)
-        self._bus.publish(MessagesOut(self.conn, lines, nbytes, False))
+        if self._bus.wants_messages:
+            self._bus.publish_message(MessagesOut(self.conn, lines, nbytes, False))
         self._apply_backpressure()
 
     def on_chunk(self, data: bytes) -> None:
         self._sink.chunk(data)
-        self._bus.publish(MessagesOut(self.conn, (data,), len(data), True))
+        if self._bus.wants_messages:
+            self._bus.publish_message(MessagesOut(self.conn, (data,), len(data), True))
         self._apply_backpressure()
 
     def on_stdout_eof(self) -> None:

@@ -222,24 +222,52 @@ Subscriber = Callable[[Event], None]
 
 
 class EventBus:
-    """Synchronous fan-out of events to subscribers, in the order they subscribed."""
+    """Synchronous fan-out of events to subscribers, in the order they subscribed.
 
-    __slots__ = ("_subscribers",)
+    The commonest events by far, ``MessageIn`` and ``MessagesOut`` (one per message or read),
+    go out through ``publish_message`` to the subscribers that want them. While none does (no
+    dashboard, no console feed: the log never shows messages), ``wants_messages`` is False
+    and the bridge does not even make them: an echo's round trip waits on none of it.
+    """
+
+    __slots__ = ("_message_subscribers", "_subscribers")
 
     def __init__(self) -> None:
         self._subscribers: tuple[Subscriber, ...] = ()
+        self._message_subscribers: tuple[Subscriber, ...] = ()
 
-    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
-        """Add ``subscriber``; returns a function that removes it again."""
+    def subscribe(self, subscriber: Subscriber, *, messages: bool = True) -> Callable[[], None]:
+        """Add ``subscriber``; returns a function that removes it again.
+
+        ``messages`` False: it is never given ``MessageIn`` or ``MessagesOut``.
+        """
         self._subscribers = (*self._subscribers, subscriber)
+        if messages:
+            self._message_subscribers = (*self._message_subscribers, subscriber)
 
         def unsubscribe() -> None:
             self._subscribers = tuple(s for s in self._subscribers if s is not subscriber)
+            self._message_subscribers = tuple(
+                s for s in self._message_subscribers if s is not subscriber
+            )
 
         return unsubscribe
 
+    @property
+    def wants_messages(self) -> bool:
+        """Whether any subscriber takes ``MessageIn`` and ``MessagesOut``."""
+        return bool(self._message_subscribers)
+
     def publish(self, event: Event) -> None:
-        for subscriber in self._subscribers:
+        self._deliver(self._subscribers, event)
+
+    def publish_message(self, event: MessageIn | MessagesOut) -> None:
+        """A ``MessageIn`` or ``MessagesOut``, to the subscribers that take them."""
+        self._deliver(self._message_subscribers, event)
+
+    @staticmethod
+    def _deliver(subscribers: tuple[Subscriber, ...], event: Event) -> None:
+        for subscriber in subscribers:
             try:
                 subscriber(event)
             except Exception:

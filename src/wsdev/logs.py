@@ -28,8 +28,6 @@ from wsdev.events import (
     Event,
     EventBus,
     HttpRequest,
-    MessageIn,
-    MessagesOut,
     OutputStalled,
     ProcessStarted,
     Rejected,
@@ -201,7 +199,9 @@ class LogWriter:
         self._config = config
         self._output = output
         self._threshold = LEVELS[config.loglevel]
-        self._unsubscribe = bus.subscribe(self)
+        # The log never shows a message: without the dashboard or a console feed, the bridge
+        # then makes no event per message at all (``EventBus.wants_messages``).
+        self._unsubscribe = bus.subscribe(self, messages=False)
 
     def close(self) -> None:
         self._unsubscribe()
@@ -217,8 +217,6 @@ class LogWriter:
             )
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, (MessagesOut, MessageIn)):
-            return  # never a log line; the commonest events, so the first thing looked at
         if isinstance(event, StderrLine):
             self._log(logging.ERROR, "stderr", "%s", event.line, context=_ctx(event.conn))
         elif isinstance(event, Connected):
