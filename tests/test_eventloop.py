@@ -8,6 +8,7 @@ import selectors
 import socket
 import threading
 import time
+from typing import Any
 
 from conftest import TurnCounter
 from wsdev import eventloop
@@ -242,8 +243,9 @@ class _ChoosingFactory:
         return asyncio.Protocol()
 
     def protocol_for_data(
-        self, sock: socket.socket, data: bytes
+        self, sock: socket.socket, peer: Any, data: bytes
     ) -> tuple[asyncio.BaseProtocol, bytes] | None:
+        assert peer == sock.getpeername()
         self.looked_at.append(data)
         if not data.startswith(b"take|"):
             return None

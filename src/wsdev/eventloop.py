@@ -27,12 +27,13 @@ A new connection is served in fewer turns than asyncio's own accept takes. async
 one turn, starts a task that creates the protocol and transport in the next, connects the
 protocol in a third and reads what the client sent in a fourth. Here the accepting turn creates
 both and reads what the client has sent, which is usually there with its connection. A protocol
-factory with a ``protocol_for_data(sock, data)`` method may choose the protocol from those
-bytes, and say which of them it is still to receive (wsdev's server answers a WebSocket
-handshake then, see ``prelaunch``). The next turn connects the protocol and hands it the bytes
-as its first ``data_received``. Each turn on a short connection's way costs tens of
-microseconds, since the caches are cold from the program the last connection ran. TLS
-connections are accepted as asyncio does (their handshake needs its task).
+factory with a ``protocol_for_data(sock, peer, data)`` method (``peer``: the address ``accept``
+gave) may choose the protocol from those bytes, and say which of them it is still to receive
+(wsdev's server answers a WebSocket handshake then, see ``prelaunch``). The next turn connects
+the protocol and hands it the bytes as its first ``data_received``. Each turn on a short
+connection's way costs tens of microseconds, since the caches are cold from the program the
+last connection ran. TLS connections are accepted as asyncio does (their handshake needs its
+task).
 """
 
 from __future__ import annotations
@@ -167,7 +168,7 @@ class EventLoop(asyncio.SelectorEventLoop):
         choose = getattr(protocol_factory, "protocol_for_data", None)
         if waiting and choose is not None:
             try:
-                chosen = choose(conn, waiting)
+                chosen = choose(conn, addr, waiting)
             except Exception as exc:  # served as if nothing had looked
                 self.call_exception_handler(
                     {"message": "protocol_for_data failed", "exception": exc}

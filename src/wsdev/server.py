@@ -484,7 +484,7 @@ class Server:
     # ------------------------------------------------------------ started on accept
 
     def _prelaunch(
-        self, sock: socket.socket, data: bytes
+        self, sock: socket.socket, peer: Any, data: bytes
     ) -> tuple[asyncio.BaseProtocol, bytes] | None:
         """Start the program of a plain handshake in the turn that accepted it (``prelaunch``).
 
@@ -498,11 +498,7 @@ class Server:
         handshake = read_handshake(data)
         if handshake is None or _is_console_path(handshake.path):
             return None
-        try:
-            peer = sock.getpeername()
-        except OSError:
-            return None  # already gone: aiohttp's path finds out
-        if not isinstance(peer, tuple) or len(peer) < 2:
+        if not isinstance(peer, tuple) or len(peer) < 2:  # ``accept``'s address of the client
             return None
         origin = handshake.header("Origin")
         host = handshake.header("Host") or ""
@@ -676,7 +672,7 @@ class _Server(web.Server):
         self,
         *args: Any,
         protocol_for_data: Callable[
-            [socket.socket, bytes], tuple[asyncio.BaseProtocol, bytes] | None
+            [socket.socket, Any, bytes], tuple[asyncio.BaseProtocol, bytes] | None
         ],
         **kwargs: Any,
     ) -> None:
