@@ -4,7 +4,9 @@
 
 wsdev runs under ``py-spy record`` (``pip install py-spy``) while the benchmark client repeats
 the scenario's load; the samples (idle time excluded) are summed per function, both as self time
-(the function was running) and as total time (it was on the stack).
+(the function was running) and as total time (it was on the stack). Samples taken while a module
+was being imported (wsdev's start-up, which py-spy sees since it starts the server) are counted
+apart and left out of the tables.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ LOADS = {
     "rtt": Load(("cat",), False, lambda c, port: c.run("rtt", port, 5000, 100, 16)),
     "hold": Load(("cat",), False, _hold_round),
 }
+# A frame of Python's import machinery: the sample was taken while a module was imported.
+_IMPORTING = "(<frozen importlib._bootstrap"
 _FRAME = re.compile(r"^(?P<name>.*) \((?P<file>[^():]*)(?::(?P<line>\d+))?\)$")
 
 
@@ -70,12 +74,17 @@ def summarize(raw: str, top: int) -> str:
     self_time: collections.Counter[str] = collections.Counter()
     self_lines: collections.Counter[str] = collections.Counter()
     total_time: collections.Counter[str] = collections.Counter()
-    samples = 0
+    samples = importing = 0
     for entry in raw.splitlines():
         stack, _, count_text = entry.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
+        if _IMPORTING in stack:
+            # Start-up (py-spy starts with the server) or a first use's lazy import: not the
+            # load's steady state, and at a few percent of a run enough to crowd the tables.
+            importing += count
+            continue
         samples += count
         frames = stack.split(";")
         self_time[_short(frames[-1], False)] += count
@@ -91,7 +100,7 @@ def summarize(raw: str, top: int) -> str:
         return f"\n{title}\n\n| share | function |\n| ---: | --- |\n" + "\n".join(rows) + "\n"
 
     return (
-        f"{samples} busy samples\n"
+        f"{samples} busy samples ({importing} more while importing, left out)\n"
         + table("Self time (the function itself was running)", self_time)
         + table("Self time by line", self_lines)
         + table("Total time (the function was on the stack)", total_time)
@@ -107,7 +116,8 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=1000, help="samples per second")
     parser.add_argument("--raw", type=Path, help="also keep py-spy's raw stacks in this file")
     args = parser.parse_args()
-    spy = shutil.which("py-spy")
+    # On PATH, or next to this Python (a virtual environment that is not activated).
+    spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
     if spy is None:
         print("hotspots: py-spy is not installed (pip install py-spy)", file=sys.stderr)
         return 1
