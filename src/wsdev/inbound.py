@@ -66,19 +66,30 @@ class DirectWebSocketResponse(web.WebSocketResponse):
         if _PARSER is None:
             super()._post_start(request, protocol, writer)
             return
+        self._ws_protocol = protocol
+        parser = self.start_parser(request._protocol, writer)
+        callback = None if self._heartbeat is None else self._on_data_received
+        request.protocol.set_parser(parser, data_received_cb=callback)
+        request.protocol.keep_alive(False)  # no HTTP keep-alive on a WebSocket
+
+    def start_parser(self, protocol: Any, writer: Any) -> Any:
+        """What aiohttp's ``_post_start`` sets up, with a DirectQueue: the frame parser (which
+        is returned, for the caller to feed), its message queue and the writer.
+
+        aiohttp 3.14 only (``parser_classes`` not None). The connection's ``protocol`` is what
+        the queue pauses and resumes reading through.
+        """
+        assert _PARSER is not None
         queue_class, parser_class = _PARSER
-        queue = queue_class(request._protocol, DEFAULT_CHUNK_SIZE, loop=self._loop)
+        queue = queue_class(protocol, DEFAULT_CHUNK_SIZE, loop=self._loop)
         parser = parser_class(
             queue, self._max_msg_size, compress=bool(self._compress), decode_text=True
         )
-        self._ws_protocol = protocol
         self._writer = writer
         self._reset_heartbeat()
         self._reader = queue
         self._parser = parser
-        callback = None if self._heartbeat is None else self._on_data_received
-        request.protocol.set_parser(parser, data_received_cb=callback)
-        request.protocol.keep_alive(False)  # no HTTP keep-alive on a WebSocket
+        return parser
 
     def closed_by_server(self, code: int) -> bool:
         """Record that wsdev has sent the Close itself (see ``Bridge``), so that aiohttp sends

@@ -20,7 +20,6 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp.base_protocol import BaseProtocol
-from aiohttp.helpers import DEFAULT_CHUNK_SIZE
 
 from wsdev.inbound import DirectWebSocketResponse, parser_classes
 
@@ -111,17 +110,9 @@ def attach(
     ws: DirectWebSocketResponse, transport: asyncio.Transport, protocol: UpgradedProtocol
 ) -> None:
     """Make ``ws`` a prepared WebSocket on ``transport``, as aiohttp's ``prepare`` would."""
-    classes = parser_classes()
-    assert classes is not None and WebSocketWriter is not None
-    queue_class, parser_class = classes
-    loop = asyncio.get_running_loop()
-    queue = queue_class(protocol, DEFAULT_CHUNK_SIZE, loop=loop)
-    frames = parser_class(queue, ws._max_msg_size, compress=False, decode_text=True)
-    ws._loop = loop
-    ws._writer = WebSocketWriter(protocol, transport, limit=ws._writer_limit)
-    ws._reader = queue
-    ws._parser = frames
+    assert WebSocketWriter is not None
+    ws._loop = asyncio.get_running_loop()
     ws._req = _Endpoint(transport)  # type: ignore[assignment]
     ws._payload_writer = protocol  # type: ignore[assignment]
-    ws._reset_heartbeat()
-    protocol._frames = frames
+    writer = WebSocketWriter(protocol, transport, limit=ws._writer_limit)
+    protocol._frames = ws.start_parser(protocol, writer)
