@@ -20,6 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from wsdev.cli import build_config, parse_args
+from wsdev.config import Config
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 SCALE = float(os.environ.get("WSDEV_TEST_TIMEOUT_SCALE", "1"))
@@ -211,6 +214,15 @@ async def _wait_listening(port: int) -> None:
 
 # Writes an executable script (name, text) and returns its path.
 ScriptWriter = Callable[[str, str], Path]
+
+
+def local_config(program: Path, *flags: str) -> Config:
+    """The configuration of a wsdev serving ``program`` on 127.0.0.1 (any free port), quietly,
+    for a test that runs its ``Server`` in its own event loop."""
+    return build_config(
+        parse_args(["--port=0", "--address=127.0.0.1", "--loglevel=error", *flags, str(program)]),
+        environ={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+    )
 
 
 @pytest.fixture

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TurnCounter, process_gone, timeout
+from conftest import ScriptWriter, TurnCounter, local_config, process_gone, timeout
 from wsdev import eventloop
-from wsdev.cli import build_config, parse_args
 from wsdev.events import Disconnected, Event, EventBus, ProcessStarted
 from wsdev.server import Server
 
@@ -106,10 +105,7 @@ async def _serve_one(script: Path, line: str) -> Outcome:
     """One connection to ``script``: send ``line``, read until the server ends the stream."""
     loop = asyncio.get_running_loop()
     assert isinstance(loop, eventloop.EventLoop)
-    config = build_config(
-        parse_args(["--port=0", "--address=127.0.0.1", "--loglevel=error", str(script)]),
-        environ={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-    )
+    config = local_config(script)
     bus = EventBus()
     events: list[Event] = []
     started: asyncio.Future[int] = loop.create_future()
@@ -177,15 +173,10 @@ async def _serve_one(script: Path, line: str) -> Outcome:
         await server.close()
 
 
-def _script(tmp_path: Path, text: str) -> Path:
-    script = tmp_path / "program.sh"
-    script.write_text(text)
-    script.chmod(0o755)
-    return script
-
-
-def test_the_close_reaches_the_client_in_the_turn_the_exit_is_seen(tmp_path: Path) -> None:
-    script = _script(tmp_path, '#!/bin/sh\nread line\necho "$line"\n')
+def test_the_close_reaches_the_client_in_the_turn_the_exit_is_seen(
+    tmp_script: ScriptWriter,
+) -> None:
+    script = tmp_script("program.sh", '#!/bin/sh\nread line\necho "$line"\n')
     outcome = eventloop.run(_serve_one(script, "bye"))
     # Everything the program wrote, then the Close its exit status gives (SPEC B1, B2).
     assert outcome.frames == [(0x1, b"bye"), (0x8, struct.pack("!H", 1000) + b"exit 0")]
@@ -197,15 +188,16 @@ def test_the_close_reaches_the_client_in_the_turn_the_exit_is_seen(tmp_path: Pat
 
 
 def test_a_close_sent_when_stdout_ends_after_the_exit_still_closes_the_socket(
-    tmp_path: Path,
+    tmp_script: ScriptWriter,
 ) -> None:
     """The program exits first; a process of another session holds its stdout a while longer.
 
     The end of stdout then sends the Close while ``_end`` is already waiting for it: the
     connection must still be closed on wsdev's side, and the exit reported once.
     """
-    script = _script(
-        tmp_path, '#!/bin/sh\nread line\nsetsid sleep 0.3 </dev/null 2>/dev/null &\necho "$line"\n'
+    script = tmp_script(
+        "program.sh",
+        '#!/bin/sh\nread line\nsetsid sleep 0.3 </dev/null 2>/dev/null &\necho "$line"\n',
     )
     outcome = eventloop.run(_serve_one(script, "later"))
     assert outcome.frames == [(0x1, b"later"), (0x8, struct.pack("!H", 1000) + b"exit 0")]
@@ -222,10 +214,7 @@ async def _serve_exited(script: Path, args: list[str], *, early: bool) -> list[t
     program is started on accept (``prelaunch``) or from aiohttp's handler.
     """
     loop = asyncio.get_running_loop()
-    config = build_config(
-        parse_args(["--port=0", "--address=127.0.0.1", "--loglevel=error", *args, str(script)]),
-        environ={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-    )
+    config = local_config(script, *args)
     bus = EventBus()
     disconnected: asyncio.Future[Disconnected] = loop.create_future()
 
@@ -261,17 +250,17 @@ async def _serve_exited(script: Path, args: list[str], *, early: bool) -> list[t
 
 @pytest.mark.parametrize("early", [True, False], ids=["on-accept", "aiohttp"])
 def test_a_line_too_long_closes_1009_though_the_exit_is_seen_in_the_same_turn(
-    tmp_path: Path, early: bool
+    tmp_script: ScriptWriter, early: bool
 ) -> None:
-    script = _script(tmp_path, "#!/bin/sh\necho ok\necho far-too-long\n")
+    script = tmp_script("program.sh", "#!/bin/sh\necho ok\necho far-too-long\n")
     frames = eventloop.run(_serve_exited(script, ["--max-line-bytes=8"], early=early))
     assert frames == [(0x1, b"ok"), (0x8, struct.pack("!H", 1009) + b"line too long")]
 
 
 @pytest.mark.parametrize("early", [True, False], ids=["on-accept", "aiohttp"])
 def test_a_program_seen_written_and_exited_in_one_turn_closes_as_its_exit_says(
-    tmp_path: Path, early: bool
+    tmp_script: ScriptWriter, early: bool
 ) -> None:
-    script = _script(tmp_path, "#!/bin/sh\necho one\necho two\nexit 3\n")
+    script = tmp_script("program.sh", "#!/bin/sh\necho one\necho two\nexit 3\n")
     frames = eventloop.run(_serve_exited(script, [], early=early))
     assert frames == [(0x1, b"one"), (0x1, b"two"), (0x8, struct.pack("!H", 1011) + b"exit 3")]

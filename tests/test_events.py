@@ -3,14 +3,10 @@ does, the bridge makes none at all."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
-from conftest import converse
+from conftest import ScriptWriter, converse, local_config
 from wsdev import bridge
-from wsdev.cli import build_config, parse_args
 from wsdev.events import (
     ConnectionInfo,
     Event,
@@ -51,17 +47,9 @@ def test_wants_messages_follows_the_subscribers_that_take_them() -> None:
     assert everything == [message]
 
 
-def _server(script: Path, bus: EventBus) -> Server:
-    config = build_config(
-        parse_args(["--port=0", "--address=127.0.0.1", "--loglevel=error", str(script)]),
-        environ={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-    )
-    return Server(config, bus)
-
-
 @pytest.mark.parametrize("listening", [False, True], ids=["nobody-listens", "someone-listens"])
 async def test_message_events_are_made_only_while_someone_takes_them(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, listening: bool
+    tmp_script: ScriptWriter, monkeypatch: pytest.MonkeyPatch, listening: bool
 ) -> None:
     made: list[object] = []
 
@@ -74,16 +62,14 @@ async def test_message_events_are_made_only_while_someone_takes_them(
 
     monkeypatch.setattr(bridge, "MessageIn", counted(MessageIn))
     monkeypatch.setattr(bridge, "MessagesOut", counted(MessagesOut))
-    script = tmp_path / "echo.sh"
-    script.write_text('#!/bin/sh\nread line\necho "got $line"\n')
-    script.chmod(0o755)
+    script = tmp_script("echo.sh", '#!/bin/sh\nread line\necho "got $line"\n')
     bus = EventBus()
     others: list[Event] = []
     messages: list[Event] = []
     bus.subscribe(others.append, messages=False)
     if listening:
         bus.subscribe(lambda event: messages.append(event) if _is_message(event) else None)
-    server = _server(script, bus)
+    server = Server(local_config(script), bus)
     await server.start()
     try:
         transcript = await converse(f"ws://127.0.0.1:{server.port}/", ["ping"])

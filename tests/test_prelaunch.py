@@ -15,15 +15,13 @@ import random
 import socket
 import struct
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
 from yarl import URL
 
-from conftest import TurnCounter, process_gone, timeout
+from conftest import ScriptWriter, TurnCounter, local_config, process_gone, timeout
 from wsdev import eventloop
-from wsdev.cli import build_config, parse_args
 from wsdev.events import Connected, Disconnected, Event, EventBus, ProcessStarted
 from wsdev.prelaunch import _decoded, read_handshake
 from wsdev.server import Server
@@ -119,20 +117,6 @@ def test_a_target_with_something_to_decode_is_decoded_by_yarl(target: str) -> No
 # ---------------------------------------------------------------- the same, read early or not
 
 
-def _config(script: Path, *flags: str) -> Any:
-    return build_config(
-        parse_args(["--port=0", "--address=127.0.0.1", "--loglevel=error", *flags, str(script)]),
-        environ={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-    )
-
-
-def _script(tmp_path: Path, text: str) -> Path:
-    script = tmp_path / "program.sh"
-    script.write_text(text)
-    script.chmod(0o755)
-    return script
-
-
 def _frames(data: bytes) -> list[tuple[int, bytes]]:
     frames = []
     while len(data) >= 2:
@@ -205,16 +189,16 @@ REQUESTS = [
 
 @pytest.mark.parametrize("request_bytes", REQUESTS)
 def test_a_handshake_read_early_gives_what_aiohttp_gives(
-    tmp_path: Path, request_bytes: bytes
+    tmp_script: ScriptWriter, request_bytes: bytes
 ) -> None:
     """Same environment, same 101 (but its Date), same output, whichever path read it."""
-    script = _script(tmp_path, "#!/bin/sh\nenv\necho done\n")
+    script = tmp_script("program.sh", "#!/bin/sh\nenv\necho done\n")
     flags = ("--header=X-Every: 1", "--header-ws=X-Upgrade: 2", "--header=Server: extra")
 
     async def both() -> list[tuple[bytes, list[tuple[int, bytes]], int]]:
         results = []
         for prelaunching in (True, False):
-            server = Server(_config(script, *flags), EventBus())
+            server = Server(local_config(script, *flags), EventBus())
             server._prelaunching = prelaunching
             upgraded = _Upgraded(server)
             await server.start()
@@ -247,13 +231,13 @@ def test_a_handshake_read_early_gives_what_aiohttp_gives(
 # ---------------------------------------------------------------- sooner, and cleaned up
 
 
-def test_the_101_goes_out_in_the_turn_that_accepts(tmp_path: Path) -> None:
+def test_the_101_goes_out_in_the_turn_that_accepts(tmp_script: ScriptWriter) -> None:
     """Read early, the 101 is written in the accepting turn; aiohttp's path takes more turns."""
-    script = _script(tmp_path, "#!/bin/sh\nread line\n")
+    script = tmp_script("program.sh", "#!/bin/sh\nread line\n")
 
     async def turns_to_101(prelaunching: bool) -> int:
         loop = asyncio.get_running_loop()
-        server = Server(_config(script), EventBus())
+        server = Server(local_config(script), EventBus())
         server._prelaunching = prelaunching
         await server.start()
         client = _connected(server.port, handshake())
@@ -282,10 +266,10 @@ def test_the_101_goes_out_in_the_turn_that_accepts(tmp_path: Path) -> None:
     assert late > early, f"aiohttp's path took {late} turns, the early one {early}"
 
 
-def test_a_client_that_leaves_at_once_ends_its_program(tmp_path: Path) -> None:
+def test_a_client_that_leaves_at_once_ends_its_program(tmp_script: ScriptWriter) -> None:
     """The client resets the connection right after the accepting turn started its program:
     the program is ended, the connection is reported over, and no second program starts."""
-    script = _script(tmp_path, "#!/bin/sh\nexec sleep 30\n")
+    script = tmp_script("program.sh", "#!/bin/sh\nexec sleep 30\n")
 
     async def scenario() -> list[Event]:
         loop = asyncio.get_running_loop()
@@ -299,7 +283,7 @@ def test_a_client_that_leaves_at_once_ends_its_program(tmp_path: Path) -> None:
                 disconnected.set_result(None)
 
         bus.subscribe(on_event)
-        server = Server(_config(script, "--closems=100"), bus)
+        server = Server(local_config(script, "--closems=100"), bus)
         clients: list[socket.socket] = []
         original = server._prelaunch
 
@@ -354,10 +338,10 @@ def _masked(opcode: int, payload: bytes) -> bytes:
     return bytes((0x80 | opcode, 0x80 | len(payload))) + mask + masked
 
 
-def test_a_conversation_goes_alike_on_either_path(tmp_path: Path) -> None:
+def test_a_conversation_goes_alike_on_either_path(tmp_script: ScriptWriter) -> None:
     """A message, a ping and the client's Close, answered frame for frame the same whether
     the connection was answered on accept or by aiohttp."""
-    script = _script(tmp_path, "#!/bin/sh\nexec cat\n")
+    script = tmp_script("program.sh", "#!/bin/sh\nexec cat\n")
     conversation = [
         _masked(0x1, b"hello"),
         _masked(0x9, b"are you there"),
@@ -366,7 +350,7 @@ def test_a_conversation_goes_alike_on_either_path(tmp_path: Path) -> None:
 
     async def converse(prelaunching: bool) -> list[tuple[int, bytes]]:
         loop = asyncio.get_running_loop()
-        server = Server(_config(script), EventBus())
+        server = Server(local_config(script), EventBus())
         server._prelaunching = prelaunching
         upgraded = _Upgraded(server)
         await server.start()
