@@ -41,7 +41,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--runs",
         type=int,
-        help="runs per scenario (default 5; rtt 12, connect 15, hold 3; --quick: 3, hold 1)",
+        help="runs per scenario (default 5; rtt 12, connect 15, hold 3, burst 7; "
+        "--quick: 3, hold 1)",
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the rows as JSON")
     parser.add_argument(

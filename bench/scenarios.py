@@ -37,7 +37,10 @@ from servers import (
     Server,
     ServerError,
     dashboard_pair,
+    listen_backlog,
+    listen_counters,
     side_by_side,
+    somaxconn,
 )
 
 MIB = 1 << 20
@@ -320,6 +323,15 @@ def connect_scenario(ctx: Context) -> list[Row]:
 # ---- thousands of idle connections, each then echoing once ----
 
 
+def _no_children_left(server: Server, within: float = 60) -> float:
+    """Wait (bounded) until the server has no child left; returns how long that took."""
+    started = time.monotonic()
+    # A child's exit has no event we can wait on from here: poll.
+    while server.child_count() > 0 and time.monotonic() - started < within:
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
 def hold_scenario(ctx: Context) -> list[Row]:
     count = ctx.size(3000, 1000)
     runs = ctx.runs(3, 1)
@@ -338,11 +350,7 @@ def hold_scenario(ctx: Context) -> list[Row]:
             held = server.rss_kib()
         finally:
             session.finish()  # the client closes every connection
-        closed = time.monotonic()
-        # A child's exit has no event we can wait on from here: poll, bounded.
-        while server.child_count() > 0 and time.monotonic() - closed < 60:
-            time.sleep(0.02)
-        teardown = time.monotonic() - closed
+        teardown = _no_children_left(server)
         alive = int(echoed["alive"])
         lost = {k: float(v) for k, v in {**opened, **echoed}.items() if k.startswith("lost_")}
         return {
@@ -395,6 +403,94 @@ def hold_scenario(ctx: Context) -> list[Row]:
         _figure(results, "teardown_s").row(
             scenario, "seconds from the client closing all to no child left", fmt="{:,.2f}"
         ),
+    ]
+
+
+# ---- a burst: hundreds of clients connect at once, each echoes one line ----
+
+BURST_CLIENTS = 300
+
+
+def burst_scenario(ctx: Context) -> list[Row]:
+    count = BURST_CLIENTS
+    runs = ctx.runs(7, 3)
+    cap = somaxconn()
+    ctx.say(
+        f"cat: {count} clients connect at once, one echo each; {runs} run(s) each "
+        f"(net.core.somaxconn {cap if cap is not None else 'unknown'})"
+    )
+
+    def once(server: Server) -> dict[str, float]:
+        _no_children_left(server)  # the previous burst's children have all ended
+        before = listen_counters()
+        result = ctx.client.run("burst", server.port, count, limit=120)
+        after = listen_counters()
+        teardown = _no_children_left(server)  # the client closed them all as it exited
+        failed = int(result["failed"])
+        # A run in which some client failed has no "until every client" time (nor a p50 of
+        # the same clients): its failures are counted instead.
+        times = {
+            "seconds": float(result["seconds"]) * 1000,
+            "echo_p50": float(result["echo_p50_us"]) / 1000,
+        }
+        figures = {
+            **(times if failed == 0 else {}),
+            "late": float(result["late"]),
+            "failed": float(failed),
+            "overflows": float(after["ListenOverflows"] - before["ListenOverflows"]),
+            "drops": float(after["ListenDrops"] - before["ListenDrops"]),
+            "teardown_s": teardown,  # shown in the progress lines only
+            # Where the failed ones were lost, if any (progress lines only).
+            **{k: float(v) for k, v in result.items() if k.startswith("lost_") and v != "0"},
+            **({"unfinished": float(result["unfinished"])} if result["unfinished"] != "0" else {}),
+        }
+        backlog = listen_backlog(server.port)
+        if backlog is not None:
+            figures["backlog"] = float(backlog)
+        return figures
+
+    def warmup(server: Server) -> object:
+        return ctx.client.run("burst", server.port, count, limit=120)
+
+    results = compare(ctx, ["cat"], runs, once, warmup=warmup)
+    scenario = f"{count} `cat` clients connecting at once"
+    backlog = _figure(results, "backlog").row(
+        scenario,
+        "listen backlog (`ss` Send-Q)",
+        note="The backlog the kernel holds for the server's listening socket: what the server "
+        f"asked for, capped at `net.core.somaxconn` ({cap if cap is not None else 'unknown'} "
+        "here). A SYN that finds the accept queue full is dropped, and the client sends it "
+        "again only after about 1 s.",
+    )
+    backlog.show_ratio = False  # a setting, not a performance figure
+    return [
+        _figure(results, "seconds").row(
+            scenario,
+            f"ms from the first connect until all {count} have their echo",
+            goal=ratio_at_most(1),
+            note=f"The client issues all {count} non-blocking connects before it handles any "
+            "event; each connection sends its upgrade request once its connect completes and "
+            "one text line once the 101 arrives, then stays open until every other one has its "
+            "echo. Each run starts once the previous run's children have all ended; a run in "
+            "which any client failed has no time (see `clients failed`).",
+        ),
+        _figure(results, "echo_p50").row(
+            scenario, "ms from the first connect to a client's echo, p50", fmt="{:,.0f}"
+        ),
+        _figure(results, "late").row(scenario, "clients with their echo after 1 s or more"),
+        _figure(results, "overflows").row(
+            scenario,
+            "kernel ListenOverflows increase, all runs",
+            combine=sum,
+            note="TcpExt counters of /proc/net/netstat, read just before and after each timed "
+            "burst (not the warm-up); they count every listener of the network namespace, so "
+            "anything else overflowing a listen queue meanwhile counts too.",
+        ),
+        _figure(results, "drops").row(
+            scenario, "kernel ListenDrops increase, all runs", combine=sum
+        ),
+        _figure(results, "failed").row(scenario, "clients failed, all runs", combine=sum),
+        backlog,
     ]
 
 
@@ -522,6 +618,7 @@ SCENARIOS: dict[str, Callable[[Context], list[Row]]] = {
     "rtt": rtt_scenario,
     "connect": connect_scenario,
     "hold": hold_scenario,
+    "burst": burst_scenario,
     "slow": slow_scenario,
     "dashboard": dashboard_scenario,
 }

@@ -71,6 +71,49 @@ def rss_kib(pid: int) -> int:
     raise ServerError(f"process {pid} has no VmRSS (it has exited)")
 
 
+#: The kernel's counters of connections its listen queues turned away (TcpExt, /proc/net/netstat).
+LISTEN_COUNTERS = ("ListenOverflows", "ListenDrops")
+
+
+def listen_counters() -> dict[str, int]:
+    """``LISTEN_COUNTERS`` now: totals for this network namespace (every listener in it), so
+    the increase over a span of time counts whatever overflowed meanwhile, not one server alone.
+    """
+    with open("/proc/net/netstat") as netstat:
+        lines = [line.split() for line in netstat if line.startswith("TcpExt:")]
+    if len(lines) != 2:
+        raise ServerError("/proc/net/netstat has no TcpExt header and values")
+    counters = dict(zip(lines[0][1:], lines[1][1:], strict=True))
+    return {name: int(counters[name]) for name in LISTEN_COUNTERS}
+
+
+def somaxconn() -> int | None:
+    """The kernel's cap on a listen backlog (``net.core.somaxconn``), if it can be read."""
+    try:
+        return int(Path("/proc/sys/net/core/somaxconn").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def listen_backlog(port: int) -> int | None:
+    """The backlog of the socket listening on 127.0.0.1:``port`` as the kernel holds it (what
+    the server asked for, capped at somaxconn): ``ss``'s Send-Q; None without ``ss``."""
+    ss = shutil.which("ss")
+    if ss is None:
+        return None
+    try:
+        out = subprocess.run(
+            [ss, "-Hltn", f"sport = :{port}"], capture_output=True, text=True, timeout=10
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for line in out.splitlines():
+        fields = line.split()  # State Recv-Q Send-Q Local-Address:Port Peer-Address:Port
+        if len(fields) >= 4 and fields[3] == f"127.0.0.1:{port}":
+            return int(fields[2])
+    return None
+
+
 def _stat(pid: int) -> list[str]:
     """The fields of /proc/PID/stat after the command name (which may hold spaces or ')')."""
     with open(f"/proc/{pid}/stat") as stat:

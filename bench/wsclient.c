@@ -13,6 +13,7 @@
  *   rtt COUNT WARMUP SIZE       COUNT round trips of one SIZE-byte text message
  *   connect COUNT               COUNT sequential connections, each until the server closes it
  *   hold COUNT INFLIGHT         hold COUNT connections, then echo once on each (stdin paces it)
+ *   burst COUNT                 start COUNT connections at once, each echoes one line
  *   slow MIB RATE STALLMS       stall, then read MIB MiB at RATE MiB/s
  */
 #define _GNU_SOURCE
@@ -28,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -587,6 +589,84 @@ static int mode_hold(long count, long inflight) {
     return 0;
 }
 
+/* ---- burst: COUNT connections started at once, each sends one line and waits for its echo ----
+ * Every connect() is issued before the first event is handled, so all COUNT handshakes reach the
+ * server's listen queue together. Each connection sends its upgrade request as soon as its TCP
+ * connect completes and its one text message as soon as the 101 arrives; it is then held, idle,
+ * until every other connection has its echo (so no teardown overlaps the measurement), and all
+ * are closed at the end. Times are from the first connect(): `seconds` until the last echo. */
+#define BURST_IDLE_MS 20000 /* no event for this long: the rest are reported as unfinished */
+
+/* Raise this process's open-file limit to at least `want`, up to the hard limit. */
+static void raise_nofile(rlim_t want) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want) return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want) {
+        errno = EMFILE;
+        die("open-file limit too low for the burst");
+    }
+}
+
+static int mode_burst(long count) {
+    if (count < 1) die("burst needs COUNT >= 1");
+    raise_nofile((rlim_t)count + 64);
+    int ep = epoll_create1(0);
+    conn *cs = calloc((size_t)count, sizeof *cs);
+    double *connected = malloc(sizeof(double) * (size_t)count);
+    double *echoed = malloc(sizeof(double) * (size_t)count);
+    for (long i = 0; i < count; i++) rbuf_init(&cs[i].b, 4096);
+    static const char line[] = "burst";
+    long n_connected = 0, n_echoed = 0, pending = 0;
+    struct epoll_event evs[256];
+    double t0 = now(), t_last = t0;
+    for (long i = 0; i < count; i++) {
+        hold_start(ep, &cs[i]);
+        if (cs[i].state != C_DEAD) pending++;
+    }
+    while (pending > 0) {
+        int n = epoll_wait(ep, evs, 256, BURST_IDLE_MS);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break; /* the server stopped answering: report what is unfinished */
+        for (int i = 0; i < n; i++) {
+            conn *c = evs[i].data.ptr;
+            if (c->state == C_DEAD || c->state == C_ECHOED) continue;
+            int before = c->state;
+            hold_event(ep, c, evs[i].events);
+            double t = now() - t0;
+            if (before == C_CONNECTING && c->state != C_CONNECTING && c->state != C_DEAD)
+                connected[n_connected++] = t;
+            if (c->state == C_OPEN) {
+                send_frame(c->fd, OP_TEXT, line, sizeof line - 1);
+                c->state = C_ECHOING;
+            } else if (c->state == C_ECHOED) {
+                echoed[n_echoed++] = t;
+                t_last = now();
+                pending--;
+                /* Held until the end, but no longer watched: nothing more is expected. */
+                epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+            } else if (c->state == C_DEAD) {
+                pending--;
+            }
+        }
+    }
+    long late = 0;
+    for (long i = 0; i < n_echoed; i++) late += echoed[i] >= 1.0;
+    printf("count=%ld\nechoed=%ld\nfailed=%ld\nlate=%ld\nseconds=%.6f\n", count, n_echoed,
+           count - n_echoed, late, t_last - t0);
+    printf("lost_connecting=%d\nlost_upgrading=%d\nlost_echoing=%d\nunfinished=%ld\n",
+           g_lost[C_CONNECTING], g_lost[C_UPGRADING], g_lost[C_ECHOING], pending);
+    print_latencies("connect", connected, (size_t)n_connected);
+    print_latencies("echo", echoed, (size_t)n_echoed);
+    fflush(stdout);
+    for (long i = 0; i < count; i++) {
+        if (cs[i].state == C_DEAD) continue;
+        send_close(cs[i].fd);
+        close(cs[i].fd);
+    }
+    return n_echoed == count ? 0 : 3;
+}
+
 /* ---- slow: a reader slower than the program's output ---- */
 static int mode_slow(long mib, double rate_mib, long stall_ms) {
     int fd = tcp_socket(0);
@@ -652,6 +732,7 @@ int main(int argc, char **argv) {
     if (strcmp(mode, "rtt") == 0) return mode_rtt(a, b, c);
     if (strcmp(mode, "connect") == 0) return mode_connect(a);
     if (strcmp(mode, "hold") == 0) return mode_hold(a, b);
+    if (strcmp(mode, "burst") == 0) return mode_burst(a);
     if (strcmp(mode, "slow") == 0) return mode_slow(a, (double)b, c);
     fprintf(stderr, "unknown mode %s\n", mode);
     return 64;
