@@ -206,12 +206,11 @@ def test_a_close_sent_when_stdout_ends_after_the_exit_still_closes_the_socket(
     assert outcome.socket_closed, "wsdev kept its end of the finished connection open"
 
 
-async def _serve_exited(script: Path, args: list[str], *, early: bool) -> list[tuple[int, bytes]]:
+async def _serve_exited(script: Path, args: list[str]) -> list[tuple[int, bytes]]:
     """One connection to ``script``, whose output and exit all wait until wsdev looks at once.
 
     The loop is held when the program starts, until it has exited: wsdev then sees its
-    output, the end of its stdout and its exit in one turn. ``early`` chooses whether the
-    program is started on accept (``prelaunch``) or from aiohttp's handler.
+    output, the end of its stdout and its exit in one turn.
     """
     loop = asyncio.get_running_loop()
     config = local_config(script, *args)
@@ -229,7 +228,6 @@ async def _serve_exited(script: Path, args: list[str], *, early: bool) -> list[t
 
     bus.subscribe(on_event)
     server = Server(config, bus)
-    server._prelaunching = server._prelaunching and early
     await server.start()
     client = socket.socket()
     client.setblocking(False)
@@ -248,19 +246,17 @@ async def _serve_exited(script: Path, args: list[str], *, early: bool) -> list[t
         await server.close()
 
 
-@pytest.mark.parametrize("early", [True, False], ids=["on-accept", "aiohttp"])
 def test_a_line_too_long_closes_1009_though_the_exit_is_seen_in_the_same_turn(
-    tmp_script: ScriptWriter, early: bool
+    tmp_script: ScriptWriter,
 ) -> None:
     script = tmp_script("program.sh", "#!/bin/sh\necho ok\necho far-too-long\n")
-    frames = eventloop.run(_serve_exited(script, ["--max-line-bytes=8"], early=early))
+    frames = eventloop.run(_serve_exited(script, ["--max-line-bytes=8"]))
     assert frames == [(0x1, b"ok"), (0x8, struct.pack("!H", 1009) + b"line too long")]
 
 
-@pytest.mark.parametrize("early", [True, False], ids=["on-accept", "aiohttp"])
 def test_a_program_seen_written_and_exited_in_one_turn_closes_as_its_exit_says(
-    tmp_script: ScriptWriter, early: bool
+    tmp_script: ScriptWriter,
 ) -> None:
     script = tmp_script("program.sh", "#!/bin/sh\necho one\necho two\nexit 3\n")
-    frames = eventloop.run(_serve_exited(script, [], early=early))
+    frames = eventloop.run(_serve_exited(script, []))
     assert frames == [(0x1, b"one"), (0x1, b"two"), (0x8, struct.pack("!H", 1011) + b"exit 3")]

@@ -7,7 +7,10 @@ runner both build their environments here, so the two can never drift apart.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -120,3 +123,14 @@ def header_environ(headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
             value = value.replace("\r", " ").replace("\n", " ")
         env[key] = f"{env[key]}, {value}" if key in env else value
     return env
+
+
+async def reverse_lookup(address: str) -> str:
+    """REMOTE_HOST under --reverselookup: the address's name, or the address (A2)."""
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(OSError, UnicodeError, asyncio.TimeoutError):
+        host, _ = await asyncio.wait_for(
+            loop.getnameinfo((address, 0), socket.NI_NAMEREQD), timeout=2.0
+        )
+        return str(host)
+    return address

@@ -22,30 +22,15 @@ what can wait for that moment (``until_idle``): the last bookkeeping of a connec
 ended (its log line, its pipes, the unwinding of its request) would otherwise come before the
 next client's handshake, and a client that connects again at once would wait for it. Such work
 waits at most ``IDLE_WAIT_LIMIT``, so a loop that is never idle still gets it done.
-
-A new connection is served in fewer turns than asyncio's own accept takes. asyncio accepts in
-one turn, starts a task that creates the protocol and transport in the next, connects the
-protocol in a third and reads what the client sent in a fourth. Here the accepting turn creates
-both and reads what the client has sent, which is usually there with its connection. A protocol
-factory with a ``protocol_for_data(sock, peer, data)`` method (``peer``: the address ``accept``
-gave) may choose the protocol from those bytes, and say which of them it is still to receive
-(wsdev's server answers a WebSocket handshake then, see ``prelaunch``). The next turn connects
-the protocol and hands it the bytes as its first ``data_received``. Each turn on a short
-connection's way costs tens of microseconds, since the caches are cold from the program the
-last connection ran. TLS connections are accepted as asyncio does (their handshake needs its
-task).
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
 import os
 import selectors
-import socket
 import sys
 import time
-from asyncio.constants import ACCEPT_RETRY_DELAY
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -55,8 +40,6 @@ T = TypeVar("T")
 SPIN = 50e-6
 # epoll_wait counts in milliseconds and rounds a shorter timeout up to a whole one.
 BLOCKING_RESOLUTION = 1e-3
-# What is read of a connection in the turn that accepts it: a whole handshake, cookies and all.
-WAITING_READ_SIZE = 64 * 1024
 # The longest work queued for an idle moment waits when the loop stays busy.
 IDLE_WAIT_LIMIT = 5e-3
 
@@ -112,103 +95,6 @@ class EventLoop(asyncio.SelectorEventLoop):
 
     def call_when_idle(self, callback: Callable[[], object]) -> None:
         self._polling.call_when_idle(callback)
-
-    def _accept_connection(
-        self,
-        protocol_factory: Callable[[], asyncio.BaseProtocol],
-        sock: socket.socket,
-        sslcontext: Any = None,
-        server: Any = None,
-        backlog: int = 100,
-        *args: Any,
-    ) -> None:
-        """asyncio's accept, connecting each new socket in the same step (see the docstring)."""
-        if sslcontext is not None:
-            super()._accept_connection(  # type: ignore[misc]
-                protocol_factory, sock, sslcontext, server, backlog, *args
-            )
-            return
-        for _ in range(backlog):
-            try:
-                conn, addr = sock.accept()
-                conn.setblocking(False)
-            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-                return  # nothing more waiting
-            except OSError as exc:
-                if exc.errno not in _OUT_OF_RESOURCES:
-                    raise  # the loop logs it and goes on, as with asyncio's own accept
-                # As asyncio does: say so, and stop accepting for a while instead of spinning.
-                self.call_exception_handler(
-                    {"message": "socket.accept() out of system resource", "exception": exc}
-                )
-                self._remove_reader(sock.fileno())  # type: ignore[attr-defined]
-                self.call_later(
-                    ACCEPT_RETRY_DELAY,
-                    self._start_serving,  # type: ignore[attr-defined]
-                    protocol_factory,
-                    sock,
-                    sslcontext,
-                    server,
-                    backlog,
-                    *args,
-                )
-                return
-            self._connect_accepted(protocol_factory, conn, addr, server)
-
-    def _connect_accepted(
-        self,
-        protocol_factory: Callable[[], asyncio.BaseProtocol],
-        conn: socket.socket,
-        addr: Any,
-        server: Any,
-    ) -> None:
-        # What the client sent with its connection is usually here already (see the docstring).
-        waiting = _waiting_bytes(conn)
-        chosen = None
-        choose = getattr(protocol_factory, "protocol_for_data", None)
-        if waiting and choose is not None:
-            try:
-                chosen = choose(conn, addr, waiting)
-            except Exception as exc:  # served as if nothing had looked
-                self.call_exception_handler(
-                    {"message": "protocol_for_data failed", "exception": exc}
-                )
-        try:
-            if chosen is None:
-                protocol = protocol_factory()
-            else:
-                protocol, waiting = chosen
-            transport = self._make_socket_transport(  # type: ignore[attr-defined]
-                conn, protocol, extra={"peername": addr}, server=server
-            )
-        except Exception as exc:
-            conn.close()  # as asyncio does, the connection is dropped
-            if chosen is not None:
-                chosen[0].connection_lost(exc)  # what it started for the connection can end
-            return
-        # The transport connects the protocol and starts reading on the next turn; the bytes
-        # read here come first, then what more the socket has, without waiting one more turn for
-        # the selector to report what is already there.
-        self.call_soon(_deliver_then_read, transport, protocol, waiting)
-
-
-_OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
-
-
-def _waiting_bytes(conn: socket.socket) -> bytes:
-    try:
-        return conn.recv(WAITING_READ_SIZE)
-    except OSError:  # nothing there yet, or an error the transport will meet again and report
-        return b""
-
-
-def _deliver_then_read(
-    transport: asyncio.Transport, protocol: asyncio.BaseProtocol, waiting: bytes
-) -> None:
-    if waiting and not transport.is_closing():
-        protocol.data_received(waiting)  # type: ignore[attr-defined]
-    if transport.is_reading():
-        transport._read_ready()  # type: ignore[attr-defined]
 
 
 async def until_idle() -> None:

@@ -80,7 +80,7 @@ class Child:
         self._exit_waiters: list[asyncio.Future[None]] = []
         self.on_exit: Callable[[], object] | None = None
         self._pidfd = -1
-        _watch_exit(self)
+        self._watch_exit()
 
     @property
     def running(self) -> bool:
@@ -92,7 +92,7 @@ class Child:
         True once it has been reaped. A program's exit and the end of its output come
         together: whoever sees the one can look for the other at once.
         """
-        return _reap(self, block=False)
+        return self._reap(block=False)
 
     def group_alive(self) -> bool:
         """Whether any process of the child's group (the child or what it started) is left."""
@@ -161,6 +161,40 @@ class Child:
             timer.cancel()
             with contextlib.suppress(ValueError):
                 self._exit_waiters.remove(waiter)
+
+    def _watch_exit(self) -> None:
+        if _PIDFD_WORKS:
+            try:
+                self._pidfd = os.pidfd_open(self.pid)
+            except OSError:
+                pass
+            else:
+                self._loop.add_reader(self._pidfd, self._reap, True)
+                return
+        _SigchldReaper.for_loop(self._loop).add(self)
+
+    def _reap(self, block: bool) -> bool:
+        """Collect the exit status if the child has exited; True once it has been reaped."""
+        if self.exited.done():
+            return True  # already, by ``poll``
+        try:
+            pid, status = os.waitpid(self.pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            # Someone else reaped it (an old-style child watcher): the status is lost.
+            pid, status = self.pid, 255 << 8
+        if pid == 0:
+            return False
+        if self._pidfd >= 0:
+            self._loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = -1
+        untrack(self.pid)
+        self.exited.set_result(ExitStatus.from_wait_status(status))
+        for waiter in self._exit_waiters:
+            _wake(waiter)
+        if self.on_exit is not None:
+            self.on_exit()
+        return True
 
 
 def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: str | None = None) -> Child:
@@ -268,46 +302,6 @@ def abandon(child: Child, closems: int = 0) -> None:
 _ABANDONED: set[asyncio.Future[ExitStatus]] = set()
 
 
-def _watch_exit(child: Child) -> None:
-    if _PIDFD_WORKS:
-        try:
-            child._pidfd = os.pidfd_open(child.pid)
-        except OSError:
-            pass
-        else:
-            child._loop.add_reader(child._pidfd, _reap_pidfd, child)
-            return
-    _SigchldReaper.for_loop(child._loop).add(child)
-
-
-def _reap_pidfd(child: Child) -> None:
-    _reap(child, block=True)
-
-
-def _reap(child: Child, *, block: bool) -> bool:
-    """Collect the child's exit status if it has exited; True once it has been reaped."""
-    if child.exited.done():
-        return True  # already, by ``poll``
-    try:
-        pid, status = os.waitpid(child.pid, 0 if block else os.WNOHANG)
-    except ChildProcessError:
-        # Someone else reaped it (an old-style child watcher): the status is lost.
-        pid, status = child.pid, 255 << 8
-    if pid == 0:
-        return False
-    if child._pidfd >= 0:
-        child._loop.remove_reader(child._pidfd)
-        os.close(child._pidfd)
-        child._pidfd = -1
-    untrack(child.pid)
-    child.exited.set_result(ExitStatus.from_wait_status(status))
-    for waiter in child._exit_waiters:
-        _wake(waiter)
-    if child.on_exit is not None:
-        child.on_exit()
-    return True
-
-
 def _wake(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
@@ -350,5 +344,5 @@ class _SigchldReaper:
 
     def _on_sigchld(self) -> None:
         for pid, child in list(self._children.items()):
-            if _reap(child, block=False):
+            if child.poll():
                 del self._children[pid]

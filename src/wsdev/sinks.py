@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from wsdev.events import ConnectionInfo, ExitStatus
-from wsdev.wire import FrameWriter, binary_frame, text_frames
+from wsdev.wire import binary_frame, text_frames
 
 # What the console shows of the environment: enough to learn how paths and queries arrive.
 CONSOLE_ENV_KEYS = (
@@ -24,6 +24,12 @@ CONSOLE_ENV_KEYS = (
     "REMOTE_ADDR",
     "UNIQUE_ID",
 )
+
+
+class FrameOutput(Protocol):
+    """Where a sink's frames go: the session's connection."""
+
+    def write(self, frames: bytes) -> None: ...
 
 
 class Sink(Protocol):
@@ -46,7 +52,7 @@ class PlainSink:
 
     __slots__ = ("_passstderr", "_writer")
 
-    def __init__(self, writer: FrameWriter, *, passstderr: bool) -> None:
+    def __init__(self, writer: FrameOutput, *, passstderr: bool) -> None:
         self._writer = writer
         self._passstderr = passstderr
 
@@ -83,7 +89,7 @@ class ConsoleSink:
 
     __slots__ = ("_writer",)
 
-    def __init__(self, writer: FrameWriter) -> None:
+    def __init__(self, writer: FrameOutput) -> None:
         self._writer = writer
 
     def _send(self, obj: object) -> None:

@@ -1,0 +1,374 @@
+"""One accepted connection: its request head, then either a WebSocket of wsdev's or aiohttp's HTTP.
+
+Every connection starts here (``Connection`` is the listening sockets' protocol). Its first
+request head is read whole; a WebSocket upgrade to a path that runs a program becomes a session
+(``sessions``), driven from here by the sans-I/O engine of the ``websockets`` library: bytes in
+through ``receive_data``, frames out through ``events_received``, whatever it must send through
+``data_to_send``. Anything else is handed to aiohttp's HTTP server, which gets the transport and
+the bytes read so far, as uvicorn hands a connection from HTTP to WebSocket (behaviour A5).
+
+This is the shape that is fast on public APIs alone: no task per connection or per message, the
+program's output written straight to the transport, and flow control through the transport's
+``pause_reading`` / ``pause_writing`` (behaviour B4). A client's data frames go to the program's
+stdin in the callback that reads them; only a program's output is framed by wsdev itself
+(``wire``), since a server's data frames are stateless, unmasked and uncompressed, and many lines
+go out in one write. Control frames (pong, Close) come from the engine, which enforces RFC 6455
+(behaviour B11); wsdev adds what it leaves to its user: text must be valid UTF-8.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import logging
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol, cast
+
+from websockets.frames import CloseCode, Frame, Opcode
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+if TYPE_CHECKING:
+    from wsdev.bridge import Bridge
+
+logger = logging.getLogger(__name__)
+
+# The longest request head read here; a longer one goes to aiohttp, which refuses it (431).
+HEAD_LIMIT = 64 * 1024
+# How long a client has to answer wsdev's Close before its connection is dropped.
+CLOSE_TIMEOUT = 2.0
+# An empty Close from the client is answered with 1000 (behaviour A4), not an empty one.
+_EMPTY_CLOSE = b"\x88\x00"
+_NORMAL_CLOSE = b"\x88\x02\x03\xe8"
+# A WebSocket upgrade: a GET whose Upgrade header names websocket (the rest is checked later).
+_UPGRADE = re.compile(rb"\r\nupgrade:[ \t]*websocket[ \t]*\r\n", re.IGNORECASE)
+
+OP_TEXT = Opcode.TEXT
+OP_BINARY = Opcode.BINARY
+OP_CONT = Opcode.CONT
+OP_CLOSE = Opcode.CLOSE
+
+
+class Sessions(Protocol):
+    """What a connection needs of the server (``sessions.SessionManager``)."""
+
+    max_message_size: int
+
+    def wants(self, head: bytes) -> bool:
+        """Whether this request head (a WebSocket upgrade) goes to a program's session."""
+
+    def open(self, connection: Connection, engine: ServerProtocol, request: Request) -> None:
+        """Answer the handshake: refuse it, or start the program and ``attach`` its bridge."""
+
+    def http_protocol(self) -> asyncio.Protocol:
+        """A new aiohttp protocol to hand a plain HTTP connection to."""
+
+
+class Connection(asyncio.Protocol):
+    """One client connection; see the module's docstring."""
+
+    __slots__ = (
+        "_bridge",
+        "_close_timer",
+        "_engine",
+        "_fragments",
+        "_head",
+        "_reported",
+        "_sessions",
+        "_text_decoder",
+        "_write_eof_sent",
+        "transport",
+    )
+
+    def __init__(self, sessions: Sessions) -> None:
+        self._sessions = sessions
+        self.transport: asyncio.Transport | None = None
+        self._head = bytearray()
+        self._engine: ServerProtocol | None = None
+        self._bridge: Bridge | None = None
+        self._fragments: list[bytes] | None = None  # a fragmented message in progress
+        self._text_decoder: codecs.IncrementalDecoder | None = None
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._write_eof_sent = False
+        self._reported = False  # the bridge has heard how the client side ended
+
+    # ------------------------------------------------------------ asyncio callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        engine = self._engine
+        if engine is not None:
+            self._receive(engine, data)
+            return
+        head = self._head
+        searched = max(0, len(head) - 3)
+        head += data
+        if not head.startswith(b"GET "[: len(head)]):
+            self._to_http()  # only a GET can be an upgrade: the rest is aiohttp's at once
+            return
+        end = head.find(b"\r\n\r\n", searched)
+        if end == -1:
+            if len(head) > HEAD_LIMIT:
+                self._to_http()
+            return
+        request_head = bytes(head[: end + 4])
+        if not (request_head.startswith(b"GET ") and _UPGRADE.search(request_head)):
+            self._to_http()
+            return
+        if not self._sessions.wants(request_head):
+            self._to_http()
+            return
+        engine = self._engine = ServerProtocol(max_size=self._sessions.max_message_size)
+        self._head = bytearray()
+        engine.receive_data(bytes(head))
+        self._handshake(engine)
+
+    def eof_received(self) -> bool | None:
+        engine = self._engine
+        if engine is None:
+            return None  # a request never finished: nothing to answer
+        engine.receive_eof()
+        self._flush(engine)
+        self._report_client_end(1006)
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
+        self._report_client_end(1006)
+        bridge = self._bridge
+        if bridge is not None:
+            bridge.output_paused(False)
+
+    def pause_writing(self) -> None:
+        if self._bridge is not None:
+            self._bridge.output_paused(True)
+
+    def resume_writing(self) -> None:
+        if self._bridge is not None:
+            self._bridge.output_paused(False)
+
+    # ------------------------------------------------------------ the handshake
+
+    def _handshake(self, engine: ServerProtocol) -> None:
+        events = engine.events_received()
+        if not events or not isinstance(events[0], Request):
+            # Not a request the engine could read: answer as plain HTTP would.
+            self.respond_raw(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+            return
+        self._sessions.open(self, engine, events[0])
+        if self._bridge is not None and len(events) > 1:
+            for event in events[1:]:  # frames that came with the handshake
+                if isinstance(event, Frame):
+                    self._frame(event)
+            self._after_frames(engine)
+
+    def respond(self, engine: ServerProtocol, response: Response) -> None:
+        """Send a handshake response; anything but a 101 ends the connection after it."""
+        engine.send_response(response)
+        self._flush(engine)
+
+    def respond_raw(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+            transport.close()
+
+    def attach(self, bridge: Bridge) -> None:
+        """From now on this connection's messages go to ``bridge``."""
+        self._bridge = bridge
+
+    # ------------------------------------------------------------ client -> program
+
+    def _receive(self, engine: ServerProtocol, data: bytes) -> None:
+        engine.receive_data(data)
+        for event in engine.events_received():
+            self._frame(event)  # type: ignore[arg-type]
+        self._after_frames(engine)
+
+    def _frame(self, frame: Frame) -> None:
+        opcode = frame.opcode
+        bridge = self._bridge
+        # Received frames carry bytes (the type also allows what frames being sent may carry).
+        data = cast(bytes, frame.data)
+        if opcode is OP_TEXT or opcode is OP_BINARY:
+            if not frame.fin:
+                self._fragments = [data]
+                if opcode is OP_TEXT:
+                    self._text_decoder = codecs.getincrementaldecoder("utf-8")()
+                    self._check_text(data, final=False)
+                return
+            if opcode is OP_TEXT and not data.isascii():
+                self._check_text_whole(data)
+            if bridge is not None and self._open:
+                bridge.on_message(data, opcode is OP_BINARY)
+        elif opcode is OP_CONT:
+            fragments = self._fragments
+            if fragments is None:
+                return  # the engine has failed the connection already
+            fragments.append(data)
+            if self._text_decoder is not None:
+                self._check_text(data, final=frame.fin)
+            if frame.fin:
+                self._fragments = None
+                binary = self._text_decoder is None
+                self._text_decoder = None
+                if bridge is not None and self._open:
+                    bridge.on_message(b"".join(fragments), binary)
+        elif opcode is OP_CLOSE:
+            pass  # the engine has answered it; ``_after_frames`` tells the bridge
+        elif bridge is not None:
+            bridge.seen()  # ping or pong: the client is there
+
+    @property
+    def _open(self) -> bool:
+        engine = self._engine
+        return engine is not None and engine.state is State.OPEN
+
+    def _check_text_whole(self, data: bytes) -> None:
+        try:
+            data.decode()
+        except UnicodeDecodeError:
+            self._invalid_text()
+
+    def _check_text(self, data: bytes, *, final: bool) -> None:
+        decoder = self._text_decoder
+        assert decoder is not None
+        try:
+            decoder.decode(data, final)
+        except UnicodeDecodeError:
+            self._text_decoder = None
+            self._fragments = None
+            self._invalid_text()
+
+    def _invalid_text(self) -> None:
+        engine = self._engine
+        if engine is not None and engine.state is State.OPEN:
+            # RFC 6455 §8.1: a text message that is not UTF-8 fails the connection with 1007.
+            engine.fail(CloseCode.INVALID_DATA, "invalid UTF-8 in a text message")
+
+    def _after_frames(self, engine: ServerProtocol) -> None:
+        self._flush(engine)
+        if engine.state is not State.OPEN and not self._reported:
+            received = engine.close_rcvd
+            if received is not None:
+                code = received.code if received.code != CloseCode.NO_STATUS_RCVD else 1000
+            elif engine.close_sent is not None and self._bridge is not None:
+                # The engine failed the connection (1002, 1007, 1009) unless wsdev closed it.
+                if not self._bridge.closing:
+                    code = engine.close_sent.code
+                else:
+                    return
+            else:
+                code = 1006
+            self._report_client_end(code)
+
+    def _report_client_end(self, code: int) -> None:
+        if self._reported:
+            return
+        self._reported = True
+        bridge = self._bridge
+        if bridge is not None:
+            bridge.client_closed(code)
+
+    # ------------------------------------------------------------ program -> client
+
+    def _flush(self, engine: ServerProtocol) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        for data in engine.data_to_send():
+            if data:
+                if data == _EMPTY_CLOSE and engine.close_rcvd is not None:
+                    data = _NORMAL_CLOSE
+                if not transport.is_closing():
+                    transport.write(data)
+            else:
+                # The engine is done with the connection: a server closes its side first.
+                transport.close()
+
+    def write(self, frames: bytes) -> None:
+        """Send data frames wsdev framed itself (``wire``), while the connection is open."""
+        transport = self.transport
+        engine = self._engine
+        if transport is None or engine is None or engine.state is not State.OPEN:
+            return
+        if not transport.is_closing():
+            transport.write(frames)
+
+    def close(self, code: int, reason: str) -> None:
+        """Send wsdev's Close and end the stream at once (the client may still answer).
+
+        The end of the stream (a half-close) goes with the Close, so a client that waits for
+        it is not kept waiting for the program's last bookkeeping; a TLS connection cannot be
+        half-closed and waits for the client's answer. Either way the socket is closed once the
+        client answers, or after ``CLOSE_TIMEOUT``.
+        """
+        engine = self._engine
+        transport = self.transport
+        if engine is None or transport is None or engine.state is not State.OPEN:
+            return
+        engine.send_close(code, _cut_reason(reason))
+        self._flush(engine)
+        if transport.is_closing():
+            return
+        if transport.can_write_eof() and not self._write_eof_sent:
+            self._write_eof_sent = True
+            transport.write_eof()
+        loop = asyncio.get_running_loop()
+        self._close_timer = loop.call_later(CLOSE_TIMEOUT, transport.abort)
+
+    def ping(self) -> None:
+        engine = self._engine
+        if engine is not None and engine.state is State.OPEN:
+            engine.send_ping(b"")
+            self._flush(engine)
+
+    def abort(self) -> None:
+        """Drop the connection without a Close (a client that stopped answering pings)."""
+        if self.transport is not None:
+            self.transport.abort()
+
+    def pause_reading(self) -> None:
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.resume_reading()
+
+    @property
+    def gone(self) -> bool:
+        transport = self.transport
+        return transport is None or transport.is_closing()
+
+    # ------------------------------------------------------------ plain HTTP
+
+    def _to_http(self) -> None:
+        """Hand the connection, and what it has sent so far, to aiohttp's HTTP server."""
+        transport = self.transport
+        assert transport is not None
+        protocol = self._sessions.http_protocol()
+        head, self._head = bytes(self._head), bytearray()
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        protocol.data_received(head)
+
+
+def _cut_reason(reason: str) -> str:
+    """A close reason that fits a Close frame: at most 123 bytes of UTF-8."""
+    encoded = reason.encode()
+    if len(encoded) <= 123:
+        return reason
+    return encoded[:123].decode(errors="ignore")
+
+
+ConnectionFactory = Callable[[], Connection]

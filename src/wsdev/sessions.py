@@ -1,0 +1,411 @@
+"""Where a WebSocket handshake becomes a running program (behaviour A2, A5, B10, C1).
+
+Every connection that runs a program takes this one path, whatever it came through (plain, TLS,
+a Unix socket, ``--dir``, the console's envelope at ``/_wsdev/ws``): the handshake is checked
+(``426`` for a version other than 13, the engine's own checks), admission decides once
+(``refusal``: origin 403, ``--maxforks`` 429; CGI asks the same question), then one place builds
+the environment and the connection record and starts the child (``_start``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, quote
+
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+from websockets.server import ServerProtocol
+from yarl import URL
+
+from wsdev import __version__
+from wsdev.bridge import CLOSE_INTERNAL, Bridge
+from wsdev.config import Config
+from wsdev.connection import Connection
+from wsdev.environ import RequestFacts, cgi_environ, inherited_environ, reverse_lookup
+from wsdev.events import (
+    Connected,
+    ConnectionInfo,
+    Disconnected,
+    EventBus,
+    HttpRequest,
+    Rejected,
+    SpawnFailed,
+)
+from wsdev.process import spawn
+from wsdev.sinks import ConsoleSink, PlainSink, Sink
+from wsdev.urlmap import map_url
+
+logger = logging.getLogger(__name__)
+
+CONSOLE_PREFIX = "/_wsdev/"
+CONSOLE_SOCKET = CONSOLE_PREFIX + "ws"
+SERVER_HEADER = f"wsdev/{__version__}"
+NOT_FOUND_BODY = "404 page not found\n"
+# The console cannot read an HTTP status: its refusals are a Close with one of these codes.
+CONSOLE_REFUSED = 1008
+CONSOLE_TRY_AGAIN = 1013
+
+
+class IdSource:
+    """UNIQUE_IDs like websocketd's (nanosecond clock), never repeated within one run."""
+
+    def __init__(self) -> None:
+        self._last = 0
+        self.count = 0
+
+    def next(self) -> tuple[str, int]:
+        self._last = max(time.time_ns(), self._last + 1)
+        self.count += 1
+        return str(self._last), self.count
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Which program a handshake asks for, and how the client named it."""
+
+    raw: str  # the request target as sent
+    path: str  # the decoded path the program is asked for
+    query: str  # its query string, percent-encoded
+    console: bool  # the console's envelope (``/_wsdev/ws?path=…&query=…``)
+
+
+class SessionManager:
+    """Every live session, the admission rules, and the start of each session's program."""
+
+    def __init__(self, config: Config, bus: EventBus, http: Callable[[], asyncio.Protocol]) -> None:
+        self.config = config
+        self.bus = bus
+        self.bridges: set[Bridge] = set()
+        self.cgi_running = 0
+        # Admitted sessions whose program is not started yet (waiting for a reverse lookup).
+        self._starting = 0
+        self._lookups: set[asyncio.Task[None]] = set()
+        self.ids = IdSource()
+        # wsdev's own environment does not change while it runs: read --passenv from it once.
+        self.inherited = inherited_environ(config)
+        self._http = http
+        self.max_message_size = config.maxframesize
+        self.accepting = True
+
+    # ------------------------------------------------------------ what a Connection asks
+
+    def connection(self) -> Connection:
+        """The listening sockets' protocol factory."""
+        return Connection(self)
+
+    def http_protocol(self) -> asyncio.Protocol:
+        return self._http()
+
+    def wants(self, head: bytes) -> bool:
+        if not self.accepting or not self.config.serves_websocket:
+            return False
+        target = head[4 : head.find(b" ", 4)]
+        if target.startswith(CONSOLE_PREFIX.encode()) or target == CONSOLE_PREFIX[:-1].encode():
+            return target.partition(b"?")[0] == CONSOLE_SOCKET.encode()
+        return True
+
+    def open(self, connection: Connection, engine: ServerProtocol, request: Request) -> None:
+        target = _target(request.path)
+        headers = request.headers
+        facts = _facts(connection, request, target)
+        if headers.get("Sec-WebSocket-Version") != "13":
+            # RFC 6455 §4.2.2: say which version wsdev speaks (the engine would answer 400).
+            response = engine.reject(426, "426 this server speaks WebSocket version 13\n")
+            response.headers["Sec-WebSocket-Version"] = "13"
+            self._respond(connection, engine, response, facts, "BAD HANDSHAKE")
+            return
+        response = engine.accept(request)
+        if response.status_code != 101:
+            response.headers["Sec-WebSocket-Version"] = "13"
+            self._respond(connection, engine, response, facts, "BAD HANDSHAKE")
+            return
+        config = self.config
+        if config.script_dir is not None:
+            match = map_url(config.script_dir, target.path)
+            if match is None:
+                self._refuse(connection, engine, response, facts, target, 404, "")
+                return
+            argv: Sequence[str] = (str(match.file),)
+            script_name, path_info = match.script_name, match.path_info
+        else:
+            argv = config.command
+            script_name, path_info = "/", target.path
+        why = self.refusal(headers.get("Origin"), headers.get("Host", ""), check_origin=True)
+        if why is not None:
+            self._refuse(connection, engine, response, facts, target, *why)
+            return
+        session = _Pending(
+            connection, engine, response, facts, target, argv, script_name, path_info
+        )
+        if config.reverselookup and facts.remote_addr:
+            # Counted by --maxforks from admission on, so parallel upgrades cannot all get
+            # through while earlier ones wait for their look-up.
+            self._starting += 1
+            connection.pause_reading()
+            task = asyncio.ensure_future(self._start_after_lookup(session))
+            self._lookups.add(task)
+            task.add_done_callback(self._lookups.discard)
+            return
+        self._start(session)
+
+    # ------------------------------------------------------------ admission
+
+    def refusal(
+        self, origin: str | None, host: str, *, check_origin: bool
+    ) -> tuple[int, str] | None:
+        """Why a request that would start a program is refused (status, reason), if it is."""
+        config = self.config
+        if check_origin and (config.origins or config.sameorigin):
+            from wsdev.origin import origin_refusal
+
+            why = origin_refusal(origin, host, config)
+            if why is not None:
+                return 403, f"origin not allowed: {why}"
+        if config.maxforks and self.children_running >= config.maxforks:
+            return 429, f"too many connections: {config.maxforks} programs already running"
+        return None
+
+    @property
+    def children_running(self) -> int:
+        return len(self.bridges) + self.cgi_running + self._starting
+
+    # ------------------------------------------------------------ starting the program
+
+    async def _start_after_lookup(self, session: _Pending) -> None:
+        try:
+            session.facts = _with_remote_host(
+                session.facts, await reverse_lookup(session.facts.remote_addr)
+            )
+        finally:
+            self._starting -= 1
+        if session.connection.gone:
+            return  # the client left while its name was looked up: start nothing
+        session.connection.resume_reading()
+        self._start(session)
+
+    def _start(self, session: _Pending) -> None:
+        """The one place a session's environment and record are built and its program started."""
+        config = self.config
+        connection, target, facts = session.connection, session.target, session.facts
+        unique_id, seq = self.ids.next()
+        env = cgi_environ(
+            config,
+            facts,
+            script_name=session.script_name,
+            path_info=session.path_info,
+            unique_id=unique_id,
+            parent=self.inherited,
+        )
+        conn = ConnectionInfo(
+            id=unique_id,
+            seq=seq,
+            remote=facts.remote_addr,
+            path=target.path,
+            query=target.query,
+            url=f"{config.http_scheme}://{facts.host}{facts.raw_path}",
+            origin=session.engine_origin,
+            command=config.command_display if config.script_dir is None else session.argv[0],
+            console=target.console,
+        )
+        try:
+            child = spawn(session.argv, env)
+        except OSError as exc:
+            self._spawn_failed(session, conn, exc)
+            return
+        self.add_headers(session.response.headers, 101)
+        connection.respond(session.engine, session.response)
+        bridge = Bridge(
+            connection=connection,
+            sink=self._sink(connection, target.console),
+            config=config,
+            bus=self.bus,
+            conn=conn,
+            child=child,
+            released=self.bridges.discard,
+        )
+        self.bridges.add(bridge)
+        connection.attach(bridge)
+        self.bus.publish(Connected(conn))
+        bridge.start(env)
+
+    def _sink(self, connection: Connection, console: bool) -> Sink:
+        if console:
+            return ConsoleSink(connection)
+        return PlainSink(connection, passstderr=self.config.passstderr)
+
+    def _spawn_failed(self, session: _Pending, conn: ConnectionInfo, exc: OSError) -> None:
+        """The client hears why with a Close 1011 (and the console, the reason itself)."""
+        connection = session.connection
+        self.add_headers(session.response.headers, 101)
+        connection.respond(session.engine, session.response)
+        message = f"cannot run {session.argv[0]}: {exc.strerror or exc}"
+        self.bus.publish(Connected(conn))
+        self.bus.publish(SpawnFailed(conn, message))
+        self._sink(connection, conn.console).error(message, 500)
+        connection.close(CLOSE_INTERNAL, "cannot start program")
+        duration = time.monotonic() - conn.started
+        self.bus.publish(Disconnected(conn, CLOSE_INTERNAL, message, None, duration))
+
+    # ------------------------------------------------------------ refusals
+
+    def _refuse(
+        self,
+        connection: Connection,
+        engine: ServerProtocol,
+        accepted: Response,
+        facts: RequestFacts,
+        target: Target,
+        status: int,
+        reason: str,
+    ) -> None:
+        url = _url(self.config, facts)
+        if status == 404:
+            self.bus.publish(HttpRequest("GET", url, facts.remote_addr, 404, "NOT FOUND"))
+            reason = f"no program at {target.path}"
+        else:
+            origin = _header(facts, "Origin")
+            self.bus.publish(Rejected(status, reason, url, facts.remote_addr, origin))
+        if target.console:
+            # The console cannot read an HTTP status: accept, explain in its envelope, close.
+            self.add_headers(accepted.headers, 101)
+            connection.respond(engine, accepted)
+            ConsoleSink(connection).error(reason, status)
+            code = CONSOLE_TRY_AGAIN if status == 429 else CONSOLE_REFUSED
+            connection.close(code, reason)
+            return
+        body = NOT_FOUND_BODY if status == 404 else f"{status} {reason}\n"
+        response = engine.reject(status, body)
+        self.add_headers(response.headers, status)
+        connection.respond(engine, response)
+
+    def _respond(
+        self,
+        connection: Connection,
+        engine: ServerProtocol,
+        response: Response,
+        facts: RequestFacts,
+        kind: str,
+    ) -> None:
+        self.add_headers(response.headers, response.status_code)
+        url = _url(self.config, facts)
+        self.bus.publish(HttpRequest("GET", url, facts.remote_addr, response.status_code, kind))
+        connection.respond(engine, response)
+
+    def add_headers(self, headers: Headers, status: int) -> None:
+        """Every response gets the Server header and the --header* ones (behaviour A5)."""
+        config = self.config
+        headers["Server"] = SERVER_HEADER
+        extra = config.headers_ws if status == 101 else config.headers_http
+        for name, value in (*config.headers, *extra):
+            headers[name] = value
+
+    # ------------------------------------------------------------ shutdown
+
+    async def close(self, code: int, reason: str) -> None:
+        """Close every session with ``code`` and wait until each has ended."""
+        self.accepting = False
+        for task in list(self._lookups):
+            task.cancel()
+        for bridge in list(self.bridges):
+            bridge.close(code, reason)
+        endings = [b.ending for b in list(self.bridges) if b.ending is not None]
+        if endings:
+            await asyncio.gather(*endings, return_exceptions=True)
+
+    def restart(self, files: Sequence[str]) -> None:
+        for bridge in list(self.bridges):
+            bridge.close(1012, "service restart", files)
+
+    def kill_all(self) -> None:
+        for bridge in list(self.bridges):
+            bridge.kill()
+
+
+@dataclass(slots=True)
+class _Pending:
+    """An admitted session on its way to its program's start."""
+
+    connection: Connection
+    engine: ServerProtocol
+    response: Response
+    facts: RequestFacts
+    target: Target
+    argv: Sequence[str]
+    script_name: str
+    path_info: str
+
+    @property
+    def engine_origin(self) -> str:
+        return _header(self.facts, "Origin")
+
+
+def _target(raw: str) -> Target:
+    path, query = decode_target(raw)
+    if path != CONSOLE_SOCKET:
+        return Target(raw, path, query, False)
+    params = dict(parse_qsl(raw.partition("?")[2], keep_blank_values=True))
+    wanted = params.get("path", "/") or "/"
+    if not wanted.startswith("/"):
+        wanted = "/" + wanted
+    wanted_query = params.get("query", "")
+    encoded = quote(wanted, safe="/:@!$&'()*+,;=-._~")
+    return Target(
+        f"{encoded}?{wanted_query}" if wanted_query else encoded, wanted, wanted_query, True
+    )
+
+
+def decode_target(target: str) -> tuple[str, str]:
+    """The path and query of ``target`` decoded as aiohttp decodes a request's."""
+    raw_path, _, raw_query = target.partition("?")
+    if "%" not in target and "+" not in raw_query:
+        return raw_path, raw_query  # nothing to decode (the tests check yarl agrees)
+    try:
+        url = URL.build(path=raw_path, query_string=raw_query, encoded=True)
+    except ValueError:
+        return raw_path, raw_query
+    return url.path, url.query_string
+
+
+def _facts(connection: Connection, request: Request, target: Target) -> RequestFacts:
+    transport = connection.transport
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    remote_addr = remote_port = ""
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        remote_addr, remote_port = str(peer[0]), str(peer[1])
+    return RequestFacts(
+        method="GET",
+        raw_path=target.raw,
+        version="HTTP/1.1",
+        host=request.headers.get("Host", ""),
+        headers=tuple((name, _utf8(value)) for name, value in request.headers.raw_items()),
+        remote_addr=remote_addr,
+        remote_port=remote_port,
+        remote_host=remote_addr,
+    )
+
+
+def _utf8(value: str) -> str:
+    """A header value as the UTF-8 text it was sent as: the engine reads header bytes as
+    ISO-8859-1 (older versions as ASCII with escaped surrogates; this undoes either)."""
+    if value.isascii():
+        return value
+    return value.encode("iso-8859-1", "surrogateescape").decode("utf-8", "surrogateescape")
+
+
+def _with_remote_host(facts: RequestFacts, host: str) -> RequestFacts:
+    from dataclasses import replace
+
+    return replace(facts, remote_host=host)
+
+
+def _header(facts: RequestFacts, name: str) -> str:
+    lowered = name.lower()
+    return next((value for key, value in facts.headers if key.lower() == lowered), "")
+
+
+def _url(config: Config, facts: RequestFacts) -> str:
+    return f"{config.http_scheme}://{facts.host}{facts.raw_path}"
