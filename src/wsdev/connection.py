@@ -25,10 +25,12 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, cast
 
-from websockets.frames import CloseCode, Frame, Opcode
+from websockets.frames import Close, CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
+
+from wsdev.wire import frame_header
 
 if TYPE_CHECKING:
     from wsdev.bridge import Bridge
@@ -39,9 +41,6 @@ logger = logging.getLogger(__name__)
 HEAD_LIMIT = 64 * 1024
 # How long a client has to answer wsdev's Close before its connection is dropped.
 CLOSE_TIMEOUT = 2.0
-# An empty Close from the client is answered with 1000 (behaviour A4), not an empty one.
-_EMPTY_CLOSE = b"\x88\x00"
-_NORMAL_CLOSE = b"\x88\x02\x03\xe8"
 # A WebSocket upgrade: a GET whose Upgrade header names websocket (the rest is checked later).
 _UPGRADE = re.compile(rb"\r\nupgrade:[ \t]*websocket[ \t]*\r\n", re.IGNORECASE)
 
@@ -285,8 +284,8 @@ class Connection(asyncio.Protocol):
             return
         for data in engine.data_to_send():
             if data:
-                if data == _EMPTY_CLOSE and engine.close_rcvd is not None:
-                    data = _NORMAL_CLOSE
+                if data[0] == 0x88 and engine.close_rcvd_then_sent:
+                    data = _answer_to(engine)
                 if not transport.is_closing():
                     transport.write(data)
             else:
@@ -361,6 +360,20 @@ class Connection(asyncio.Protocol):
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
         protocol.data_received(head)
+
+
+def _answer_to(engine: ServerProtocol) -> bytes:
+    """The Close that answers the client's: its own code, or 1000 when it gave none (A4).
+
+    The engine echoes an empty Close as it came, and answers a Close that arrives between the
+    fragments of a message with 1002; RFC 6455 allows control frames there, so the client's
+    Close is answered as anywhere else.
+    """
+    received = engine.close_rcvd
+    assert received is not None
+    code = 1000 if received.code == CloseCode.NO_STATUS_RCVD else received.code
+    payload = Close(code, received.reason).serialize()
+    return frame_header(OP_CLOSE, len(payload)) + payload
 
 
 def _cut_reason(reason: str) -> str:
