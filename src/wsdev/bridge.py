@@ -39,7 +39,7 @@ from wsdev.events import (
     StderrLine,
 )
 from wsdev.inbound import DirectWebSocketResponse
-from wsdev.pipes import PipeReader, PipeWriter
+from wsdev.pipes import PipeReader, PipeWriter, WriteFlow
 from wsdev.process import Child, abandon, spawn
 from wsdev.sinks import Sink
 from wsdev.wire import FrameWriter, close_frame
@@ -93,7 +93,7 @@ class Bridge:
         self._env = env
         self._child: Child | None = None
         self._stdin: PipeWriter | None = None
-        self._stdin_flow = _WriteFlow()
+        self._stdin_flow = WriteFlow()
         self._stdout: PipeReader | None = None
         self._stderr: PipeReader | None = None
         self._stdout_eof = asyncio.get_running_loop().create_future()
@@ -510,43 +510,6 @@ def _exit_close(status: ExitStatus) -> tuple[int, str]:
 def _reason(text: str) -> bytes:
     """A close reason, cut to the 123 bytes a Close frame can carry."""
     return text.encode()[:123]
-
-
-class _WriteFlow(asyncio.Protocol):
-    """Flow control for the child's stdin pipe: ``drain`` waits while the pipe is full."""
-
-    def __init__(self) -> None:
-        self._waiter: asyncio.Future[None] | None = None
-        self._paused = False
-
-    def pause_writing(self) -> None:
-        self._paused = True
-
-    def resume_writing(self) -> None:
-        self._paused = False
-        self._wake()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._paused = False
-        self._wake()
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-        self._waiter = None
-
-    @property
-    def paused(self) -> bool:
-        return self._paused
-
-    async def drain(self) -> None:
-        if self._paused:
-            if self._waiter is None:
-                self._waiter = asyncio.get_running_loop().create_future()
-            await asyncio.shield(self._waiter)
 
 
 class _LineReader(asyncio.Protocol):
