@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from aiohttp import web
@@ -68,6 +69,17 @@ SCRIPTS = {
     "forever.sh": "sleep 1000 &\necho $! > grandchild.pid\n"
     'printf "Content-Type: text/plain\\n\\n"\n'
     "while :; do echo tick; sleep 0.05; done",
+    # Notes each signal and carries on; a grandchild ignores them: only SIGKILL ends these.
+    "stubborn.sh": "trap 'echo INT >> signals' INT\ntrap 'echo TERM >> signals' TERM\n"
+    "(trap '' INT TERM; exec sleep 1000) &\necho $$ > stubborn.pid\n"
+    'printf "Content-Type: text/plain\\n\\n"\n'
+    "while :; do echo tick; sleep 0.05; done",
+    # Exits at once, leaving a grandchild that holds stdout and writes "late" to it.
+    "late.sh": 'echo $$ > late.pid\nprintf "Content-Type: text/plain\\n\\nfirst\\n"\n'
+    "(until [ -e go ]; do sleep 0.02; done; echo late) &",
+    # Exits at once, leaving a grandchild that writes to stdout until it is ended.
+    "leaves-ticker.sh": 'printf "Content-Type: text/plain\\n\\n"\n'
+    "sh -c 'echo $$ > grandchild.pid; while :; do echo tick; sleep 0.05; done' &",
 }
 
 
@@ -380,6 +392,83 @@ async def test_shutdown_ends_running_scripts(port: int, cgidir: Path, end: str) 
         received += chunk
     writer.close()
     await wait_for(lambda: process_gone(grandchild))
+
+
+def group_members(pgid: int) -> list[int]:
+    """The processes of group ``pgid`` that have not ended (zombies have), from /proc."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue  # it ended while we looked
+            if fields[0] != "Z" and int(fields[2]) == pgid:
+                members.append(int(entry.name))
+    return members
+
+
+async def read_until(reader: asyncio.StreamReader, received: bytes, marker: bytes) -> bytes:
+    while marker not in received:
+        chunk = await asyncio.wait_for(reader.read(4096), timeout(10))
+        assert chunk, f"connection closed before {marker!r} arrived"
+        received += chunk
+    return received
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="lists the group from /proc")
+async def test_a_script_ignoring_sigint_and_sigterm_is_killed_through_the_ladder(
+    port: int, cgidir: Path
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET /stubborn.sh HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+    await read_until(reader, b"", b"tick")
+    pgid = int((cgidir / "stubborn.pid").read_text())
+    assert len(group_members(pgid)) >= 2  # the script and the grandchild ignoring signals
+    writer.close()
+    await wait_for(lambda: not group_members(pgid))
+    # It heard SIGINT and SIGTERM and lived on: SIGKILL, the ladder's last step, ended it.
+    assert (cgidir / "signals").read_text().split() == ["INT", "TERM"]
+
+
+async def test_the_response_lasts_until_stdout_ends_not_until_the_script_exits(
+    port: int, cgidir: Path
+) -> None:
+    """As in websocketd (Go's net/http/cgi): a grandchild holding stdout holds the response."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET /late.sh HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+    received = await read_until(reader, b"", b"first")
+    await wait_for(lambda: process_gone(int((cgidir / "late.pid").read_text())))
+    (cgidir / "go").touch()
+    received = await read_until(reader, received, b"0\r\n\r\n")
+    writer.close()
+    assert parse_response(received).body == b"first\nlate\n"
+
+
+async def test_client_leaving_ends_what_an_exited_script_left_on_stdout(
+    port: int, cgidir: Path
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET /leaves-ticker.sh HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+    await read_until(reader, b"", b"tick")
+    grandchild = int((cgidir / "grandchild.pid").read_text())
+    writer.close()
+    await wait_for(lambda: process_gone(grandchild))
+
+
+async def test_no_asyncio_subprocess_is_used(port: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> NoReturn:
+        raise AssertionError("CGI scripts must be started by wsdev.process.spawn")
+
+    loop_class = type(asyncio.get_running_loop())
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", refuse)
+    monkeypatch.setattr(asyncio, "create_subprocess_shell", refuse)
+    monkeypatch.setattr(loop_class, "subprocess_exec", refuse)
+    monkeypatch.setattr(loop_class, "subprocess_shell", refuse)
+    echoed = await request(port, "/cat.sh", method="POST", body=b"through process.spawn")
+    assert (echoed.status, echoed.body) == (200, b"through process.spawn")
+    failed = await request(port, "/fail.sh")
+    assert failed.status == 500
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,8 @@ location nor Content-Type is an error, a header line without a colon is skipped.
 cannot be run, or ends before finishing its header block, or sends a bad ``Status``, gives a 500
 with a short text body and a logged error, never a traceback. Nothing outside the folder is run:
 paths are checked with the static server's ``resolve_under``.
+
+A script is started, watched and ended as a WebSocket program is (``process``, ``pipes``).
 """
 
 from __future__ import annotations
@@ -16,23 +18,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import re
 import signal
-from collections.abc import Awaitable
 from pathlib import Path
 
 from aiohttp import web
 
 from wsdev.config import Config
-from wsdev.process import track, untrack
+from wsdev.events import ExitStatus
+from wsdev.pipes import PipeReader, PipeWriter, WriteFlow
+from wsdev.process import Child, spawn
 from wsdev.staticfiles import resolve_under, url_segments
 
 logger = logging.getLogger(__name__)
 
 _HEADER_BLOCK_LIMIT = 64 * 1024
 _CHUNK = 64 * 1024
+# Past this much unsent output stdout is not read, so a script waits for a slow client. It is
+# more than a header line may be, so a line over the limit is seen whole and refused.
+_OUTPUT_BUFFER = 2 * _HEADER_BLOCK_LIMIT
 _STDERR_LINE_LIMIT = 64 * 1024
+# How long a script that ended without a head may take to be reaped, for its exit in the log.
+_EXIT_WAIT = 1.0
+# Once a script is reaped, how long what it left behind may hold stderr before we stop reading.
+_STDERR_GRACE = 2.0
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _STATUS = re.compile(r"([2-5][0-9][0-9])(?:\s+(.*))?")
@@ -41,8 +50,6 @@ _STATUS = re.compile(r"([2-5][0-9][0-9])(?:\s+(.*))?")
 _NOT_PASSED = frozenset(
     {"status", "connection", "keep-alive", "transfer-encoding", "upgrade", "te", "trailer"}
 )
-_SIGKILL = getattr(signal, "SIGKILL", signal.SIGTERM)
-_KILL_GRACE = 1.0
 
 
 class CgiError(Exception):
@@ -75,8 +82,8 @@ async def serve_cgi(
     """Run ``script`` for ``request`` with ``env`` and stream its response back.
 
     ``env`` is the CGI environment the server built (``environ.cgi_environ``); CONTENT_LENGTH,
-    CONTENT_TYPE and SCRIPT_FILENAME are added here from the request. ``config`` is part of the
-    interface the server calls, though nothing in it changes how a script runs today.
+    CONTENT_TYPE and SCRIPT_FILENAME are added here from the request. ``config.closems``
+    stretches the steps of the ladder that ends a script whose response was cut short.
     """
     env = dict(env)
     if request.content_length:
@@ -85,52 +92,82 @@ async def serve_cgi(
         env["CONTENT_TYPE"] = content_type
     env["SCRIPT_FILENAME"] = str(script)
     try:
-        proc = await asyncio.create_subprocess_exec(
-            str(script),
-            cwd=script.parent,
-            env=env,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            limit=_HEADER_BLOCK_LIMIT,
-            # Its own group, so ending a script also ends whatever it started (SPEC B8).
-            start_new_session=os.name == "posix",
-        )
+        child = spawn([str(script)], env, cwd=str(script.parent))
     except OSError as exc:
         _log(script, "CGI script %s cannot be run: %s", script, exc.strerror or exc)
         return _failure()
-    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-    _RUNNING.add(proc)
-    track(proc.pid)  # asyncio waits for it: the orphan reaper must leave it alone
-    feeder = asyncio.ensure_future(_feed_stdin(request, proc.stdin))
-    stderr_reader = asyncio.ensure_future(_log_stderr(proc.stderr, script))
+    running = _Script(script, child, config.closems)
+    feeder = asyncio.ensure_future(_feed_stdin(request, running))
     complete = False
     try:
-        response, complete = await _respond(request, proc, script)
+        response, complete = await _respond(request, running)
         return response
     finally:
-        _RUNNING.discard(proc)
         feeder.cancel()
         # A finished script is reaped in the background so a straggler never holds the
         # connection; one whose client left, or whose handler was cancelled, is ended.
-        ending = _reap(proc, script) if complete else _terminate(proc)
-        _background(ending, stderr_reader)
+        finishing = asyncio.ensure_future(running.finish(complete))
+        # The loop keeps only weak references to tasks; hold one until it is done.
+        _FINISHING.add(finishing)
+        finishing.add_done_callback(_FINISHING.discard)
 
 
-async def _respond(
-    request: web.BaseRequest, proc: asyncio.subprocess.Process, script: Path
-) -> tuple[web.StreamResponse, bool]:
+class _Script:
+    """A started script: its process, our ends of its pipes, and its ending."""
+
+    def __init__(self, path: Path, child: Child, closems: int) -> None:
+        loop = asyncio.get_running_loop()
+        self.path = path
+        self.child = child
+        self._closems = closems
+        self.stdin_flow = WriteFlow()
+        # high=0: a drained stdin holds nothing back, so the close after the body loses nothing.
+        self.stdin = PipeWriter(loop, child.stdin, self.stdin_flow, high=0)
+        self.stdout = _Output()
+        self.stdout.pipe = PipeReader(loop, child.stdout, self.stdout)
+        self._stderr_done: asyncio.Future[None] = loop.create_future()
+        self._stderr = PipeReader(loop, child.stderr, _StderrLines(path, self._stderr_done))
+        self._ending: asyncio.Future[ExitStatus] | None = None
+        _SCRIPTS.add(self)
+
+    def end(self) -> asyncio.Future[ExitStatus]:
+        """Start the escalation ladder, once however often asked; done when it is reaped."""
+        if self._ending is None:
+            self.stdin.abort()  # the ladder's steps count from the close of stdin
+            self._ending = asyncio.ensure_future(self.child.end(self._closems))
+        return self._ending
+
+    async def finish(self, complete: bool) -> None:
+        """Wait for the script to end (``complete``) or end it, then let go of its pipes."""
+        try:
+            if complete:
+                # Shielded: a cancelled wait must not cancel the child's own exit future.
+                status = await asyncio.shield(self.child.exited)
+                if not status.ok:
+                    _log(self.path, "CGI script %s ended with %s", self.path, _describe(status))
+            else:
+                await asyncio.shield(self.end())  # cancelled, the ladder must still finish
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._stderr_done), _STDERR_GRACE)
+        finally:
+            self.stdin.abort()
+            self.stdout.close()
+            self._stderr.close()
+            _SCRIPTS.discard(self)
+
+
+async def _respond(request: web.BaseRequest, script: _Script) -> tuple[web.StreamResponse, bool]:
     """The response, and whether the script's whole output reached the client."""
-    assert proc.stdout is not None
+    path, stdout = script.path, script.stdout
     try:
-        status, reason, headers = await _read_head(proc.stdout, script)
+        status, reason, headers = await _read_head(stdout, path)
     except CgiError as exc:
         detail = ""
         if exc.ended:
             with contextlib.suppress(asyncio.TimeoutError):
-                code = await asyncio.wait_for(proc.wait(), _KILL_GRACE)
-                detail = f" ({_describe_exit(code)})" if code else ""
-        _log(script, "CGI script %s %s%s", script, exc, detail)
+                ended = await asyncio.wait_for(asyncio.shield(script.child.exited), _EXIT_WAIT)
+                detail = "" if ended.ok else f" ({_describe(ended)})"
+        _log(path, "CGI script %s %s%s", path, exc, detail)
         return _failure(), False
     response = web.StreamResponse(status=status, reason=reason)
     declared: int | None = None
@@ -141,7 +178,7 @@ async def _respond(
             response.headers.add(name, value)
     # A bodiless answer (a redirect, say) is sent with Content-Length: 0, as Go does, rather than
     # chunked with a made-up Content-Type.
-    chunk = await proc.stdout.read(_CHUNK)
+    chunk = await stdout.read()
     if declared is None and not chunk:
         declared = 0
     response.content_length = declared
@@ -153,23 +190,20 @@ async def _respond(
         while chunk:
             if declared is not None and sent + len(chunk) > declared:
                 # Go's CGI host kills such a script; so do we (the caller ends it).
-                _log(script, "CGI script %s wrote more than its Content-Length", script)
+                _log(path, "CGI script %s wrote more than its Content-Length", path)
                 chunk = chunk[: declared - sent]
                 overflow = True
             if chunk and send_body:
+                # Waits while the client's transport is paused; meanwhile stdout fills
+                # ``_OUTPUT_BUFFER`` and is no longer read, so the script waits too.
                 await response.write(chunk)
             sent += len(chunk)
             if overflow:
                 break
-            chunk = await proc.stdout.read(_CHUNK)
+            chunk = await stdout.read()
         if declared is not None and sent < declared and send_body:
             missing = declared - sent
-            _log(
-                script,
-                "CGI script %s wrote %d bytes fewer than its Content-Length",
-                script,
-                missing,
-            )
+            _log(path, "CGI script %s wrote %d bytes fewer than its Content-Length", path, missing)
             # The client must not wait for bytes that will never come.
             if request.transport is not None:
                 request.transport.close()
@@ -181,23 +215,20 @@ async def _respond(
 
 
 async def _read_head(
-    stdout: asyncio.StreamReader, script: Path
+    stdout: _Output, script: Path
 ) -> tuple[int, str | None, list[tuple[str, str]]]:
     """The status, reason and headers of a CGI header block (RFC 3875 §6)."""
     headers: list[tuple[str, str]] = []
     size = 0
     while True:
-        try:
-            raw = await stdout.readuntil(b"\n")
-        except asyncio.IncompleteReadError as exc:
+        raw = await stdout.readline()
+        if not raw.endswith(b"\n"):
             raise CgiError(
                 "ended before writing its headers"
-                if not headers and not exc.partial
+                if not headers and not raw
                 else "ended before finishing its header block with an empty line",
                 ended=True,
-            ) from None
-        except asyncio.LimitOverrunError:
-            raise CgiError("wrote a header line over 64 KiB") from None
+            )
         size += len(raw)
         if size > _HEADER_BLOCK_LIMIT:
             raise CgiError("wrote a header block over 64 KiB")
@@ -225,36 +256,119 @@ async def _read_head(
     return 200, None, headers
 
 
-async def _feed_stdin(request: web.BaseRequest, stdin: asyncio.StreamWriter) -> None:
+async def _feed_stdin(request: web.BaseRequest, script: _Script) -> None:
+    stdin = script.stdin
     try:
         async for chunk in request.content.iter_chunked(_CHUNK):
             stdin.write(chunk)
-            await stdin.drain()
-    except (ConnectionError, BrokenPipeError):
-        pass  # the script stopped reading, which it may
+            await script.stdin_flow.drain()
+            if stdin.is_closing():
+                break  # the script closed its stdin, which it may, or it is being ended
+    except ConnectionError:
+        pass  # the client left mid-body
     finally:
-        with contextlib.suppress(OSError):
-            stdin.close()
+        stdin.abort()  # after the last drain nothing is buffered: this is an ordinary close
 
 
-async def _log_stderr(stderr: asyncio.StreamReader, script: Path) -> None:
-    """Log each stderr line; lines are cut at 64 KiB so a long one never stops the reading."""
-    pending = b""
-    while chunk := await stderr.read(_CHUNK):
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
+class _Output(asyncio.Protocol):
+    """The script's stdout, buffered until the response takes it (see ``_OUTPUT_BUFFER``)."""
+
+    def __init__(self) -> None:
+        self.pipe: PipeReader | None = None
+        self._buffer = bytearray()
+        self._ended = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        if len(self._buffer) >= _OUTPUT_BUFFER and self.pipe is not None:
+            self.pipe.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool | None:
+        self.connection_lost(None)
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._ended = True
+        self._wake()
+
+    async def readline(self) -> bytes:
+        """One line with its newline; at the end of stdout, whatever is left without one."""
+        while True:
+            end = self._buffer.find(b"\n")
+            if end > _HEADER_BLOCK_LIMIT or (end < 0 and len(self._buffer) > _HEADER_BLOCK_LIMIT):
+                raise CgiError("wrote a header line over 64 KiB")
+            if end >= 0:
+                return self._take(end + 1)
+            if not await self._more():
+                return self._take(len(self._buffer))
+
+    async def read(self) -> bytes:
+        """Whatever has come (waiting for something), or b"" at the end of stdout."""
+        while not self._buffer and await self._more():
+            pass
+        return self._take(len(self._buffer))
+
+    def close(self) -> None:
+        if self.pipe is not None:
+            self.pipe.close()
+
+    def _take(self, size: int) -> bytes:
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        pipe = self.pipe
+        if pipe is not None and not pipe.is_reading() and len(self._buffer) < _OUTPUT_BUFFER:
+            pipe.resume_reading()
+        return data
+
+    async def _more(self) -> bool:
+        """Wait for the next output or the end of it; False once at the end."""
+        if self._ended:
+            return False
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+        return True
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+
+class _StderrLines(asyncio.Protocol):
+    """Logs each stderr line; lines are cut at 64 KiB so a long one never stops the reading."""
+
+    def __init__(self, script: Path, done: asyncio.Future[None]) -> None:
+        self._script = script
+        self._done = done
+        self._pending = b""
+
+    def data_received(self, data: bytes) -> None:
+        *lines, pending = (self._pending + data).split(b"\n")
         while len(pending) >= _STDERR_LINE_LIMIT:
             lines.append(pending[:_STDERR_LINE_LIMIT])
             pending = pending[_STDERR_LINE_LIMIT:]
+        self._pending = pending
         for line in lines:
-            _log_stderr_line(script, line)
-    if pending:
-        _log_stderr_line(script, pending)
+            self._emit(line)
 
+    def eof_received(self) -> bool | None:
+        self.connection_lost(None)
+        return None
 
-def _log_stderr_line(script: Path, line: bytes) -> None:
-    text = line.rstrip(b"\r").decode("utf-8", "replace")
-    _log(script, "%s", text, category="stderr")
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._pending:
+            self._emit(self._pending)
+            self._pending = b""
+        if not self._done.done():
+            self._done.set_result(None)
+
+    def _emit(self, line: bytes) -> None:
+        text = line.rstrip(b"\r").decode("utf-8", "replace")
+        _log(self._script, "%s", text, category="stderr")
 
 
 def _log(script: Path, message: str, *args: object, category: str = "cgi") -> None:
@@ -263,79 +377,39 @@ def _log(script: Path, message: str, *args: object, category: str = "cgi") -> No
     logger.error(message, *args, extra={"category": category, "context": context})
 
 
-async def _reap(proc: asyncio.subprocess.Process, script: Path) -> None:
-    """Wait for a script that has closed its stdout, and log an unsuccessful exit."""
-    try:
-        code = await proc.wait()
-    finally:
-        untrack(proc.pid)
-    if code:
-        _log(script, "CGI script %s ended with %s", script, _describe_exit(code))
+def _describe(status: ExitStatus) -> str:
+    """``exit status 3`` or ``signal SIGTERM``, as the log has always said it."""
+    return status.describe() if status.signal is not None else f"exit status {status.code}"
 
 
-async def _terminate(proc: asyncio.subprocess.Process) -> None:
-    try:
-        for sig in (signal.SIGTERM, _SIGKILL):
-            if proc.returncode is not None:
-                return
-            _signal_group(proc, sig)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(proc.wait(), _KILL_GRACE)
-        await proc.wait()
-    finally:
-        untrack(proc.pid)
-
-
-def _signal_group(proc: asyncio.subprocess.Process, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        if os.name == "posix":
-            os.killpg(proc.pid, sig)
-        else:
-            proc.send_signal(sig)
-
-
-def _describe_exit(code: int) -> str:
-    if code < 0:
-        with contextlib.suppress(ValueError):
-            return f"signal {signal.Signals(-code).name}"
-        return f"signal {-code}"
-    return f"exit status {code}"
-
-
-# Scripts whose response is being streamed, and the endings (reaping, or SIGTERM then SIGKILL)
-# of scripts whose response is done; module state, since the server calls plain functions.
-_RUNNING: set[asyncio.subprocess.Process] = set()
-_BACKGROUND: set[asyncio.Future[list[BaseException | None]]] = set()
+# Scripts from their start until their pipes are let go, and the tasks finishing those whose
+# response is done; module state, since the server calls plain functions.
+_SCRIPTS: set[_Script] = set()
+_FINISHING: set[asyncio.Task[None]] = set()
 
 
 async def end_all_scripts() -> None:
-    """End every script still running (SIGTERM, then SIGKILL a second later) and reap them all.
+    """End every script still running (the SIGINT → SIGTERM → SIGKILL ladder) and reap them all.
 
     For shutdown (SPEC B6): called before the server stops serving, it also lets the requests of
     long-running scripts finish at once instead of waiting for aiohttp's shutdown timeout.
     """
-    for proc in list(_RUNNING):
-        _background(_terminate(proc))
+    endings = [script.end() for script in list(_SCRIPTS)]
+    if endings:
+        await asyncio.wait(endings)  # not gather: cancelled, it would cancel the ladders
     await wait_scripts_ended()
 
 
 def kill_all_scripts() -> None:
     """SIGKILL every running script's group now (a second Ctrl+C, SPEC B6)."""
-    for proc in list(_RUNNING):
-        _signal_group(proc, _SIGKILL)
+    for script in list(_SCRIPTS):
+        script.child.signal_group(signal.SIGKILL)
 
 
 async def wait_scripts_ended() -> None:
     """Wait until every script whose response is done has ended and been reaped."""
-    while _BACKGROUND:
-        await asyncio.gather(*list(_BACKGROUND))
-
-
-def _background(*steps: Awaitable[None]) -> None:
-    task = asyncio.ensure_future(asyncio.gather(*steps, return_exceptions=True))
-    # The loop keeps only weak references to tasks; hold one until it is done.
-    _BACKGROUND.add(task)
-    task.add_done_callback(_BACKGROUND.discard)
+    while _FINISHING:
+        await asyncio.wait(list(_FINISHING))
 
 
 def _failure() -> web.Response:

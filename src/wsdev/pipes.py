@@ -189,3 +189,44 @@ class PipeWriter:
             self._loop.remove_writer(self._fd)
         os.close(self._fd)
         self._protocol.connection_lost(exc)
+
+
+class WriteFlow(asyncio.Protocol):
+    """Flow control for a ``PipeWriter``: ``drain`` waits while the writer is paused.
+
+    A writer made with ``high=0`` pauses whenever anything is left in its buffer, so ``drain``
+    then returns only once every byte is in the pipe: closing after it loses nothing.
+    """
+
+    def __init__(self) -> None:
+        self._waiter: asyncio.Future[None] | None = None
+        self._paused = False
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        self._wake()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._paused = False
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+        self._waiter = None
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    async def drain(self) -> None:
+        if self._paused:
+            if self._waiter is None:
+                self._waiter = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._waiter)
