@@ -21,15 +21,22 @@ from __future__ import annotations
 import asyncio
 import codecs
 import logging
-import re
+import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, cast
 
 from websockets.frames import Close, CloseCode, Frame, Opcode
-from websockets.http11 import Request, Response
+from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+from wsdev.handshake import Handshake, read_request
+from wsdev.stream import SocketStream
+
+try:  # websockets' own C unmasking, as its frame parser uses it
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover - built without its C extension
+    from websockets.utils import apply_mask
 from wsdev.wire import frame_header
 
 if TYPE_CHECKING:
@@ -41,8 +48,10 @@ logger = logging.getLogger(__name__)
 HEAD_LIMIT = 64 * 1024
 # How long a client has to answer wsdev's Close before its connection is dropped.
 CLOSE_TIMEOUT = 2.0
-# A WebSocket upgrade: a GET whose Upgrade header names websocket (the rest is checked later).
-_UPGRADE = re.compile(rb"\r\nupgrade:[ \t]*websocket[ \t]*\r\n", re.IGNORECASE)
+# The engine's own log says "connection open" and "closed" at INFO for every connection: only
+# its warnings are worth a line (and the records cost time on every connection).
+ENGINE_LOG = logging.getLogger("wsdev.engine")
+ENGINE_LOG.setLevel(logging.WARNING)
 
 OP_TEXT = Opcode.TEXT
 OP_BINARY = Opcode.BINARY
@@ -55,14 +64,17 @@ class Sessions(Protocol):
 
     max_message_size: int
 
-    def wants(self, head: bytes) -> bool:
-        """Whether this request head (a WebSocket upgrade) goes to a program's session."""
+    def wants(self, target: str) -> bool:
+        """Whether a WebSocket upgrade of this target goes to a program's session."""
 
-    def open(self, connection: Connection, engine: ServerProtocol, request: Request) -> None:
+    def open(self, connection: Connection, engine: ServerProtocol, handshake: Handshake) -> None:
         """Answer the handshake: refuse it, or start the program and ``attach`` its bridge."""
 
     def http_protocol(self) -> asyncio.Protocol:
         """A new aiohttp protocol to hand a plain HTTP connection to."""
+
+    def serve_http(self, sock: socket.socket, protocol: asyncio.Protocol) -> None:
+        """Serve ``sock`` with ``protocol`` on a transport of asyncio's own."""
 
 
 class Connection(asyncio.Protocol):
@@ -72,8 +84,10 @@ class Connection(asyncio.Protocol):
         "_bridge",
         "_close_timer",
         "_engine",
+        "_engine_takes_all",
         "_fragments",
         "_head",
+        "_pending",
         "_reported",
         "_sessions",
         "_text_decoder",
@@ -86,6 +100,8 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._head = bytearray()
         self._engine: ServerProtocol | None = None
+        self._pending = b""  # the start of a frame not yet whole
+        self._engine_takes_all = False  # from now on every byte goes to the engine
         self._bridge: Bridge | None = None
         self._fragments: list[bytes] | None = None  # a fragmented message in progress
         self._text_decoder: codecs.IncrementalDecoder | None = None
@@ -115,17 +131,19 @@ class Connection(asyncio.Protocol):
             if len(head) > HEAD_LIMIT:
                 self._to_http()
             return
-        request_head = bytes(head[: end + 4])
-        if not (request_head.startswith(b"GET ") and _UPGRADE.search(request_head)):
+        handshake = read_request(bytes(head[: end + 4]))
+        if handshake is None or not self._sessions.wants(handshake.target):
             self._to_http()
             return
-        if not self._sessions.wants(request_head):
-            self._to_http()
-            return
-        engine = self._engine = ServerProtocol(max_size=self._sessions.max_message_size)
+        # The head is read: the engine starts where the frames start.
+        engine = self._engine = ServerProtocol(
+            state=State.OPEN, max_size=self._sessions.max_message_size, logger=ENGINE_LOG
+        )
+        rest = bytes(head[end + 4 :])
         self._head = bytearray()
-        engine.receive_data(bytes(head))
-        self._handshake(engine)
+        self._sessions.open(self, engine, handshake)
+        if rest and self._bridge is not None:
+            self._receive(engine, rest)  # frames that came with the handshake
 
     def eof_received(self) -> bool | None:
         engine = self._engine
@@ -155,28 +173,14 @@ class Connection(asyncio.Protocol):
 
     # ------------------------------------------------------------ the handshake
 
-    def _handshake(self, engine: ServerProtocol) -> None:
-        events = engine.events_received()
-        if not events or not isinstance(events[0], Request):
-            # Not a request the engine could read: answer as plain HTTP would.
-            self.respond_raw(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
-            return
-        self._sessions.open(self, engine, events[0])
-        if self._bridge is not None and len(events) > 1:
-            for event in events[1:]:  # frames that came with the handshake
-                if isinstance(event, Frame):
-                    self._frame(event)
-            self._after_frames(engine)
-
-    def respond(self, engine: ServerProtocol, response: Response) -> None:
+    def respond(self, response: Response) -> None:
         """Send a handshake response; anything but a 101 ends the connection after it."""
-        engine.send_response(response)
-        self._flush(engine)
-
-    def respond_raw(self, data: bytes) -> None:
         transport = self.transport
-        if transport is not None and not transport.is_closing():
-            transport.write(data)
+        if transport is None or transport.is_closing():
+            return
+        transport.write(response.serialize())
+        if response.status_code != 101:
+            self._engine = None
             transport.close()
 
     def attach(self, bridge: Bridge) -> None:
@@ -186,10 +190,93 @@ class Connection(asyncio.Protocol):
     # ------------------------------------------------------------ client -> program
 
     def _receive(self, engine: ServerProtocol, data: bytes) -> None:
+        """Split what came into frames: plain data frames are taken here, the rest is the engine's.
+
+        A plain frame is a whole, unfragmented, masked text or binary message within the size
+        limit, with no reserved bit set and no fragmented message under way: every rule the
+        engine would check of it holds by that definition, and the engine keeps no state for
+        it. Taking it here saves the engine's frame parsing on every message of a
+        conversation. Anything else (control frames, fragments, a frame that breaks a rule)
+        goes to the engine whole, or as it comes once it is larger than any message may be.
+        """
+        if self._pending:
+            data = self._pending + data
+            self._pending = b""
+        size = len(data)
+        limit = self._sessions.max_message_size
+        position = 0
+        while position < size and self._engine_takes_all is False:
+            if size - position < 2:
+                break
+            first, second = data[position], data[position + 1]
+            length = second & 0x7F
+            start = position + 2
+            if length == 126:
+                start += 2
+                if size < start:
+                    break
+                length = int.from_bytes(data[start - 2 : start], "big")
+            elif length == 127:
+                start += 8
+                if size < start:
+                    break
+                length = int.from_bytes(data[start - 8 : start], "big")
+            if length > limit:
+                # Too large for any message: the engine says so (1009) as soon as it can.
+                self._engine_takes_all = True
+                break
+            masked = second & 0x80
+            end = start + 4 + length if masked else start + length
+            if size < end:
+                break
+            opcode = first & 0x0F
+            if (
+                first & 0xF0 == 0x80
+                and masked
+                and (opcode == 1 or opcode == 2)
+                and self._fragments is None
+                and self._open
+            ):
+                payload = apply_mask(data[start + 4 : end], data[start : start + 4])
+                if opcode == 1:
+                    self._text(payload)
+                else:
+                    self._deliver(payload, True)
+            else:
+                self._to_engine(engine, data[position:end])
+            position = end
+        if self._engine_takes_all:
+            self._to_engine(engine, data[position:])
+        elif position < size:
+            self._pending = data[position:]
+
+    def _to_engine(self, engine: ServerProtocol, data: bytes) -> None:
         engine.receive_data(data)
         for event in engine.events_received():
             self._frame(event)  # type: ignore[arg-type]
         self._after_frames(engine)
+        if engine.state is not State.OPEN:
+            self._engine_takes_all = True  # it discards what comes after its Close
+
+    def _text(self, payload: bytes) -> None:
+        if payload.isascii():
+            self._deliver(payload, False)
+            return
+        try:
+            payload.decode()
+        except UnicodeDecodeError:
+            self._invalid_text()
+            engine = self._engine
+            if engine is not None:
+                self._after_frames(engine)
+                self._engine_takes_all = True
+            return
+        self._deliver(payload, False)
+
+    def _deliver(self, payload: bytes, binary: bool) -> None:
+        bridge = self._bridge
+        if bridge is not None:
+            bridge.on_message(payload, binary)
 
     def _frame(self, frame: Frame) -> None:
         opcode = frame.opcode
@@ -357,9 +444,26 @@ class Connection(asyncio.Protocol):
         assert transport is not None
         protocol = self._sessions.http_protocol()
         head, self._head = bytes(self._head), bytearray()
+        if isinstance(transport, SocketStream):
+            # aiohttp gets a transport of asyncio's own (it may send files with sendfile).
+            self._sessions.serve_http(transport.detach(), Replay(protocol, head))
+            return
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
         protocol.data_received(head)
+
+
+class Replay(asyncio.Protocol):
+    """Gives a new transport to ``protocol`` with the bytes read before it existed."""
+
+    def __init__(self, protocol: asyncio.Protocol, head: bytes) -> None:
+        self._protocol = protocol
+        self._head = head
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.set_protocol(self._protocol)
+        self._protocol.connection_made(transport)
+        self._protocol.data_received(self._head)
 
 
 def _answer_to(engine: ServerProtocol) -> bytes:

@@ -23,6 +23,7 @@ from wsdev.errors import ServeError
 from wsdev.events import EventBus, Restarting
 from wsdev.routes import Routes
 from wsdev.sessions import CONSOLE_PREFIX, SessionManager
+from wsdev.stream import Acceptor
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,8 @@ class Server:
         self.bus = bus
         self._runner: web.AppRunner | None = None
         self._redirect: web.AppRunner | None = None
-        self._listeners: list[asyncio.Server] = []
+        self._acceptor: Acceptor | None = None
+        self._tls_listeners: list[asyncio.Server] = []
         self.sessions: SessionManager | None = None
         self._closed = False
         self.urls: list[str] = []
@@ -86,7 +88,7 @@ class Server:
                 continue
             if port == 0:
                 # Every address shares the port the first one was given.
-                port = int(listener.sockets[0].getsockname()[1])
+                port = int(listener[0].getsockname()[1])
             self.port = port
             shown = "localhost" if not config.addresses else _url_host(host)
             url = f"{config.scheme}://{shown}:{port}/"
@@ -123,29 +125,29 @@ class Server:
 
     async def _listen(
         self, host: str, port: int, ssl_context: ssl.SSLContext | None, *, unix: bool = False
-    ) -> asyncio.Server:
+    ) -> list[socket.socket]:
+        """Bind and serve ``host:port`` (or the Unix socket at ``host``); the bound sockets."""
         assert self.sessions is not None
-        loop = asyncio.get_running_loop()
-        factory = self.sessions.connection
+        where = host if unix else f"{_url_host(host)}:{port}"
         try:
-            if unix:
-                listener = await loop.create_unix_server(
-                    factory, host, ssl=ssl_context, backlog=listen_backlog()
-                )
-            else:
-                listener = await loop.create_server(
-                    factory,
-                    host,
-                    port,
-                    ssl=ssl_context,
-                    backlog=listen_backlog(),
-                    reuse_address=True,
-                )
+            sockets = [bind_unix(host)] if unix else bind_tcp(host, port)
         except OSError as exc:
-            where = f"{_url_host(host)}:{port}" if not unix else host
             raise _listen_error(exc, where) from None
-        self._listeners.append(listener)
-        return listener
+        factory = self.sessions.connection
+        if ssl_context is None:
+            if self._acceptor is None:
+                self._acceptor = Acceptor(factory)
+            for sock in sockets:
+                self._acceptor.serve(sock)
+            return sockets
+        # TLS: asyncio's accept and TLS transport, the same protocol on top.
+        loop = asyncio.get_running_loop()
+        for sock in sockets:
+            listener = await loop.create_server(
+                factory, sock=sock, ssl=ssl_context, backlog=listen_backlog()
+            )
+            self._tls_listeners.append(listener)
+        return sockets
 
     @property
     def live_connections(self) -> int:
@@ -164,8 +166,13 @@ class Server:
         if self._closed:
             return
         self._closed = True
-        for listener in self._listeners:
+        if self._acceptor is not None:
+            self._acceptor.close()
+        for listener in self._tls_listeners:
             listener.close()
+        if self.config.unixsocket is not None:
+            with contextlib.suppress(OSError):
+                self.config.unixsocket.unlink()
         if self.sessions is not None:
             await self.sessions.close(1001, "server shutting down")
         # CGI scripts still streaming end now, so their requests finish instead of waiting out
@@ -185,6 +192,51 @@ class Server:
         from wsdev.cgi import kill_all_scripts
 
         kill_all_scripts()
+
+
+def bind_tcp(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets for every address ``host`` resolves to (IPv6 ones IPv6 only)."""
+    found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(found):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            # With --port=0 every address of the name shares the port the first one got.
+            sock.bind((address[0], port, *address[2:]))
+            sock.listen(listen_backlog())
+            port = sock.getsockname()[1]
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def bind_unix(path: str) -> socket.socket:
+    """A listening Unix socket at ``path``: a stale socket file there is replaced, a live one
+    (another server answers on it) is left alone and refused as in use."""
+    if Path(path).is_socket():
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+        except OSError:
+            Path(path).unlink()  # nobody answers: a server that is gone left it
+        else:
+            raise OSError(errno.EADDRINUSE, "address already in use")
+        finally:
+            probe.close()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        sock.listen(listen_backlog())
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def _listen_error(exc: OSError, where: str) -> ServeError:

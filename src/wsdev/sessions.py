@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote
 
 from websockets.datastructures import Headers
-from websockets.http11 import Request, Response
+from websockets.http11 import Response
 from websockets.server import ServerProtocol
 from yarl import URL
 
@@ -35,6 +36,7 @@ from wsdev.events import (
     Rejected,
     SpawnFailed,
 )
+from wsdev.handshake import Handshake, switching_protocols
 from wsdev.process import spawn
 from wsdev.sinks import ConsoleSink, PlainSink, Sink
 from wsdev.urlmap import map_url
@@ -84,6 +86,7 @@ class SessionManager:
         # Admitted sessions whose program is not started yet (waiting for a reverse lookup).
         self._starting = 0
         self._lookups: set[asyncio.Task[None]] = set()
+        self._handoffs: set[asyncio.Task[None]] = set()  # plain HTTP on its way to aiohttp
         self.ids = IdSource()
         # wsdev's own environment does not change while it runs: read --passenv from it once.
         self.inherited = inherited_environ(config)
@@ -100,25 +103,35 @@ class SessionManager:
     def http_protocol(self) -> asyncio.Protocol:
         return self._http()
 
-    def wants(self, head: bytes) -> bool:
+    def serve_http(self, sock: socket.socket, protocol: asyncio.Protocol) -> None:
+        task = asyncio.ensure_future(self._serve_http(sock, protocol))
+        self._handoffs.add(task)
+        task.add_done_callback(self._handoffs.discard)
+
+    async def _serve_http(self, sock: socket.socket, protocol: asyncio.Protocol) -> None:
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(lambda: protocol, sock)
+        except OSError as exc:
+            logger.debug("a connection left before it was served: %s", exc)
+            sock.close()
+
+    def wants(self, target: str) -> bool:
         if not self.accepting or not self.config.serves_websocket:
             return False
-        target = head[4 : head.find(b" ", 4)]
-        if target.startswith(CONSOLE_PREFIX.encode()) or target == CONSOLE_PREFIX[:-1].encode():
-            return target.partition(b"?")[0] == CONSOLE_SOCKET.encode()
+        if target.startswith(CONSOLE_PREFIX) or target == CONSOLE_PREFIX[:-1]:
+            return target.partition("?")[0] == CONSOLE_SOCKET
         return True
 
-    def open(self, connection: Connection, engine: ServerProtocol, request: Request) -> None:
-        target = _target(request.path)
-        headers = request.headers
-        facts = _facts(connection, request, target)
-        if headers.get("Sec-WebSocket-Version") != "13":
+    def open(self, connection: Connection, engine: ServerProtocol, handshake: Handshake) -> None:
+        target = _target(handshake.target)
+        facts = _facts(connection, handshake, target)
+        if handshake.header("Sec-WebSocket-Version") != "13":
             # RFC 6455 §4.2.2: say which version wsdev speaks (the engine would answer 400).
             response = engine.reject(426, "426 this server speaks WebSocket version 13\n")
             response.headers["Sec-WebSocket-Version"] = "13"
             self._respond(connection, engine, response, facts, "BAD HANDSHAKE")
             return
-        response = engine.accept(request)
+        response = switching_protocols(handshake) or engine.accept(handshake.request())
         if response.status_code != 101:
             response.headers["Sec-WebSocket-Version"] = "13"
             self._respond(connection, engine, response, facts, "BAD HANDSHAKE")
@@ -134,7 +147,8 @@ class SessionManager:
         else:
             argv = config.command
             script_name, path_info = "/", target.path
-        why = self.refusal(headers.get("Origin"), headers.get("Host", ""), check_origin=True)
+        origin = handshake.first.get("origin")
+        why = self.refusal(origin, handshake.header("Host"), check_origin=True)
         if why is not None:
             self._refuse(connection, engine, response, facts, target, *why)
             return
@@ -217,7 +231,7 @@ class SessionManager:
             self._spawn_failed(session, conn, exc)
             return
         self.add_headers(session.response.headers, 101)
-        connection.respond(session.engine, session.response)
+        connection.respond(session.response)
         bridge = Bridge(
             connection=connection,
             sink=self._sink(connection, target.console),
@@ -241,7 +255,7 @@ class SessionManager:
         """The client hears why with a Close 1011 (and the console, the reason itself)."""
         connection = session.connection
         self.add_headers(session.response.headers, 101)
-        connection.respond(session.engine, session.response)
+        connection.respond(session.response)
         message = f"cannot run {session.argv[0]}: {exc.strerror or exc}"
         self.bus.publish(Connected(conn))
         self.bus.publish(SpawnFailed(conn, message))
@@ -272,7 +286,7 @@ class SessionManager:
         if target.console:
             # The console cannot read an HTTP status: accept, explain in its envelope, close.
             self.add_headers(accepted.headers, 101)
-            connection.respond(engine, accepted)
+            connection.respond(accepted)
             ConsoleSink(connection).error(reason, status)
             code = CONSOLE_TRY_AGAIN if status == 429 else CONSOLE_REFUSED
             connection.close(code, reason)
@@ -280,7 +294,7 @@ class SessionManager:
         body = NOT_FOUND_BODY if status == 404 else f"{status} {reason}\n"
         response = engine.reject(status, body)
         self.add_headers(response.headers, status)
-        connection.respond(engine, response)
+        connection.respond(response)
 
     def _respond(
         self,
@@ -293,7 +307,7 @@ class SessionManager:
         self.add_headers(response.headers, response.status_code)
         url = _url(self.config, facts)
         self.bus.publish(HttpRequest("GET", url, facts.remote_addr, response.status_code, kind))
-        connection.respond(engine, response)
+        connection.respond(response)
 
     def add_headers(self, headers: Headers, status: int) -> None:
         """Every response gets the Server header and the --header* ones (behaviour A5)."""
@@ -370,7 +384,7 @@ def decode_target(target: str) -> tuple[str, str]:
     return url.path, url.query_string
 
 
-def _facts(connection: Connection, request: Request, target: Target) -> RequestFacts:
+def _facts(connection: Connection, handshake: Handshake, target: Target) -> RequestFacts:
     transport = connection.transport
     peer = transport.get_extra_info("peername") if transport is not None else None
     remote_addr = remote_port = ""
@@ -380,20 +394,12 @@ def _facts(connection: Connection, request: Request, target: Target) -> RequestF
         method="GET",
         raw_path=target.raw,
         version="HTTP/1.1",
-        host=request.headers.get("Host", ""),
-        headers=tuple((name, _utf8(value)) for name, value in request.headers.raw_items()),
+        host=handshake.header("Host"),
+        headers=handshake.headers,
         remote_addr=remote_addr,
         remote_port=remote_port,
         remote_host=remote_addr,
     )
-
-
-def _utf8(value: str) -> str:
-    """A header value as the UTF-8 text it was sent as: the engine reads header bytes as
-    ISO-8859-1 (older versions as ASCII with escaped surrogates; this undoes either)."""
-    if value.isascii():
-        return value
-    return value.encode("iso-8859-1", "surrogateescape").decode("utf-8", "surrogateescape")
 
 
 def _with_remote_host(facts: RequestFacts, host: str) -> RequestFacts:
