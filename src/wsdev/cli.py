@@ -5,6 +5,7 @@ command line works unchanged: ``-flag``, ``--flag``, ``=value`` or a separate va
 or ``=true|false``, flags ending at the first non-flag argument (the COMMAND) or at ``--``.
 wsdev's own options may also stand after COMMAND (``wsdev ./bot.py --open``); everything else
 there belongs to the program, and everything after a later ``--`` goes to it untouched.
+The flags themselves, their help and their ``WSDEV_<NAME>`` variables are in ``flags.py``.
 """
 
 from __future__ import annotations
@@ -19,143 +20,10 @@ from pathlib import Path
 from wsdev import __version__
 from wsdev.config import LOG_LEVELS, WEBSOCKETD_COMPAT_VERSION, Config
 from wsdev.errors import ConfigError, UsageError, WsdevError
+from wsdev.flags import ALIASES, BY_NAME, FALSE, LICENSE, TRUE, env_options, help_text, parse_int
 
-
-@dataclass(frozen=True)
-class Flag:
-    name: str
-    kind: str  # "bool", "int", "str", "list" (repeatable)
-    help: str
-    metavar: str = ""
-    wsdev_only: bool = False
-
-
-FLAGS: tuple[Flag, ...] = (
-    Flag("port", "int", "HTTP port to listen on (default 8080; 0 picks a free port)", "PORT"),
-    Flag("address", "list", "address to bind to, repeatable (default: localhost only)", "ADDR"),
-    Flag("sameorigin", "bool", "refuse upgrades (403) whose Origin differs from the Host"),
-    Flag("origin", "str", "refuse upgrades (403) unless Origin matches host[:port],…", "LIST"),
-    Flag("ssl", "bool", "serve over TLS (needs --sslcert and --sslkey)"),
-    Flag("sslcert", "str", "TLS certificate (PEM) for --ssl", "FILE"),
-    Flag("sslkey", "str", "TLS private key (PEM) for --ssl", "FILE"),
-    Flag("sslca", "str", "require client certificates signed by this CA (PEM)", "FILE"),
-    Flag(
-        "redirport", "int", "also answer plain HTTP on this port with a 301 to the TLS URL", "PORT"
-    ),
-    Flag(
-        "passenv",
-        "str",
-        "environment variables passed to programs (default PATH,LD_LIBRARY_PATH)",
-        "LIST",
-    ),
-    Flag("binary", "bool", "binary mode: stdout bytes go out as binary messages"),
-    Flag("reverselookup", "bool", "REMOTE_HOST from reverse DNS instead of the address"),
-    Flag("dir", "str", "serve every program in DIR, one per URL path", "DIR"),
-    Flag("staticdir", "str", "serve static files from DIR", "DIR"),
-    Flag("cgidir", "str", "run CGI scripts from DIR over plain HTTP", "DIR"),
-    Flag("devconsole", "bool", "serve the browser console (it is on unless --no-console)"),
-    Flag("maxforks", "int", "refuse (429) connections over N running programs (0: no limit)", "N"),
-    Flag("closems", "int", "extra milliseconds before each signal when ending a program", "MS"),
-    Flag("header", "list", "'Name: value' header on every response, repeatable", "HEADER"),
-    Flag(
-        "header-ws", "list", "'Name: value' header on WebSocket upgrades only, repeatable", "HEADER"
-    ),
-    Flag(
-        "header-http", "list", "'Name: value' header on plain HTTP responses, repeatable", "HEADER"
-    ),
-    Flag("loglevel", "str", "debug, trace, access, info, error or fatal (default access)", "LEVEL"),
-    Flag("pingms", "int", "ping clients every MS milliseconds; drop one silent for two", "MS"),
-    Flag(
-        "maxframesize", "int", "largest message accepted from a client (default 1048576)", "BYTES"
-    ),
-    Flag("passstderr", "bool", 'send stderr too, as {"stream":"stderr","data":…} (text mode)'),
-    Flag("unixsocket", "str", "listen on this Unix socket instead of TCP", "PATH"),
-    Flag("version", "bool", "print the version and exit"),
-    Flag("license", "bool", "print the licence and exit"),
-    Flag("help", "bool", "print this help and exit"),
-    # wsdev's own options: also accepted after COMMAND and as WSDEV_<NAME> variables.
-    Flag("open", "bool", "open the console in the default browser once listening", wsdev_only=True),
-    Flag("no-console", "bool", "do not serve the browser console", wsdev_only=True),
-    Flag("no-reload", "bool", "do not restart programs when their files change", wsdev_only=True),
-    Flag(
-        "watch", "list", "watch PATH for changes instead of the default, repeatable", "PATH", True
-    ),
-    Flag("no-dashboard", "bool", "plain websocketd log lines even on a terminal", wsdev_only=True),
-    Flag(
-        "max-line-bytes",
-        "int",
-        "longest stdout line before closing with 1009 (default 16 MiB)",
-        "BYTES",
-        True,
-    ),
-)
-_BY_NAME = {f.name: f for f in FLAGS}
-_ALIASES = {"h": "help"}
-_TRUE = {"1", "t", "T", "true", "TRUE", "True"}
-_FALSE = {"0", "f", "F", "false", "FALSE", "False"}
-
-LICENSE = """\
-wsdev is distributed under the BSD 2-Clause License.
-
-Copyright (c) 2026, the wsdev developers. All rights reserved.
-
-Redistribution and use in source and binary forms, with or without modification, are permitted
-provided that the following conditions are met:
-
-1. Redistributions of source code must retain the above copyright notice, this list of
-   conditions and the following disclaimer.
-2. Redistributions in binary form must reproduce the above copyright notice, this list of
-   conditions and the following disclaimer in the documentation and/or other materials provided
-   with the distribution.
-
-THIS SOFTWARE IS PROVIDED BY THE COPYRIGHT HOLDERS AND CONTRIBUTORS "AS IS" AND ANY EXPRESS OR
-IMPLIED WARRANTIES, INCLUDING, BUT NOT LIMITED TO, THE IMPLIED WARRANTIES OF MERCHANTABILITY AND
-FITNESS FOR A PARTICULAR PURPOSE ARE DISCLAIMED. IN NO EVENT SHALL THE COPYRIGHT HOLDER OR
-CONTRIBUTORS BE LIABLE FOR ANY DIRECT, INDIRECT, INCIDENTAL, SPECIAL, EXEMPLARY, OR CONSEQUENTIAL
-DAMAGES (INCLUDING, BUT NOT LIMITED TO, PROCUREMENT OF SUBSTITUTE GOODS OR SERVICES; LOSS OF USE,
-DATA, OR PROFITS; OR BUSINESS INTERRUPTION) HOWEVER CAUSED AND ON ANY THEORY OF LIABILITY, WHETHER
-IN CONTRACT, STRICT LIABILITY, OR TORT (INCLUDING NEGLIGENCE OR OTHERWISE) ARISING IN ANY WAY OUT
-OF THE USE OF THIS SOFTWARE, EVEN IF ADVISED OF THE POSSIBILITY OF SUCH DAMAGE.
-"""
-
-
-def help_text() -> str:
-    lines = [
-        f"wsdev {__version__} — turn any stdin/stdout program into a WebSocket server",
-        "",
-        "Usage:",
-        "  wsdev [OPTIONS] COMMAND [ARGS...]     one COMMAND process per connection",
-        "  wsdev [OPTIONS] --dir=DIR             every program in DIR, by URL path",
-        "",
-        "Example:",
-        "  wsdev ./bot.py --open                 serve bot.py, open the console in a browser",
-        "",
-        "websocketd options (each also -flag, --flag=value or --flag value):",
-    ]
-    for flag in FLAGS:
-        if flag.wsdev_only:
-            continue
-        lines.append(_help_line(flag))
-    lines += [
-        "",
-        "wsdev options (may also follow COMMAND; each may be set by WSDEV_<NAME>, e.g.",
-        "WSDEV_NO_RELOAD=1; a flag on the command line wins):",
-    ]
-    for flag in FLAGS:
-        if flag.wsdev_only:
-            lines.append(_help_line(flag))
-    lines += [
-        "",
-        "After COMMAND, arguments that are not wsdev options go to the program; everything after",
-        "a '--' goes to it untouched. The console is at http://localhost:PORT/ (or /_wsdev/).",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _help_line(flag: Flag) -> str:
-    left = f"  --{flag.name}" + (f"={flag.metavar}" if flag.metavar else "")
-    return f"{left:<30} {flag.help}"
-
+# Re-exported: the flag table moved to flags.py, and callers still import it from here.
+from wsdev.flags import FLAGS as FLAGS
 
 # ---------------------------------------------------------------- parsing
 
@@ -194,7 +62,7 @@ def _wsdev_options_after_command(rest: list[str], values: dict[str, object]) -> 
             program_args += rest[index + 1 :]
             break
         name = arg.lstrip("-").partition("=")[0]
-        flag = _BY_NAME.get(name)
+        flag = BY_NAME.get(name)
         if arg.startswith("-") and flag is not None and flag.wsdev_only:
             index = _take_flag(rest, index, values, wsdev_only=True)
             continue
@@ -209,16 +77,16 @@ def _take_flag(args: list[str], index: int, values: dict[str, object], *, wsdev_
     if not body or body.startswith(("-", "=")):
         raise UsageError(f"bad flag syntax: {arg}")
     name, has_value, value = body.partition("=")
-    name = _ALIASES.get(name, name)
-    flag = _BY_NAME.get(name)
+    name = ALIASES.get(name, name)
+    flag = BY_NAME.get(name)
     if flag is None:
         hint = _suggest(name)
         raise UsageError(f"unknown flag: {arg.partition('=')[0]}{hint} (see wsdev --help)")
     if flag.kind == "bool":
         if has_value:
-            if value in _TRUE:
+            if value in TRUE:
                 values[name] = True
-            elif value in _FALSE:
+            elif value in FALSE:
                 values[name] = False
             else:
                 raise UsageError(f"invalid value {value!r} for --{name}: use true or false")
@@ -231,7 +99,7 @@ def _take_flag(args: list[str], index: int, values: dict[str, object], *, wsdev_
         index += 1
         value = args[index]
     if flag.kind == "int":
-        values[name] = _parse_int(name, value)
+        values[name] = parse_int(name, value)
     elif flag.kind == "list":
         existing = values.setdefault(name, [])
         assert isinstance(existing, list)
@@ -241,60 +109,21 @@ def _take_flag(args: list[str], index: int, values: dict[str, object], *, wsdev_
     return index + 1
 
 
-def _parse_int(name: str, value: str) -> int:
-    try:
-        number = int(value, 0)
-    except ValueError:
-        raise UsageError(f"invalid value {value!r} for --{name}: expected a whole number") from None
-    if number < 0:
-        raise UsageError(f"invalid value {value!r} for --{name}: must not be negative")
-    return number
-
-
 def _suggest(name: str) -> str:
     import difflib
 
-    close = difflib.get_close_matches(name, list(_BY_NAME), n=1)
+    close = difflib.get_close_matches(name, list(BY_NAME), n=1)
     return f" (did you mean --{close[0]}?)" if close else ""
 
 
 # ---------------------------------------------------------------- building the Config
 
 
-def _env_options(environ: Mapping[str, str]) -> dict[str, object]:
-    """wsdev's own options from WSDEV_<NAME> variables (the command line wins over these)."""
-    values: dict[str, object] = {}
-    for flag in FLAGS:
-        if not flag.wsdev_only:
-            continue
-        key = "WSDEV_" + flag.name.upper().replace("-", "_")
-        raw = environ.get(key)
-        if raw is None or raw == "":
-            continue
-        if flag.kind == "bool":
-            if raw in _TRUE:
-                values[flag.name] = True
-            elif raw in _FALSE:
-                values[flag.name] = False
-            else:
-                raise UsageError(f"invalid value {raw!r} for {key}: use 1 or 0")
-        elif flag.kind == "int":
-            try:
-                values[flag.name] = _parse_int(flag.name, raw)
-            except UsageError:
-                raise UsageError(
-                    f"invalid value {raw!r} for {key}: expected a whole number"
-                ) from None
-        else:
-            values[flag.name] = [p for p in raw.split(os.pathsep) if p]
-    return values
-
-
 def build_config(
     parsed: Parsed, *, environ: Mapping[str, str] | None = None, stdout_isatty: bool = False
 ) -> Config:
     environ = os.environ if environ is None else environ
-    v = {**_env_options(environ), **parsed.values}
+    v = {**env_options(environ), **parsed.values}
 
     def opt_str(name: str) -> str | None:
         value = v.get(name)

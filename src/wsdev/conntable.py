@@ -1,0 +1,171 @@
+"""The dashboard's connections table: one row per live connection, its columns dropped and its
+cells cut to fit any width; and the colour of each connection, which the other panes reuse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.cells import cell_len
+from rich.console import JustifyMethod, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from wsdev.tally import ConnectionStats, Tally, human_bytes, human_duration
+
+# One colour per connection, reused round-robin by ``seq``; red is kept for errors.
+PALETTE = (
+    "cyan",
+    "magenta",
+    "green",
+    "yellow",
+    "bright_blue",
+    "bright_magenta",
+    "bright_cyan",
+    "bright_green",
+    "orange3",
+    "orchid",
+)
+
+
+def seq_style(seq: int) -> str:
+    return PALETTE[seq % len(PALETTE)]
+
+
+@dataclass(frozen=True)
+class _Column:
+    key: str
+    title: str
+    justify: JustifyMethod = "left"
+    flexible: bool = False  # takes the spare width, cut with an ellipsis
+    min_width: int = 0
+    #: At most this share of the screen (paths can be long; the last message gets the rest).
+    max_share: float = 1.0
+
+
+_COLUMNS = (
+    _Column("seq", "#", "right"),
+    _Column("remote", "remote"),
+    _Column("path", "path", min_width=10, max_share=0.3),
+    _Column("pid", "pid", "right"),
+    _Column("age", "age", "right"),
+    _Column("in", "in", "right"),
+    _Column("out", "out", "right"),
+    _Column("last", "last", flexible=True, min_width=16),
+)
+
+# Narrow screens lose columns in this order, then the byte counts, until the table fits.
+_DROP_ORDER = ("remote", "pid", "last", "age", "bytes", "path")
+
+
+def connections(tally: Tally, now: float, width: int, height: int) -> Panel:
+    live = list(tally.live.values())
+    title = f"connections · {len(live)} live" if live else "connections"
+    if not live:
+        url = tally.server.urls[0] if tally.server and tally.server.urls else ""
+        hint = f"waiting for a client on {url}" if url else "waiting for clients"
+        if tally.server and tally.server.console_urls:
+            hint += f" (or open {tally.server.console_urls[0]})"
+        body: RenderableType = Text(hint, style="dim", no_wrap=True, overflow="ellipsis")
+        return Panel(body, title=title, title_align="left", height=height, border_style="blue")
+
+    room = max(height - 3, 0)
+    hidden = 0
+    if len(live) > room:
+        # Keep the newest connections in view and say how many older ones are hidden.
+        hidden = len(live) - max(room - 1, 0)
+        live = live[hidden:] if room > 1 else []
+    rows = [_cells(stats, now) for stats in live]
+    columns, short_bytes = _fit(rows, width - 2)
+    widths = {column.key: _natural(column, rows, short_bytes, width) for column in columns}
+    if short_bytes:
+        for row in rows:
+            row["in"], row["out"] = _count_only(row["in"]), _count_only(row["out"])
+
+    table = Table(box=None, expand=True, padding=(0, 1), header_style="bold dim")
+    for column in columns:
+        table.add_column(
+            column.title,
+            justify=column.justify,
+            no_wrap=True,
+            overflow="ellipsis",
+            ratio=1 if column.flexible else None,
+            min_width=column.min_width or None,
+            max_width=None if column.flexible else widths[column.key],
+        )
+    for stats, cells in zip(live, rows, strict=True):
+        styles = {
+            "seq": f"bold {seq_style(stats.info.seq)}",
+            "last": "bold yellow" if stats.stalled_bytes else "",
+        }
+        table.add_row(
+            *(Text(cells[column.key], style=styles.get(column.key, "")) for column in columns)
+        )
+    if hidden:
+        # In the widest column that is surely there, so the "#" column stays narrow.
+        label = Text(f"+{hidden} older", style="dim")
+        where = "path" if any(column.key == "path" for column in columns) else "in"
+        table.add_row(*(label if column.key == where else "" for column in columns))
+    return Panel(
+        table,
+        title=title,
+        title_align="left",
+        height=height,
+        border_style="blue",
+        padding=(0, 0),
+    )
+
+
+def _cells(stats: ConnectionStats, now: float) -> dict[str, str]:
+    info = stats.info
+    path = info.path + (f"?{info.query}" if info.query else "")
+    if info.console:
+        path += " (console)"
+    last = ""
+    if stats.stalled_bytes:
+        last = f"{stats.stalled_bytes} B without newline"
+    elif stats.last_direction:
+        last = f"{human_duration(now - stats.last_activity)} {stats.last_direction}"
+        if stats.last_preview:
+            last += f" {stats.last_preview}"
+    return {
+        "seq": f"#{info.seq}",
+        "remote": info.remote,
+        "path": path,
+        "pid": str(stats.pid) if stats.pid is not None else "-",
+        "age": human_duration(now - stats.connected_at),
+        "in": f"{stats.messages_in} · {human_bytes(stats.bytes_in)}",
+        "out": f"{stats.messages_out} · {human_bytes(stats.bytes_out)}",
+        "last": last,
+    }
+
+
+def _fit(rows: list[dict[str, str]], width: int) -> tuple[list[_Column], bool]:
+    """The columns that fit ``width`` and whether byte counts must be left out."""
+    columns = list(_COLUMNS)
+    short_bytes = False
+    for drop in _DROP_ORDER:
+        if sum(_natural(column, rows, short_bytes, width) + 2 for column in columns) <= width:
+            break
+        if drop == "bytes":
+            short_bytes = True
+        else:
+            columns = [column for column in columns if column.key != drop]
+    return columns, short_bytes
+
+
+def _count_only(cell: str) -> str:
+    """``12`` of ``12 · 1.2 kB``, for screens too narrow for byte counts."""
+    return cell.split(" · ")[0]
+
+
+def _natural(column: _Column, rows: list[dict[str, str]], short_bytes: bool, width: int) -> int:
+    """The width ``column`` asks for: its widest cell, within its bounds."""
+    if column.flexible:
+        return column.min_width
+    cells = [row[column.key] for row in rows]
+    if short_bytes and column.key in ("in", "out"):
+        cells = [_count_only(cell) for cell in cells]
+    natural = max(cell_len(text) for text in [column.title, *cells])
+    return max(column.min_width, min(natural, int(width * column.max_share)))

@@ -1,0 +1,188 @@
+"""wsdev's flags: the table FLAGS that parsing, ``--help`` and the ``WSDEV_<NAME>`` variables all
+read, how a flag's value is read, and the help and licence texts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from wsdev import __version__
+from wsdev.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Flag:
+    name: str
+    kind: str  # "bool", "int", "str", "list" (repeatable)
+    help: str
+    metavar: str = ""
+    wsdev_only: bool = False
+
+
+FLAGS: tuple[Flag, ...] = (
+    Flag("port", "int", "HTTP port to listen on (default 8080; 0 picks a free port)", "PORT"),
+    Flag("address", "list", "address to bind to, repeatable (default: localhost only)", "ADDR"),
+    Flag("sameorigin", "bool", "refuse upgrades (403) whose Origin differs from the Host"),
+    Flag("origin", "str", "refuse upgrades (403) unless Origin matches host[:port],…", "LIST"),
+    Flag("ssl", "bool", "serve over TLS (needs --sslcert and --sslkey)"),
+    Flag("sslcert", "str", "TLS certificate (PEM) for --ssl", "FILE"),
+    Flag("sslkey", "str", "TLS private key (PEM) for --ssl", "FILE"),
+    Flag("sslca", "str", "require client certificates signed by this CA (PEM)", "FILE"),
+    Flag(
+        "redirport", "int", "also answer plain HTTP on this port with a 301 to the TLS URL", "PORT"
+    ),
+    Flag(
+        "passenv",
+        "str",
+        "environment variables passed to programs (default PATH,LD_LIBRARY_PATH)",
+        "LIST",
+    ),
+    Flag("binary", "bool", "binary mode: stdout bytes go out as binary messages"),
+    Flag("reverselookup", "bool", "REMOTE_HOST from reverse DNS instead of the address"),
+    Flag("dir", "str", "serve every program in DIR, one per URL path", "DIR"),
+    Flag("staticdir", "str", "serve static files from DIR", "DIR"),
+    Flag("cgidir", "str", "run CGI scripts from DIR over plain HTTP", "DIR"),
+    Flag("devconsole", "bool", "serve the browser console (it is on unless --no-console)"),
+    Flag("maxforks", "int", "refuse (429) connections over N running programs (0: no limit)", "N"),
+    Flag("closems", "int", "extra milliseconds before each signal when ending a program", "MS"),
+    Flag("header", "list", "'Name: value' header on every response, repeatable", "HEADER"),
+    Flag(
+        "header-ws", "list", "'Name: value' header on WebSocket upgrades only, repeatable", "HEADER"
+    ),
+    Flag(
+        "header-http", "list", "'Name: value' header on plain HTTP responses, repeatable", "HEADER"
+    ),
+    Flag("loglevel", "str", "debug, trace, access, info, error or fatal (default access)", "LEVEL"),
+    Flag("pingms", "int", "ping clients every MS milliseconds; drop one silent for two", "MS"),
+    Flag(
+        "maxframesize", "int", "largest message accepted from a client (default 1048576)", "BYTES"
+    ),
+    Flag("passstderr", "bool", 'send stderr too, as {"stream":"stderr","data":…} (text mode)'),
+    Flag("unixsocket", "str", "listen on this Unix socket instead of TCP", "PATH"),
+    Flag("version", "bool", "print the version and exit"),
+    Flag("license", "bool", "print the licence and exit"),
+    Flag("help", "bool", "print this help and exit"),
+    # wsdev's own options: also accepted after COMMAND and as WSDEV_<NAME> variables.
+    Flag("open", "bool", "open the console in the default browser once listening", wsdev_only=True),
+    Flag("no-console", "bool", "do not serve the browser console", wsdev_only=True),
+    Flag("no-reload", "bool", "do not restart programs when their files change", wsdev_only=True),
+    Flag(
+        "watch", "list", "watch PATH for changes instead of the default, repeatable", "PATH", True
+    ),
+    Flag("no-dashboard", "bool", "plain websocketd log lines even on a terminal", wsdev_only=True),
+    Flag(
+        "max-line-bytes",
+        "int",
+        "longest stdout line before closing with 1009 (default 16 MiB)",
+        "BYTES",
+        True,
+    ),
+)
+BY_NAME = {f.name: f for f in FLAGS}
+ALIASES = {"h": "help"}
+# The words Go's strconv.ParseBool accepts, so websocketd's boolean values all work.
+TRUE = {"1", "t", "T", "true", "TRUE", "True"}
+FALSE = {"0", "f", "F", "false", "FALSE", "False"}
+
+LICENSE = """\
+wsdev is distributed under the BSD 2-Clause License.
+
+Copyright (c) 2026, the wsdev developers. All rights reserved.
+
+Redistribution and use in source and binary forms, with or without modification, are permitted
+provided that the following conditions are met:
+
+1. Redistributions of source code must retain the above copyright notice, this list of
+   conditions and the following disclaimer.
+2. Redistributions in binary form must reproduce the above copyright notice, this list of
+   conditions and the following disclaimer in the documentation and/or other materials provided
+   with the distribution.
+
+THIS SOFTWARE IS PROVIDED BY THE COPYRIGHT HOLDERS AND CONTRIBUTORS "AS IS" AND ANY EXPRESS OR
+IMPLIED WARRANTIES, INCLUDING, BUT NOT LIMITED TO, THE IMPLIED WARRANTIES OF MERCHANTABILITY AND
+FITNESS FOR A PARTICULAR PURPOSE ARE DISCLAIMED. IN NO EVENT SHALL THE COPYRIGHT HOLDER OR
+CONTRIBUTORS BE LIABLE FOR ANY DIRECT, INDIRECT, INCIDENTAL, SPECIAL, EXEMPLARY, OR CONSEQUENTIAL
+DAMAGES (INCLUDING, BUT NOT LIMITED TO, PROCUREMENT OF SUBSTITUTE GOODS OR SERVICES; LOSS OF USE,
+DATA, OR PROFITS; OR BUSINESS INTERRUPTION) HOWEVER CAUSED AND ON ANY THEORY OF LIABILITY, WHETHER
+IN CONTRACT, STRICT LIABILITY, OR TORT (INCLUDING NEGLIGENCE OR OTHERWISE) ARISING IN ANY WAY OUT
+OF THE USE OF THIS SOFTWARE, EVEN IF ADVISED OF THE POSSIBILITY OF SUCH DAMAGE.
+"""
+
+
+def help_text() -> str:
+    lines = [
+        f"wsdev {__version__} — turn any stdin/stdout program into a WebSocket server",
+        "",
+        "Usage:",
+        "  wsdev [OPTIONS] COMMAND [ARGS...]     one COMMAND process per connection",
+        "  wsdev [OPTIONS] --dir=DIR             every program in DIR, by URL path",
+        "",
+        "Example:",
+        "  wsdev ./bot.py --open                 serve bot.py, open the console in a browser",
+        "",
+        "websocketd options (each also -flag, --flag=value or --flag value):",
+    ]
+    for flag in FLAGS:
+        if flag.wsdev_only:
+            continue
+        lines.append(_help_line(flag))
+    lines += [
+        "",
+        "wsdev options (may also follow COMMAND; each may be set by WSDEV_<NAME>, e.g.",
+        "WSDEV_NO_RELOAD=1; a flag on the command line wins):",
+    ]
+    for flag in FLAGS:
+        if flag.wsdev_only:
+            lines.append(_help_line(flag))
+    lines += [
+        "",
+        "After COMMAND, arguments that are not wsdev options go to the program; everything after",
+        "a '--' goes to it untouched. The console is at http://localhost:PORT/ (or /_wsdev/).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _help_line(flag: Flag) -> str:
+    left = f"  --{flag.name}" + (f"={flag.metavar}" if flag.metavar else "")
+    return f"{left:<30} {flag.help}"
+
+
+def parse_int(name: str, value: str) -> int:
+    try:
+        number = int(value, 0)
+    except ValueError:
+        raise UsageError(f"invalid value {value!r} for --{name}: expected a whole number") from None
+    if number < 0:
+        raise UsageError(f"invalid value {value!r} for --{name}: must not be negative")
+    return number
+
+
+def env_options(environ: Mapping[str, str]) -> dict[str, object]:
+    """wsdev's own options from WSDEV_<NAME> variables (the command line wins over these)."""
+    values: dict[str, object] = {}
+    for flag in FLAGS:
+        if not flag.wsdev_only:
+            continue
+        key = "WSDEV_" + flag.name.upper().replace("-", "_")
+        raw = environ.get(key)
+        if raw is None or raw == "":
+            continue
+        if flag.kind == "bool":
+            if raw in TRUE:
+                values[flag.name] = True
+            elif raw in FALSE:
+                values[flag.name] = False
+            else:
+                raise UsageError(f"invalid value {raw!r} for {key}: use 1 or 0")
+        elif flag.kind == "int":
+            try:
+                values[flag.name] = parse_int(flag.name, raw)
+            except UsageError:
+                raise UsageError(
+                    f"invalid value {raw!r} for {key}: expected a whole number"
+                ) from None
+        else:
+            values[flag.name] = [p for p in raw.split(os.pathsep) if p]
+    return values
