@@ -1,4 +1,4 @@
-"""Edit-to-answer: from writing a script to the first reply of the new code (SPEC D, issue target).
+"""Edit-to-answer: from writing a script to the first reply of the new code (behaviour D).
 
 A client stays connected and reconnects as soon as it gets 1012; each round writes a new
 version of a small Python script that prints a fresh token at start, and measures the time from

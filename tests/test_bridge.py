@@ -1,4 +1,4 @@
-"""One connection end to end: real wsdev, real children, a real client (SPEC A3, A4, B)."""
+"""One connection end to end: real wsdev, real children, a real client (behaviour A3, A4, B)."""
 
 from __future__ import annotations
 

@@ -178,7 +178,7 @@ def test_the_close_reaches_the_client_in_the_turn_the_exit_is_seen(
 ) -> None:
     script = tmp_script("program.sh", '#!/bin/sh\nread line\necho "$line"\n')
     outcome = eventloop.run(_serve_one(script, "bye"))
-    # Everything the program wrote, then the Close its exit status gives (SPEC B1, B2).
+    # Everything the program wrote, then the Close its exit status gives (behaviour B1, B2).
     assert outcome.frames == [(0x1, b"bye"), (0x8, struct.pack("!H", 1000) + b"exit 0")]
     assert outcome.turns <= MOST_TURNS, f"{outcome.turns} turns from the exit to the client's end"
     # The bookkeeping still happened, after the client had its answer, and closed the socket.

@@ -1,6 +1,6 @@
 """Side by side with websocketd: the same scenario against both, and what a client sees compared.
 
-Where they differ, they differ exactly as SPEC B says (a proper Close frame, the last line
+Where they differ, they differ exactly as behaviour B says (a proper Close frame, the last line
 without a newline, …); every such difference is asserted explicitly here.
 """
 

@@ -1,4 +1,4 @@
-"""The browser console in a real headless Chromium against a real wsdev (SPEC C).
+"""The browser console in a real headless Chromium against a real wsdev (behaviour C).
 
 One browser and one echo server are shared by the module (each test opens its own browser
 context, so localStorage starts empty); tests that need their own program or port start it.

@@ -1,4 +1,4 @@
-"""The console's HTTP side: the page, its injected settings and its assets (SPEC C1, C5)."""
+"""The console's HTTP side: the page, its injected settings and its assets (behaviour C1, C5)."""
 
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def test_page_forbids_foreign_and_inline_code() -> None:
 
 
 def test_static_files_are_self_contained() -> None:
-    """No CDN and no remote fonts: the console works offline (SPEC C5)."""
+    """No CDN and no remote fonts: the console works offline (behaviour C5)."""
     for name in ("console.html", "console.css", "console.js"):
         text = (STATIC_DIR / name).read_text(encoding="utf-8")
         urls = set(re.findall(r"https?://[^\s\"')]+", text))

@@ -1,4 +1,4 @@
-"""The console's WebSocket envelope and the tools' event feed (SPEC C3), at the protocol level.
+"""The console's WebSocket envelope and the tools' event feed (behaviour C3), at the protocol level.
 
 The console talks to ``/_wsdev/ws?path=…&query=…``; its program must see exactly the environment
 a plain client at that path would give it, and only the console sees its own stderr and exit.

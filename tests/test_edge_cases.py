@@ -1,4 +1,4 @@
-"""Behaviours from SPEC A and B at their edges that no other test pins down.
+"""Behaviours from behaviour A and B at their edges that no other test pins down.
 
 Unusual request targets and headers compared with websocketd's environment byte for byte, no
 descriptor or zombie leak under rapid connect/disconnect, the second Ctrl+C, children that close
@@ -158,7 +158,7 @@ def _running(pid: int) -> bool:
 
 
 async def test_child_closing_stdout_but_running_is_ended(tmp_script: ScriptWriter) -> None:
-    # SPEC A4: stdout at EOF → lines sent, then the escalation, then the Close (B2).
+    # behaviour A4: stdout at EOF → lines sent, then the escalation, then the Close (B2).
     script = tmp_script("half.sh", "#!/bin/sh\necho hello\nexec 1>&-\nexec sleep 30\n")
     async with run_wsdev(str(script)) as server:
         seen = await converse(server.ws_url + "/", within=5)
@@ -175,14 +175,14 @@ async def test_grandchild_holding_stdout_does_not_hang_the_connection(
         "escape.sh",
         "#!/bin/sh\necho hi\nsetsid sh -c 'echo late; exec sleep 30' 2>/dev/null &\n"
         # The pause lets the grandchild leave the group before the child exits; otherwise the
-        # group's SIGINT (SPEC B8) rightly ends it first.
+        # group's SIGINT (behaviour B8) rightly ends it first.
         "echo pid=$!\nsleep 0.3\nexit 0\n",
     )
     async with run_wsdev(str(script)) as server:
         seen = await converse(server.ws_url + "/", within=8)
     pids = [int(str(m)[4:]) for m in seen.messages if str(m).startswith("pid=")]
     for pid in pids:
-        # wsdev's shutdown already ended it (adopted as an orphan, SPEC B6); make sure anyway.
+        # wsdev's shutdown already ended it (adopted as an orphan, behaviour B6); make sure anyway.
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     assert seen.messages[0] == "hi"

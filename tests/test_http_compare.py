@@ -1,10 +1,10 @@
 """The HTTP surface around the WebSocket endpoint, against real wsdev and websocketd servers.
 
 Origins, static files and CGI are replayed against both servers and compared where wsdev is meant
-to match websocketd; where SPEC B5 says wsdev does better (clean refusal bodies, ``--header`` on
-every response, no symlink escape), the test states wsdev's behaviour and, where it helps, what
-websocketd does. ``--header*``, failed upgrades, TLS, ``--redirport`` and ``--unixsocket`` run
-against wsdev only.
+to match websocketd; where behaviour B5 says wsdev does better (clean refusal bodies,
+``--header`` on every response, no symlink escape), the test states wsdev's behaviour and,
+where it helps, what websocketd does. ``--header*``, failed upgrades, TLS, ``--redirport`` and
+``--unixsocket`` run against wsdev only.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ async def test_origin_refusal_is_clean_and_carries_headers() -> None:
         is not None
     )
     assert (refused.header("Content-Type") or "").startswith("text/plain")
-    # SPEC B5: one status, not websocketd's "Forbidden\n500 Internal Error" glued body.
+    # behaviour B5: one status, not websocketd's "Forbidden\n500 Internal Error" glued body.
     assert refused.text.count("\n") <= 1 and "500" not in refused.text
     assert refused.header("X-All") == "1" and refused.header("X-Http") == "3"
     assert refused.header("X-Ws") is None
@@ -351,7 +351,7 @@ async def test_static_matches_websocketd(static_tree: Path) -> None:
 
 
 async def test_static_never_follows_a_symlink_out(static_tree: Path) -> None:
-    # websocketd 0.4.1 serves this file (Go's http.FileServer follows the link); SPEC B5.
+    # websocketd 0.4.1 serves this file (Go's http.FileServer follows the link); behaviour B5.
     async with run_wsdev(f"--staticdir={static_tree}", CAT) as server:
         response = await request(server.port, "/link-out.txt")
         await server.wait_for_log(r"NOT FOUND|404")
@@ -515,7 +515,7 @@ async def test_cgi_matches_websocketd(cgi_tree: Path) -> None:
         if our_env.get(name) != their_env.get(name)
     ]
     assert not mismatches, "\n".join(mismatches)
-    # SPEC B5: CGI gets the --passenv variables (websocketd 0.4.1 drops them for CGI).
+    # behaviour B5: CGI gets the --passenv variables (websocketd 0.4.1 drops them for CGI).
     assert our_env["WSDEV_CGI_VAR"] == "passed"
     assert our_env["WSDEV_NOT_PASSED"] == ""
 
@@ -610,7 +610,7 @@ async def test_cgi_scripts_end_with_the_server(cgi_tree: Path) -> None:
         while not process_gone(grandchild):
             await asyncio.sleep(0.02)  # another process group: there is no event to wait on
 
-    # SPEC B6: no child or grandchild outlives wsdev, CGI scripts included.
+    # behaviour B6: no child or grandchild outlives wsdev, CGI scripts included.
     await asyncio.wait_for(ended(), scaled(10))
 
 

@@ -115,7 +115,7 @@ SAME_ORIGIN_CASES = [
     ("[::1]:18802", "http://[::1]:18802", True),
     ("[::1]:18802", "http://[::1]", False),
     # websocketd lets a missing or null Origin through when the Host header is empty too;
-    # SPEC A5 refuses a missing or null Origin whenever a restriction is set.
+    # behaviour A5 refuses a missing or null Origin whenever a restriction is set.
     ("", None, False),
     ("", "null", False),
 ]

@@ -120,7 +120,7 @@ async def test_a_group_that_outlives_the_child_gets_each_step_on_time(
     exit_watch: str, tmp_path: Path
 ) -> None:
     """The child exits at once; what it left in its group still gets SIGINT at 100 ms, SIGTERM
-    at 350 ms and SIGKILL at 850 ms (SPEC A4, B8), not all three at once."""
+    at 350 ms and SIGKILL at 850 ms (behaviour A4, B8), not all three at once."""
     log = tmp_path / "signals.log"
     script = (
         f"{sys.executable} -c '{SIGNAL_LOGGER}' {log} </dev/null >/dev/null 2>&1 &\n"

@@ -1,4 +1,4 @@
-"""Restart on edit with real files on disk and real children (SPEC D1–D3)."""
+"""Restart on edit with real files on disk and real children (behaviour D1–D3)."""
 
 from __future__ import annotations
 

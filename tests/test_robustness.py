@@ -1,7 +1,7 @@
 """Hostile and unlucky situations, each once a real failure: NUL in a path, a client gone while
 stdin is full, parallel upgrades against --maxforks, a closed log pipe, escaped grandchildren.
 
-Every test names the SPEC item it holds wsdev to and what websocketd 0.4.1 does in the same spot.
+Every test names the behaviour item it holds wsdev to, and what websocketd 0.4.1 does there.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def _alive(pid: int) -> bool:
 
 
 async def test_nul_in_path_is_a_clean_spawn_failure(tmp_script: ScriptWriter) -> None:
-    # SPEC F / A2: PATH_INFO "/\0" cannot go into an environment. websocketd logs "Could not
+    # behaviour F / A2: PATH_INFO "/\0" cannot go into an environment. websocketd logs "Could not
     # launch process … environment variable contains NUL" and DISCONNECT; wsdev raised
     # ValueError out of posix_spawn: no Close frame (1006), no DISCONNECT, an aiohttp error line.
     script = tmp_script("env.sh", "#!/bin/sh\nenv\n")
@@ -47,7 +47,7 @@ async def test_nul_in_path_is_a_clean_spawn_failure(tmp_script: ScriptWriter) ->
 
 
 async def test_client_gone_before_101_is_not_an_error(tmp_script: ScriptWriter) -> None:
-    # SPEC F: a client that hangs up during its own handshake is not wsdev's mistake; wsdev
+    # behaviour F: a client that hangs up during its own handshake is not wsdev's mistake; wsdev
     # logged "ERROR | server | Error handling request" (a traceback at --loglevel=debug).
     script = tmp_script("cat.sh", "#!/bin/sh\nexec cat\n")
     async with run_wsdev(str(script)) as server:
@@ -69,7 +69,7 @@ async def test_program_started_for_a_client_gone_mid_handshake_is_ended(
     tmp_script: ScriptWriter,
     tmp_path: Path,
 ) -> None:
-    # SPEC A4: wsdev starts the program before its 101 goes out. A client that hangs up in
+    # behaviour A4: wsdev starts the program before its 101 goes out. A client that hangs up in
     # between must not leave that program behind, whichever side of the 101 wsdev noticed it.
     pids = tmp_path / "pids"
     script = tmp_script("stay.sh", f"#!/bin/sh\necho $$ >> {pids}\nexec sleep 60\n")
@@ -97,7 +97,7 @@ async def test_program_started_for_a_client_gone_mid_handshake_is_ended(
 async def test_maxforks_holds_for_parallel_upgrades_with_reverselookup(
     tmp_script: ScriptWriter,
 ) -> None:
-    # SPEC A5: an upgrade over N live children gets 429. _admit counts children before the
+    # behaviour A5: an upgrade over N live children gets 429. _admit counts children before the
     # reverse lookup awaits, and the Bridge is registered only after: ten at once all got in.
     script = tmp_script("cat.sh", "#!/bin/sh\nexec cat\n")
     async with run_wsdev("--maxforks=2", "--reverselookup", str(script)) as server:
@@ -119,7 +119,7 @@ async def test_maxforks_holds_for_parallel_upgrades_with_reverselookup(
 
 
 async def test_pingms_drops_a_vanished_client_while_stdin_is_full(tmp_script: ScriptWriter) -> None:
-    # SPEC A3/A4: --pingms drops a client silent for two intervals, then the child gets the
+    # behaviour A3/A4: --pingms drops a client silent for two intervals, then the child gets the
     # escalation. While the child's stdin pipe is full the receive loop waits in _to_stdin
     # forever: the ping timer aborts the socket but nothing ends the Bridge or the child.
     script = tmp_script("deaf.sh", "#!/bin/sh\necho ready\nexec sleep 60\n")
@@ -134,9 +134,10 @@ async def test_pingms_drops_a_vanished_client_while_stdin_is_full(tmp_script: Sc
 
 
 async def test_client_close_is_answered_while_stdin_is_full(tmp_script: ScriptWriter) -> None:
-    # SPEC A4: a client's Close is answered at once. While stdin is full wsdev does not read the
-    # socket, so the Close is never seen (websocketd 0.4.1 has the same flaw; SPEC B4 promises
-    # bounded memory, not a deaf server). Reading control frames while stdin is blocked fixes it.
+    # behaviour A4: a client's Close is answered at once. While stdin is full wsdev does not read
+    # the socket, so the Close is never seen (websocketd 0.4.1 has the same flaw; behaviour B4
+    # promises bounded memory, not a deaf server). Reading control frames while stdin is blocked
+    # fixes it.
     script = tmp_script("deaf.sh", "#!/bin/sh\necho ready\nexec sleep 60\n")
     async with run_wsdev(str(script)) as server:
         ws = await websockets.connect(
@@ -150,7 +151,7 @@ async def test_client_close_is_answered_while_stdin_is_full(tmp_script: ScriptWr
 
 
 async def test_closed_log_pipe_gives_no_traceback(tmp_script: ScriptWriter) -> None:
-    # SPEC F: no traceback unless --loglevel=debug. `wsdev … | head -3` then Ctrl+C: logging
+    # behaviour F: no traceback unless --loglevel=debug. `wsdev … | head -3` then Ctrl+C: logging
     # into the closed pipe printed "--- Logging error ---" and a traceback on stderr.
     script = tmp_script("cat.sh", "#!/bin/sh\nexec cat\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
@@ -187,7 +188,7 @@ async def test_closed_log_pipe_gives_no_traceback(tmp_script: ScriptWriter) -> N
 async def test_daemonized_grandchild_does_not_outlive_shutdown(
     tmp_script: ScriptWriter, tmp_path: Path
 ) -> None:
-    # SPEC B6: on shutdown "no child or grandchild outlives it". A grandchild that calls setsid
+    # behaviour B6: on shutdown "no child or grandchild outlives it". A grandchild that calls setsid
     # leaves the child's process group, so killpg misses it (websocketd misses it too). A
     # subreaper (prctl PR_SET_CHILD_SUBREAPER on Linux) plus a final sweep would catch it.
     script = tmp_script(

@@ -1,7 +1,7 @@
 """``--staticdir`` serving, on a real aiohttp server on 127.0.0.1 with raw HTTP requests.
 
 Expectations are Go's http.FileServer (what websocketd serves), except that nothing outside the
-folder is ever served (SPEC B5): every traversal attempt is listed in ``TRAVERSALS``.
+folder is ever served (behaviour B5): every traversal attempt is listed in ``TRAVERSALS``.
 """
 
 from __future__ import annotations

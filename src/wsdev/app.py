@@ -1,7 +1,7 @@
 """One wsdev run: wire the event bus, the views, the server and the reloader, then serve.
 
 ``run(config)`` is the public entry point the command line calls. Signal handlers only set a
-flag: the first SIGINT/SIGTERM starts a clean shutdown (SPEC B6), a second Ctrl+C kills every
+flag: the first SIGINT/SIGTERM starts a clean shutdown (behaviour B6), a second Ctrl+C kills every
 program at once and exits.
 """
 

@@ -1,4 +1,4 @@
-"""Running ``--cgidir`` scripts as CGI/1.1 (RFC 3875) for plain HTTP requests (SPEC A5).
+"""Running ``--cgidir`` scripts as CGI/1.1 (RFC 3875) for plain HTTP requests (behaviour A5).
 
 A script is exec'd directly (never through a shell) in its own folder with the environment the
 server built, the request body streamed to its stdin; its header block (``Status:``,
@@ -391,8 +391,9 @@ _FINISHING: set[asyncio.Task[None]] = set()
 async def end_all_scripts() -> None:
     """End every script still running (the SIGINT → SIGTERM → SIGKILL ladder) and reap them all.
 
-    For shutdown (SPEC B6): called before the server stops serving, it also lets the requests of
-    long-running scripts finish at once instead of waiting for aiohttp's shutdown timeout.
+    For shutdown (behaviour B6): called before the server stops serving, it also lets the
+    requests of long-running scripts finish at once instead of waiting for aiohttp's shutdown
+    timeout.
     """
     endings = [script.end() for script in list(_SCRIPTS)]
     if endings:
@@ -401,7 +402,7 @@ async def end_all_scripts() -> None:
 
 
 def kill_all_scripts() -> None:
-    """SIGKILL every running script's group now (a second Ctrl+C, SPEC B6)."""
+    """SIGKILL every running script's group now (a second Ctrl+C, behaviour B6)."""
     for script in list(_SCRIPTS):
         script.child.signal_group(signal.SIGKILL)
 

@@ -298,7 +298,7 @@ def _is_python(program: str, args: Sequence[str]) -> bool:
 
 
 def script_of(config: Config) -> Path | None:
-    """The script file COMMAND names, if any: watched for restart on edit (SPEC D1)."""
+    """The script file COMMAND names, if any: watched for restart on edit (behaviour D1)."""
     if config.script_dir is not None or not config.command:
         return None
     program = Path(config.command[0])

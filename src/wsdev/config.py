@@ -29,7 +29,7 @@ class Config:
 
     # websocketd's flags.
     port: int = 8080
-    addresses: tuple[str, ...] = ()  # empty: localhost only (SPEC B7)
+    addresses: tuple[str, ...] = ()  # empty: localhost only (behaviour B7)
     unixsocket: Path | None = None
     sameorigin: bool = False
     origins: tuple[str, ...] = ()
@@ -61,7 +61,7 @@ class Config:
     watch: tuple[Path, ...] = ()
     dashboard: bool = False  # the command line turns it on when stdout is a terminal
     max_line_bytes: int = 16 * 1024 * 1024
-    # Python children get PYTHONUNBUFFERED=1 (SPEC B9); decided once from the command.
+    # Python children get PYTHONUNBUFFERED=1 (behaviour B9); decided once from the command.
     python_child: bool = False
 
     @property
@@ -78,7 +78,7 @@ class Config:
 
     @property
     def console_on_any_path(self) -> bool:
-        """The console owns plain GETs only when no static or CGI folder claims them (SPEC C1)."""
+        """The console owns plain GETs unless a static or CGI folder claims them (behaviour C1)."""
         return self.console and self.staticdir is None and self.cgidir is None
 
     def replace(self, **changes: object) -> Config:

@@ -1,4 +1,4 @@
-"""The browser console's HTTP side: the page for an endpoint and the files it loads (SPEC C1, C5).
+"""The browser console's HTTP side: the page for an endpoint, the files it loads (behaviour C1, C5).
 
 The page itself is ``static/console.html`` with the endpoint and a few facts about the run
 injected as JSON in a data attribute; everything else (connecting, the transcript, reconnects)

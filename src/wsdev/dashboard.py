@@ -1,4 +1,4 @@
-"""The live terminal dashboard (SPEC E): a ``Tally`` fed by the event bus, kept on screen.
+"""The live terminal dashboard (behaviour E): a ``Tally`` fed by the event bus, kept on screen.
 
 ``Dashboard`` subscribes a tally to the event bus and redraws the screen at most a few times a
 second, only when an event arrived (or once a second, for the clocks), so an idle wsdev costs next

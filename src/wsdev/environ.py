@@ -1,4 +1,4 @@
-"""The environment a program is started with: websocketd's CGI variables (SPEC A2).
+"""The environment a program is started with: websocketd's CGI variables (behaviour A2).
 
 The environment is cleared, then the ``--passenv`` names are copied from wsdev's own, then the
 CGI variables and one ``HTTP_*`` per request header are added. The WebSocket bridge and the CGI
@@ -59,7 +59,7 @@ def split_host_port(host: str, tls: bool) -> tuple[str, str]:
 
 
 def inherited_environ(config: Config, parent: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The ``--passenv`` variables of wsdev's own environment, plus PYTHONUNBUFFERED (SPEC B9)."""
+    """The ``--passenv`` variables of wsdev's environment, plus PYTHONUNBUFFERED (behaviour B9)."""
     source = os.environ if parent is None else parent
     env = {name: source[name] for name in config.passenv if name in source}
     if config.python_child and "PYTHONUNBUFFERED" not in env:
@@ -77,7 +77,7 @@ def cgi_environ(
     unique_id: str,
     parent: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The full environment of a program started for ``request`` (SPEC A2)."""
+    """The full environment of a program started for ``request`` (behaviour A2)."""
     server_name, server_port = split_host_port(request.host, config.ssl)
     raw_path = request.raw_path
     # One dict display: this runs before every program starts, and it is quicker than updates.

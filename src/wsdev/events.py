@@ -39,7 +39,7 @@ class ExitStatus:
         return self.code == 0
 
     def describe(self) -> str:
-        """``exit 0``, ``exit 3`` or ``signal SIGTERM``: the close reason of SPEC B2."""
+        """``exit 0``, ``exit 3`` or ``signal SIGTERM``: the close reason of behaviour B2."""
         if self.signal is not None:
             try:
                 name = signal.Signals(self.signal).name

@@ -1,4 +1,4 @@
-"""The all-connections event feed for tools: ``/_wsdev/events``, loopback clients only (SPEC C3).
+"""The all-connections event feed for tools: ``/_wsdev/events``, loopback only (behaviour C3).
 
 Each event goes out as one JSON object with a ``type`` (the event's class name). A reader that
 falls behind loses events rather than growing wsdev's memory: its queue is bounded and a full

@@ -1,4 +1,4 @@
-"""websocketd's log format, so a tool that parses websocketd's log parses wsdev's (SPEC A6).
+"""websocketd's log format, so a tool that parses websocketd's log parses wsdev's (behaviour A6).
 
 A line is ``RFC1123Z-time | LEVEL | category | key:'value' ... | message``. Levels follow
 websocketd's order (debug < trace < access < info < error < fatal) and map onto ``logging``

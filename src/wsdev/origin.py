@@ -1,4 +1,4 @@
-"""Which WebSocket upgrades ``--origin`` and ``--sameorigin`` let through (SPEC A5).
+"""Which WebSocket upgrades ``--origin`` and ``--sameorigin`` let through (behaviour A5).
 
 The rules are websocketd's, checked against 0.4.1 by running it:
 

@@ -1,4 +1,4 @@
-"""Descendants that escape their process group: adopted, reaped, and ended at shutdown (SPEC B6).
+"""Descendants that escape their process group: adopted, reaped, ended at shutdown (behaviour B6).
 
 The escalation signals a child's whole process group (B8), but a grandchild that calls
 ``setsid`` leaves that group and would outlive wsdev. On Linux wsdev therefore makes itself a

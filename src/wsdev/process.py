@@ -1,4 +1,4 @@
-"""Child processes: spawning one per connection, waiting for it, and ending it (SPEC A2, A4, B8).
+"""Child processes: spawning one per connection, waiting for it, ending it (behaviour A2, A4, B8).
 
 Each child is started with ``posix_spawn`` straight into a process group of its own (no shell,
 no helper thread), so the SIGINT → SIGTERM → SIGKILL escalation reaches a shell script's own
@@ -34,7 +34,7 @@ GROUP_POLL_SECONDS = 0.01
 
 
 def escalation_delays(closems: int) -> tuple[tuple[float, signal.Signals], ...]:
-    """Seconds to wait before each signal, counted from the previous step (SPEC A4)."""
+    """Seconds to wait before each signal, counted from the previous step (behaviour A4)."""
     extra = closems / 1000
     return (
         (0.100 + extra, signal.SIGINT),

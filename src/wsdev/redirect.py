@@ -1,4 +1,4 @@
-"""``--redirport``: a plain-HTTP listener that sends every request to the TLS address (SPEC A5).
+"""``--redirport``: a plain-HTTP listener sending every request to the TLS address (behaviour A5).
 
 Every request gets a 301 to ``https://HOST:TLS_PORT/path?query``, HOST being the Host header's
 host without its port. websocketd 0.4.1 drops the path and query (always redirecting to ``/``),

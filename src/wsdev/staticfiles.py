@@ -3,10 +3,10 @@
 Behaviour follows websocketd (Go's ``http.FileServer``): ``index.html`` for a directory, a 301 from
 ``/dir`` to ``dir/`` and from ``…/index.html`` to ``./``, a listing for a directory without an
 index, Last-Modified / If-Modified-Since (304), Range (206, 416), HEAD, and ``text/*`` types with
-``charset=utf-8``. Unlike Go's server, nothing outside the folder is ever served (SPEC B5): a path
-with a ``..`` or ``.`` segment (also percent-encoded), a NUL or a backslash, or one that resolves
-through a symlink to outside the folder, matches nothing. ``resolve_under`` is that rule, shared
-with the CGI runner.
+``charset=utf-8``. Unlike Go's server, nothing outside the folder is ever served (behaviour
+B5): a path with a ``..`` or ``.`` segment (also percent-encoded), a NUL or a backslash, or one
+that resolves through a symlink to outside the folder, matches nothing. ``resolve_under`` is that
+rule, shared with the CGI runner.
 """
 
 from __future__ import annotations

@@ -103,7 +103,7 @@ class LineReader(asyncio.Protocol):
         self._check_partial()
 
     def _refuse_line(self, before: list[bytes]) -> None:
-        """A line over the limit: send what came before it, then close with 1009 (SPEC B4)."""
+        """A line over the limit: send what came before it, then close with 1009 (behaviour B4)."""
         if before:
             self._bridge.on_lines(
                 self._valid_utf8(b"\n".join(before), before), sum(map(len, before))
@@ -144,7 +144,7 @@ class LineReader(asyncio.Protocol):
         if self._stall is not None:
             self._stall.cancel()
         if self._partial and not self._discarding:
-            # A last line without a newline still goes out (SPEC B1).
+            # A last line without a newline still goes out (behaviour B1).
             last = bytes(self._partial)
             self._partial = bytearray()
             if last.endswith(b"\r"):

@@ -87,7 +87,7 @@ class ConnectionStats:
     #: ``"in"``, ``"out"`` or ``"err"``: which way the latest traffic went.
     last_direction: str = ""
     last_preview: str = ""
-    #: Bytes written without a newline for over a second (SPEC B9); 0 once output flows again.
+    #: Bytes written without a newline for over a second (behaviour B9); 0 once output flows again.
     stalled_bytes: int = 0
 
 
@@ -150,7 +150,7 @@ def _preview(data: str | bytes, binary: bool) -> str:
 
 
 def _abnormal(code: int | None) -> bool:
-    """Close codes that mean something went wrong (1011: the program failed, SPEC B2).
+    """Close codes that mean something went wrong (1011: the program failed, behaviour B2).
 
     1000 and 1001 are ordinary ends, 1005 a close without a code, 1012 a restart on edit, and
     3000 and up are the application's own.
@@ -275,7 +275,7 @@ class Tally:
         if stats is None or stats.stalled_bytes:
             return  # already said so for this stall
         stats.stalled_bytes = max(1, event.pending_bytes)
-        # Most often the program's stdout is block-buffered (SPEC B9): say so, briefly.
+        # Most often the program's stdout is block-buffered (behaviour B9): say so, briefly.
         text = f"no newline after {event.pending_bytes} bytes for 1s+ (flush stdout?)"
         self.note(Kind.STALL, text, event.conn.seq)
 

@@ -1,7 +1,7 @@
 """The TLS side of ``--ssl``: the server's certificate and, with ``--sslca``, client certificates.
 
 A file that cannot be read or is not what it should be becomes one ``ConfigError`` line naming
-the flag and the file, before anything listens (SPEC F).
+the flag and the file, before anything listens (behaviour F).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Mapping a request path onto a program in the ``--dir`` folder (SPEC A2).
+"""Mapping a request path onto a program in the ``--dir`` folder (behaviour A2).
 
 The path is walked segment by segment from the folder; the first segment that names a file is
 the program: SCRIPT_NAME is the path up to it, PATH_INFO the rest. A segment that could leave
