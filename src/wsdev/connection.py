@@ -10,33 +10,28 @@ the bytes read so far, as uvicorn hands a connection from HTTP to WebSocket (beh
 This is the shape that is fast on public APIs alone: no task per connection or per message, the
 program's output written straight to the transport, and flow control through the transport's
 ``pause_reading`` / ``pause_writing`` (behaviour B4). A client's data frames go to the program's
-stdin in the callback that reads them; only a program's output is framed by wsdev itself
-(``wire``), since a server's data frames are stateless, unmasked and uncompressed, and many lines
-go out in one write. Control frames (pong, Close) come from the engine, which enforces RFC 6455
-(behaviour B11); wsdev adds what it leaves to its user: text must be valid UTF-8.
+stdin in the callback that reads them (``receiver``); only a program's output is framed by wsdev
+itself (``wire``), since a server's data frames are stateless, unmasked and uncompressed, and many
+lines go out in one write. Control frames (pong, Close) come from the engine, which enforces
+RFC 6455 (behaviour B11).
 """
 
 from __future__ import annotations
 
 import asyncio
-import codecs
 import logging
 import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, Protocol
 
-from websockets.frames import Close, CloseCode, Frame, Opcode
+from websockets.frames import Close, CloseCode, Opcode
 from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from wsdev.handshake import Handshake, read_request
+from wsdev.receiver import Receiver
 from wsdev.stream import SocketStream
-
-try:  # websockets' own C unmasking, as its frame parser uses it
-    from websockets.speedups import apply_mask
-except ImportError:  # pragma: no cover - built without its C extension
-    from websockets.utils import apply_mask
 from wsdev.wire import frame_header
 
 if TYPE_CHECKING:
@@ -53,9 +48,6 @@ CLOSE_TIMEOUT = 2.0
 ENGINE_LOG = logging.getLogger("wsdev.engine")
 ENGINE_LOG.setLevel(logging.WARNING)
 
-OP_TEXT = Opcode.TEXT
-OP_BINARY = Opcode.BINARY
-OP_CONT = Opcode.CONT
 OP_CLOSE = Opcode.CLOSE
 
 
@@ -84,13 +76,10 @@ class Connection(asyncio.Protocol):
         "_bridge",
         "_close_timer",
         "_engine",
-        "_engine_takes_all",
-        "_fragments",
         "_head",
-        "_pending",
+        "_receiver",
         "_reported",
         "_sessions",
-        "_text_decoder",
         "_write_eof_sent",
         "transport",
     )
@@ -100,11 +89,8 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._head = bytearray()
         self._engine: ServerProtocol | None = None
-        self._pending = b""  # the start of a frame not yet whole
-        self._engine_takes_all = False  # from now on every byte goes to the engine
+        self._receiver: Receiver | None = None
         self._bridge: Bridge | None = None
-        self._fragments: list[bytes] | None = None  # a fragmented message in progress
-        self._text_decoder: codecs.IncrementalDecoder | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self._write_eof_sent = False
         self._reported = False  # the bridge has heard how the client side ended
@@ -116,9 +102,9 @@ class Connection(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        engine = self._engine
-        if engine is not None:
-            self._receive(engine, data)
+        receiver = self._receiver
+        if receiver is not None:
+            receiver.feed(data)
             return
         head = self._head
         searched = max(0, len(head) - 3)
@@ -136,14 +122,15 @@ class Connection(asyncio.Protocol):
             self._to_http()
             return
         # The head is read: the engine starts where the frames start.
-        engine = self._engine = ServerProtocol(
-            state=State.OPEN, max_size=self._sessions.max_message_size, logger=ENGINE_LOG
-        )
+        limit = self._sessions.max_message_size
+        engine = self._engine = ServerProtocol(state=State.OPEN, max_size=limit, logger=ENGINE_LOG)
         rest = bytes(head[end + 4 :])
         self._head = bytearray()
         self._sessions.open(self, engine, handshake)
-        if rest and self._bridge is not None:
-            self._receive(engine, rest)  # frames that came with the handshake
+        if self._bridge is not None:
+            self._receiver = Receiver(engine, limit, self)
+            if rest:
+                self._receiver.feed(rest)  # frames that came with the handshake
 
     def eof_received(self) -> bool | None:
         engine = self._engine
@@ -189,155 +176,21 @@ class Connection(asyncio.Protocol):
 
     # ------------------------------------------------------------ client -> program
 
-    def _receive(self, engine: ServerProtocol, data: bytes) -> None:
-        """Split what came into frames: plain data frames are taken here, the rest is the engine's.
+    # Called by the receiver:
 
-        A plain frame is a whole, unfragmented, masked text or binary message within the size
-        limit, with no reserved bit set and no fragmented message under way: every rule the
-        engine would check of it holds by that definition, and the engine keeps no state for
-        it. Taking it here saves the engine's frame parsing on every message of a
-        conversation. Anything else (control frames, fragments, a frame that breaks a rule)
-        goes to the engine whole, or as it comes once it is larger than any message may be.
-        """
-        if self._pending:
-            data = self._pending + data
-            self._pending = b""
-        size = len(data)
-        limit = self._sessions.max_message_size
-        position = 0
-        while position < size and self._engine_takes_all is False:
-            if size - position < 2:
-                break
-            first, second = data[position], data[position + 1]
-            length = second & 0x7F
-            start = position + 2
-            if length == 126:
-                start += 2
-                if size < start:
-                    break
-                length = int.from_bytes(data[start - 2 : start], "big")
-            elif length == 127:
-                start += 8
-                if size < start:
-                    break
-                length = int.from_bytes(data[start - 8 : start], "big")
-            if length > limit:
-                # Too large for any message: the engine says so (1009) as soon as it can.
-                self._engine_takes_all = True
-                break
-            masked = second & 0x80
-            end = start + 4 + length if masked else start + length
-            if size < end:
-                break
-            opcode = first & 0x0F
-            if (
-                first & 0xF0 == 0x80
-                and masked
-                and (opcode == 1 or opcode == 2)
-                and self._fragments is None
-                and self._open
-            ):
-                payload = apply_mask(data[start + 4 : end], data[start : start + 4])
-                if opcode == 1:
-                    self._text(payload)
-                else:
-                    self._deliver(payload, True)
-            else:
-                self._to_engine(engine, data[position:end])
-            position = end
-        if self._engine_takes_all:
-            self._to_engine(engine, data[position:])
-        elif position < size:
-            self._pending = data[position:]
-
-    def _to_engine(self, engine: ServerProtocol, data: bytes) -> None:
-        engine.receive_data(data)
-        for event in engine.events_received():
-            self._frame(event)  # type: ignore[arg-type]
-        self._after_frames(engine)
-        if engine.state is not State.OPEN:
-            self._engine_takes_all = True  # it discards what comes after its Close
-
-    def _text(self, payload: bytes) -> None:
-        if payload.isascii():
-            self._deliver(payload, False)
-            return
-        try:
-            payload.decode()
-        except UnicodeDecodeError:
-            self._invalid_text()
-            engine = self._engine
-            if engine is not None:
-                self._after_frames(engine)
-                self._engine_takes_all = True
-            return
-        self._deliver(payload, False)
-
-    def _deliver(self, payload: bytes, binary: bool) -> None:
+    def message(self, payload: bytes, binary: bool) -> None:
         bridge = self._bridge
         if bridge is not None:
             bridge.on_message(payload, binary)
 
-    def _frame(self, frame: Frame) -> None:
-        opcode = frame.opcode
-        bridge = self._bridge
-        # Received frames carry bytes (the type also allows what frames being sent may carry).
-        data = cast(bytes, frame.data)
-        if opcode is OP_TEXT or opcode is OP_BINARY:
-            if not frame.fin:
-                self._fragments = [data]
-                if opcode is OP_TEXT:
-                    self._text_decoder = codecs.getincrementaldecoder("utf-8")()
-                    self._check_text(data, final=False)
-                return
-            if opcode is OP_TEXT and not data.isascii():
-                self._check_text_whole(data)
-            if bridge is not None and self._open:
-                bridge.on_message(data, opcode is OP_BINARY)
-        elif opcode is OP_CONT:
-            fragments = self._fragments
-            if fragments is None:
-                return  # the engine has failed the connection already
-            fragments.append(data)
-            if self._text_decoder is not None:
-                self._check_text(data, final=frame.fin)
-            if frame.fin:
-                self._fragments = None
-                binary = self._text_decoder is None
-                self._text_decoder = None
-                if bridge is not None and self._open:
-                    bridge.on_message(b"".join(fragments), binary)
-        elif opcode is OP_CLOSE:
-            pass  # the engine has answered it; ``_after_frames`` tells the bridge
-        elif bridge is not None:
-            bridge.seen()  # ping or pong: the client is there
+    def control(self) -> None:
+        if self._bridge is not None:
+            self._bridge.seen()  # a ping or a pong: the client is there
 
-    @property
-    def _open(self) -> bool:
+    def engine_spoke(self) -> None:
         engine = self._engine
-        return engine is not None and engine.state is State.OPEN
-
-    def _check_text_whole(self, data: bytes) -> None:
-        try:
-            data.decode()
-        except UnicodeDecodeError:
-            self._invalid_text()
-
-    def _check_text(self, data: bytes, *, final: bool) -> None:
-        decoder = self._text_decoder
-        assert decoder is not None
-        try:
-            decoder.decode(data, final)
-        except UnicodeDecodeError:
-            self._text_decoder = None
-            self._fragments = None
-            self._invalid_text()
-
-    def _invalid_text(self) -> None:
-        engine = self._engine
-        if engine is not None and engine.state is State.OPEN:
-            # RFC 6455 §8.1: a text message that is not UTF-8 fails the connection with 1007.
-            engine.fail(CloseCode.INVALID_DATA, "invalid UTF-8 in a text message")
+        if engine is not None:
+            self._after_frames(engine)
 
     def _after_frames(self, engine: ServerProtocol) -> None:
         self._flush(engine)
