@@ -75,6 +75,7 @@ class Connection(asyncio.Protocol):
     __slots__ = (
         "_bridge",
         "_close_timer",
+        "_early",
         "_engine",
         "_head",
         "_receiver",
@@ -90,6 +91,7 @@ class Connection(asyncio.Protocol):
         self._head = bytearray()
         self._engine: ServerProtocol | None = None
         self._receiver: Receiver | None = None
+        self._early = b""
         self._bridge: Bridge | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self._write_eof_sent = False
@@ -105,6 +107,9 @@ class Connection(asyncio.Protocol):
         receiver = self._receiver
         if receiver is not None:
             receiver.feed(data)
+            return
+        if self._engine is not None:
+            self._early += data  # frames sent before the program has started
             return
         head = self._head
         searched = max(0, len(head) - 3)
@@ -124,13 +129,9 @@ class Connection(asyncio.Protocol):
         # The head is read: the engine starts where the frames start.
         limit = self._sessions.max_message_size
         engine = self._engine = ServerProtocol(state=State.OPEN, max_size=limit, logger=ENGINE_LOG)
-        rest = bytes(head[end + 4 :])
+        self._early = bytes(head[end + 4 :])  # frames that came with the handshake
         self._head = bytearray()
         self._sessions.open(self, engine, handshake)
-        if self._bridge is not None:
-            self._receiver = Receiver(engine, limit, self)
-            if rest:
-                self._receiver.feed(rest)  # frames that came with the handshake
 
     def eof_received(self) -> bool | None:
         engine = self._engine
@@ -171,8 +172,14 @@ class Connection(asyncio.Protocol):
             transport.close()
 
     def attach(self, bridge: Bridge) -> None:
-        """From now on this connection's messages go to ``bridge``."""
+        """From now on this connection's messages go to ``bridge`` (those that came early too)."""
+        engine = self._engine
+        assert engine is not None
         self._bridge = bridge
+        self._receiver = Receiver(engine, self._sessions.max_message_size, self)
+        early, self._early = self._early, b""
+        if early:
+            self._receiver.feed(early)
 
     # ------------------------------------------------------------ client -> program
 

@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from wsdev.events import ExitStatus
 
@@ -197,12 +197,26 @@ class Child:
         return True
 
 
+class Started(NamedTuple):
+    """A program just started: its pid and our ends of its pipes."""
+
+    pid: int
+    stdin: int
+    stdout: int
+    stderr: int
+
+
 def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: str | None = None) -> Child:
     """Start ``argv`` (argv[0] an absolute path) in a new process group, with fresh pipes.
 
     Raises ``OSError`` when the program cannot be executed.
     """
-    loop = asyncio.get_running_loop()
+    return adopt(start(argv, env, cwd))
+
+
+def start(argv: Sequence[str], env: Mapping[str, str], cwd: str | None = None) -> Started:
+    """``spawn``'s half that needs no event loop, so another thread may run it (``adopt`` then
+    makes the ``Child`` on the loop's thread). Raises ``OSError`` as ``spawn`` does."""
     in_r, in_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -234,7 +248,13 @@ def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: str | None = None) -
     for fd in (in_r, out_w, err_w):
         os.close(fd)
     track(pid)
-    return Child(loop, pid, in_w, out_r, err_r)
+    return Started(pid, in_w, out_r, err_r)
+
+
+def adopt(started: Started) -> Child:
+    """The ``Child`` for a program ``start`` started (on the loop's thread)."""
+    loop = asyncio.get_running_loop()
+    return Child(loop, started.pid, started.stdin, started.stdout, started.stderr)
 
 
 def _spawn_portable(

@@ -32,6 +32,7 @@ MAX_READ = 256 * 1024
 HIGH_WATER = 64 * 1024
 # After running out of file descriptors, how long accepting pauses (as asyncio does).
 ACCEPT_RETRY_SECONDS = 1.0
+ACCEPT_BATCH = 16
 _OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
@@ -270,7 +271,9 @@ class Acceptor:
 
     def _accept(self, listening: socket.socket) -> None:
         tcp = listening.family in (socket.AF_INET, socket.AF_INET6)
-        for _ in range(128):  # then let the loop see to others before accepting more
+        # A few at a time, then the loop sees to the connections it has: in a burst of hundreds,
+        # each client's first message is answered while later ones are still being accepted.
+        for _ in range(ACCEPT_BATCH):
             try:
                 conn, peer = listening.accept()
             except (BlockingIOError, InterruptedError, ConnectionAbortedError):

@@ -1,0 +1,88 @@
+"""``sessions``: many clients at once each get their own program, started from threads."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+from pathlib import Path
+
+from conftest import ScriptWriter, run_wsdev, timeout
+
+KEY = base64.b64encode(b"0123456789abcdef").decode()
+CLIENTS = 60
+
+
+def _masked_text(payload: bytes) -> bytes:
+    key = os.urandom(4)
+    return (
+        bytes((0x81, 0x80 | len(payload)))
+        + key
+        + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    )
+
+
+def _handshake(line: bytes) -> bytes:
+    head = (
+        f"GET /?{line.decode()} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+    return head + _masked_text(line)  # the message comes with the handshake, before the 101
+
+
+async def _first_message(reader: asyncio.StreamReader) -> bytes:
+    await reader.readuntil(b"\r\n\r\n")
+    first, size = await reader.readexactly(2)
+    assert first == 0x81, "not a text frame"
+    return await reader.readexactly(size)
+
+
+async def _one_client(port: int, line: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(_handshake(line))
+        return await _first_message(reader)
+    finally:
+        writer.close()
+
+
+async def _burst(port: int, lines: list[bytes]) -> list[bytes]:
+    """Every client connects first, then all send their handshakes at once."""
+    streams = await asyncio.gather(*(asyncio.open_connection("127.0.0.1", port) for _ in lines))
+    try:
+        for (_, writer), line in zip(streams, lines, strict=True):
+            writer.write(_handshake(line))
+        return list(await asyncio.gather(*(_first_message(reader) for reader, _ in streams)))
+    finally:
+        for _, writer in streams:
+            writer.close()
+
+
+def _threads(pid: int) -> int:
+    """How many threads the server has besides its event loop's (the spawning threads: Python
+    on Linux does not name them for the system)."""
+    return len(list(Path(f"/proc/{pid}/task").iterdir())) - 1
+
+
+async def test_a_burst_of_clients_each_gets_its_own_program(tmp_script: ScriptWriter) -> None:
+    """Clients arriving together get a program each, the later ones started from threads, and
+    every message sent with a handshake (before the program started) reaches that program."""
+    script = tmp_script("tag.sh", '#!/bin/sh\nread line\necho "$QUERY_STRING $line $$"\n')
+    async with run_wsdev(str(script)) as server:
+        lines = [f"client{n}".encode() for n in range(CLIENTS)]
+        replies = await asyncio.wait_for(_burst(server.port, lines), timeout(30))
+        threads = _threads(server.proc.pid)
+    for line, reply in zip(lines, replies, strict=True):
+        query, echoed, _pid = reply.decode().split()
+        assert query == echoed == line.decode()
+    assert len({reply.split()[-1] for reply in replies}) == CLIENTS, "a program was shared"
+    assert threads > 0, "no program was started from a spawning thread"
+
+
+async def test_a_lone_connection_starts_its_program_on_the_loop(tmp_script: ScriptWriter) -> None:
+    script = tmp_script("hi.sh", "#!/bin/sh\necho hi\n")
+    async with run_wsdev(str(script)) as server:
+        for _ in range(3):
+            assert await _one_client(server.port, b"x") == b"hi"
+            await asyncio.sleep(0.05)  # one connection at a time
+        assert _threads(server.proc.pid) == 0
