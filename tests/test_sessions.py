@@ -1,11 +1,10 @@
-"""``sessions``: many clients at once each get their own program, started from threads."""
+"""``sessions``: many clients at once, each with a program of its own."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import os
-from pathlib import Path
 
 from conftest import ScriptWriter, run_wsdev, timeout
 
@@ -37,15 +36,6 @@ async def _first_message(reader: asyncio.StreamReader) -> bytes:
     return await reader.readexactly(size)
 
 
-async def _one_client(port: int, line: bytes) -> bytes:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(_handshake(line))
-        return await _first_message(reader)
-    finally:
-        writer.close()
-
-
 async def _burst(port: int, lines: list[bytes]) -> list[bytes]:
     """Every client connects first, then all send their handshakes at once."""
     streams = await asyncio.gather(*(asyncio.open_connection("127.0.0.1", port) for _ in lines))
@@ -58,31 +48,14 @@ async def _burst(port: int, lines: list[bytes]) -> list[bytes]:
             writer.close()
 
 
-def _threads(pid: int) -> int:
-    """How many threads the server has besides its event loop's (the spawning threads: Python
-    on Linux does not name them for the system)."""
-    return len(list(Path(f"/proc/{pid}/task").iterdir())) - 1
-
-
 async def test_a_burst_of_clients_each_gets_its_own_program(tmp_script: ScriptWriter) -> None:
-    """Clients arriving together get a program each, the later ones started from threads, and
-    every message sent with a handshake (before the program started) reaches that program."""
+    """Clients arriving together get a program each, and every message sent with a handshake
+    (before its program started) reaches that program."""
     script = tmp_script("tag.sh", '#!/bin/sh\nread line\necho "$QUERY_STRING $line $$"\n')
     async with run_wsdev(str(script)) as server:
         lines = [f"client{n}".encode() for n in range(CLIENTS)]
         replies = await asyncio.wait_for(_burst(server.port, lines), timeout(30))
-        threads = _threads(server.proc.pid)
     for line, reply in zip(lines, replies, strict=True):
         query, echoed, _pid = reply.decode().split()
         assert query == echoed == line.decode()
     assert len({reply.split()[-1] for reply in replies}) == CLIENTS, "a program was shared"
-    assert threads > 0, "no program was started from a spawning thread"
-
-
-async def test_a_lone_connection_starts_its_program_on_the_loop(tmp_script: ScriptWriter) -> None:
-    script = tmp_script("hi.sh", "#!/bin/sh\necho hi\n")
-    async with run_wsdev(str(script)) as server:
-        for _ in range(3):
-            assert await _one_client(server.port, b"x") == b"hi"
-            await asyncio.sleep(0.05)  # one connection at a time
-        assert _threads(server.proc.pid) == 0

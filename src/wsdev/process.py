@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import ClassVar, NamedTuple
+from typing import ClassVar
 
 from wsdev.events import ExitStatus
 
@@ -197,26 +197,12 @@ class Child:
         return True
 
 
-class Started(NamedTuple):
-    """A program just started: its pid and our ends of its pipes."""
-
-    pid: int
-    stdin: int
-    stdout: int
-    stderr: int
-
-
 def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: str | None = None) -> Child:
     """Start ``argv`` (argv[0] an absolute path) in a new process group, with fresh pipes.
 
     Raises ``OSError`` when the program cannot be executed.
     """
-    return adopt(start(argv, env, cwd))
-
-
-def start(argv: Sequence[str], env: Mapping[str, str], cwd: str | None = None) -> Started:
-    """``spawn``'s half that needs no event loop, so another thread may run it (``adopt`` then
-    makes the ``Child`` on the loop's thread). Raises ``OSError`` as ``spawn`` does."""
+    loop = asyncio.get_running_loop()
     in_r, in_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -248,13 +234,7 @@ def start(argv: Sequence[str], env: Mapping[str, str], cwd: str | None = None) -
     for fd in (in_r, out_w, err_w):
         os.close(fd)
     track(pid)
-    return Started(pid, in_w, out_r, err_r)
-
-
-def adopt(started: Started) -> Child:
-    """The ``Child`` for a program ``start`` started (on the loop's thread)."""
-    loop = asyncio.get_running_loop()
-    return Child(loop, started.pid, started.stdin, started.stdout, started.stderr)
+    return Child(loop, pid, in_w, out_r, err_r)
 
 
 def _spawn_portable(

@@ -10,12 +10,10 @@ the environment and the connection record and starts the child (``_start``).
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import socket
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote
 
@@ -39,7 +37,7 @@ from wsdev.events import (
     SpawnFailed,
 )
 from wsdev.handshake import Handshake, switching_protocols
-from wsdev.process import Started, abandon, adopt, start
+from wsdev.process import Child, spawn
 from wsdev.sinks import ConsoleSink, PlainSink, Sink
 from wsdev.urlmap import map_url
 
@@ -49,8 +47,6 @@ CONSOLE_PREFIX = "/_wsdev/"
 CONSOLE_SOCKET = CONSOLE_PREFIX + "ws"
 SERVER_HEADER = f"wsdev/{__version__}"
 NOT_FOUND_BODY = "404 page not found\n"
-# Threads that start programs in a burst of connections (see ``_start_in_thread``).
-SPAWN_THREADS = 2
 # The console cannot read an HTTP status: its refusals are a Close with one of these codes.
 CONSOLE_REFUSED = 1008
 CONSOLE_TRY_AGAIN = 1013
@@ -97,8 +93,6 @@ class SessionManager:
         self._http = http
         self.max_message_size = config.maxframesize
         self.accepting = True
-        self._spawned_this_turn = False
-        self._spawner: ThreadPoolExecutor | None = None
 
     # ------------------------------------------------------------ what a Connection asks
 
@@ -231,68 +225,23 @@ class SessionManager:
             command=config.command_display if config.script_dir is None else session.argv[0],
             console=target.console,
         )
-        if self._spawned_this_turn:
-            self._start_in_thread(session, conn, env)
-            return
-        self._spawned_this_turn = True
-        asyncio.get_running_loop().call_soon(self._next_turn)
         try:
-            started: Started | OSError = start(session.argv, env)
+            child: Child | OSError = spawn(session.argv, env)
         except OSError as exc:
-            started = exc
-        self._started(session, conn, env, started)
-
-    def _next_turn(self) -> None:
-        self._spawned_this_turn = False
-
-    def _start_in_thread(
-        self, session: _Pending, conn: ConnectionInfo, env: dict[str, str]
-    ) -> None:
-        """Start a program from a thread: a second one in the same loop turn, in a burst.
-
-        ``posix_spawn`` releases the GIL, so meanwhile the loop serves the sessions it has and
-        the spawn runs on another core, as websocketd's forks do. A lone connection's program
-        is started on the loop's own thread: a trip to a thread and back costs more than that.
-        """
-        if self._spawner is None:
-            self._spawner = ThreadPoolExecutor(SPAWN_THREADS, thread_name_prefix="wsdev-spawn")
-        session.connection.pause_reading()  # its frames wait for its program
-        self._starting += 1  # counted by --maxforks from now on
-        future = asyncio.get_running_loop().run_in_executor(self._spawner, start, session.argv, env)
-        future.add_done_callback(functools.partial(self._thread_started, session, conn, env))
-
-    def _thread_started(
-        self,
-        session: _Pending,
-        conn: ConnectionInfo,
-        env: dict[str, str],
-        future: asyncio.Future[Started],
-    ) -> None:
-        self._starting -= 1
-        started: Started | OSError
-        try:
-            started = future.result()
-        except OSError as exc:
-            started = exc
-        if session.connection.gone:
-            if not isinstance(started, OSError):
-                abandon(adopt(started), self.config.closems)  # its client left meanwhile
-            return
-        session.connection.resume_reading()
-        self._started(session, conn, env, started)
+            child = exc
+        self._started(session, conn, env, child)
 
     def _started(
         self,
         session: _Pending,
         conn: ConnectionInfo,
         env: dict[str, str],
-        started: Started | OSError,
+        child: Child | OSError,
     ) -> None:
         """The program has started (or could not): the 101, and the bridge takes over."""
-        if isinstance(started, OSError):
-            self._spawn_failed(session, conn, started)
+        if isinstance(child, OSError):
+            self._spawn_failed(session, conn, child)
             return
-        child = adopt(started)
         config = self.config
         connection, target = session.connection, session.target
         self.add_headers(session.response.headers, 101)
@@ -389,9 +338,6 @@ class SessionManager:
         self.accepting = False
         for task in list(self._lookups):
             task.cancel()
-        if self._spawner is not None:
-            # Programs being started finish starting, and are ended with their sessions.
-            await asyncio.get_running_loop().run_in_executor(None, self._spawner.shutdown)
         for bridge in list(self.bridges):
             bridge.close(code, reason)
         endings = [b.ending for b in list(self.bridges) if b.ending is not None]
