@@ -91,8 +91,8 @@ class Bridge:
         reader: asyncio.Protocol = (
             BinaryReader(self) if config.binary else LineReader(self, config.max_line_bytes)
         )
-        self._stdout = PipeReader(loop, child.stdout, reader, batch=connection)
-        self._stderr = PipeReader(loop, child.stderr, StderrReader(self), batch=connection)
+        self._stdout = PipeReader(loop, child.stdout, reader)
+        self._stderr = PipeReader(loop, child.stderr, StderrReader(self))
         self._stdin = PipeWriter(loop, child.stdin, self._stdin_flow, high=STDIN_BUFFER)
 
     def start(self, env: dict[str, str]) -> None:

@@ -270,15 +270,6 @@ class Connection(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         self._close_timer = loop.call_later(CLOSE_TIMEOUT, transport.abort)
 
-    def hold(self) -> None:
-        """Hold writes (see ``SocketStream.cork``) until ``release``."""
-        if isinstance(self.transport, SocketStream):
-            self.transport.cork()
-
-    def release(self) -> None:
-        if isinstance(self.transport, SocketStream):
-            self.transport.uncork()
-
     def ping(self) -> None:
         engine = self._engine
         if engine is not None and engine.state is State.OPEN:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import os
 import select
-from typing import Protocol
 
 # What one read takes from a pipe (asyncio's pipe transports read this much too).
 MAX_READ = 256 * 1024
@@ -26,50 +25,23 @@ MAX_READ = 256 * 1024
 _PEEK = select.poll() if hasattr(select, "poll") else None
 
 
-class Batch(Protocol):
-    """Where what one read leads to is written: held for the read's callback, then sent."""
-
-    def hold(self) -> None: ...
-    def release(self) -> None: ...
-
-
 class PipeReader:
-    """The read end of a pipe, feeding ``data_received``, ``eof_received``, ``connection_lost``.
+    """The read end of a pipe, feeding ``data_received``, ``eof_received``, ``connection_lost``."""
 
-    With a ``batch``, whatever the protocol writes while handling one readiness callback goes
-    out together when the callback ends.
-    """
-
-    __slots__ = ("_batch", "_closed", "_fd", "_loop", "_protocol", "_reading")
+    __slots__ = ("_closed", "_fd", "_loop", "_protocol", "_reading")
 
     def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        fd: int,
-        protocol: asyncio.Protocol,
-        batch: Batch | None = None,
+        self, loop: asyncio.AbstractEventLoop, fd: int, protocol: asyncio.Protocol
     ) -> None:
         self._loop = loop
         self._fd = fd
         self._protocol = protocol
-        self._batch = batch
         self._closed = False
         os.set_blocking(fd, False)
         loop.add_reader(fd, self._read_ready)
         self._reading = True
 
     def _read_ready(self) -> None:
-        batch = self._batch
-        if batch is None:
-            self._read()
-            return
-        batch.hold()
-        try:
-            self._read()
-        finally:
-            batch.release()
-
-    def _read(self) -> None:
         # At most two reads. When the first empties the pipe, a program that has just written
         # its last line is exiting and the end of the pipe is often already there: take it in
         # this callback rather than one loop turn later (its Close goes out from here).

@@ -59,7 +59,6 @@ class SocketStream(asyncio.Transport):
         self._eof_sent = False
         self._paused = False
         self._writing = False  # the loop watches the socket for room to write
-        self._corked = 0
 
     def start(self) -> None:
         """Connect the protocol and hand it what the client has sent so far."""
@@ -110,7 +109,7 @@ class SocketStream(asyncio.Transport):
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._closing or self._closed or self._eof_pending or self._eof_sent or not data:
             return
-        if not self._buffer and not self._corked:
+        if not self._buffer:
             try:
                 sent = self._sock.send(data)
             except (BlockingIOError, InterruptedError):
@@ -127,23 +126,6 @@ class SocketStream(asyncio.Transport):
         if not self._paused and len(self._buffer) > HIGH_WATER:
             self._paused = True
             self._protocol.pause_writing()
-
-    def cork(self) -> None:
-        """Hold writes until ``uncork``: what one callback writes goes out in one send (the
-        program's last line, its Close and the end of the stream, say), and wakes the client
-        once rather than three times."""
-        self._corked += 1
-
-    def uncork(self) -> None:
-        self._corked -= 1
-        if self._corked or self._writing or self._closed:
-            return
-        if self._buffer:
-            self._loop.add_writer(self._fd, self._write_ready)
-            self._writing = True
-            self._write_ready()
-        else:
-            self._after_drained()
 
     def _write_ready(self) -> None:
         try:
@@ -180,7 +162,7 @@ class SocketStream(asyncio.Transport):
     def write_eof(self) -> None:
         if self._closed or self._eof_sent or self._eof_pending:
             return
-        if self._buffer or self._corked:
+        if self._buffer:
             self._eof_pending = True
         else:
             self._shutdown_write()
@@ -207,7 +189,7 @@ class SocketStream(asyncio.Transport):
             return
         self._closing = True
         self._stop_reading()
-        if not self._buffer and not self._corked:
+        if not self._buffer:
             self._finish(None)
 
     def abort(self) -> None:
