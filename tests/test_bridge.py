@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import websockets
+from websockets.asyncio.client import connect
 
 from conftest import ScriptWriter, converse, run_wsdev, timeout
 
@@ -58,7 +59,7 @@ async def test_binary_mode_roundtrip(tmp_script: ScriptWriter) -> None:
     prog = tmp_script("echo.sh", ECHO)
     payload = bytes(range(256)) * 1000
     async with run_wsdev("--binary", str(prog)) as server:
-        async with websockets.connect(server.ws_url + "/", max_size=None) as ws:
+        async with connect(server.ws_url + "/", max_size=None) as ws:
             await ws.send(payload)
             await ws.send("text gets a newline")
             received = b""
@@ -126,7 +127,7 @@ async def test_client_close_code_is_echoed_and_child_sees_eof(
     marker = tmp_path / "eof"
     prog = tmp_script("wait.sh", f"#!/bin/sh\necho ready\ncat >/dev/null\ntouch {marker}\n")
     async with run_wsdev(str(prog)) as server:
-        async with websockets.connect(server.ws_url + "/") as ws:
+        async with connect(server.ws_url + "/") as ws:
             assert await ws.recv() == "ready"
             await ws.close(code=4001, reason="bye")
             assert ws.protocol.close_rcvd is not None and ws.protocol.close_rcvd.code == 4001
@@ -177,7 +178,7 @@ async def test_child_that_never_reads_stdin_does_not_grow_memory(tmp_script: Scr
     """A client floods a program that never reads: sending stalls, wsdev stays small (B4)."""
     prog = tmp_script("deaf.sh", "#!/bin/sh\necho ready\nexec sleep 60\n")
     async with run_wsdev(str(prog)) as server:
-        async with websockets.connect(server.ws_url + "/", write_limit=2**16) as ws:
+        async with connect(server.ws_url + "/", write_limit=2**16) as ws:
             assert await ws.recv() == "ready"
             chunk = "x" * 65536
             sent = 0
@@ -200,7 +201,7 @@ async def test_slow_client_does_not_grow_memory(tmp_script: ScriptWriter) -> Non
     """A program floods stdout while the client does not read: wsdev stops reading (B4)."""
     prog = tmp_script("flood.sh", "#!/bin/sh\nexec yes 0123456789012345678901234567890123456789\n")
     async with run_wsdev(str(prog)) as server:
-        async with websockets.connect(server.ws_url + "/", max_queue=1) as ws:
+        async with connect(server.ws_url + "/", max_queue=1) as ws:
             await ws.recv()
             before = _rss_kib(server.proc.pid)
             await asyncio.sleep(1.5)  # not a wait for an event: we measure what idling costs
@@ -237,7 +238,7 @@ async def test_pingms_drops_a_silent_client(tmp_script: ScriptWriter) -> None:
 async def test_pingms_keeps_an_answering_client(tmp_script: ScriptWriter) -> None:
     prog = tmp_script("echo.sh", ECHO)
     async with run_wsdev("--pingms=50", str(prog)) as server:
-        async with websockets.connect(server.ws_url + "/") as ws:
+        async with connect(server.ws_url + "/") as ws:
             await asyncio.sleep(0.5)  # ten ping intervals pass; websockets answers each
             await ws.send("still here")
             assert await asyncio.wait_for(ws.recv(), timeout(5)) == "still here"
@@ -246,9 +247,9 @@ async def test_pingms_keeps_an_answering_client(tmp_script: ScriptWriter) -> Non
 async def test_maxforks_refuses_with_429(tmp_script: ScriptWriter) -> None:
     prog = tmp_script("echo.sh", ECHO)
     async with run_wsdev("--maxforks=1", str(prog)) as server:
-        async with websockets.connect(server.ws_url + "/") as first:
+        async with connect(server.ws_url + "/") as first:
             with pytest.raises(websockets.InvalidStatus) as refused:
-                await websockets.connect(server.ws_url + "/")
+                await connect(server.ws_url + "/")
             assert refused.value.response.status_code == 429
             await first.send("ok")
             assert await first.recv() == "ok"
@@ -264,9 +265,9 @@ async def test_dir_mode_maps_script_and_path_info(tmp_path: Path) -> None:
         deep = await converse(server.ws_url + "/sub/show.sh/a/b?q=1")
         exact = await converse(server.ws_url + "/sub/show.sh")
         with pytest.raises(websockets.InvalidStatus) as missing:
-            await websockets.connect(server.ws_url + "/sub/nope.sh")
+            await connect(server.ws_url + "/sub/nope.sh")
         with pytest.raises(websockets.InvalidStatus) as escape:
-            await websockets.connect(server.ws_url + "/sub/../../etc/passwd")
+            await connect(server.ws_url + "/sub/../../etc/passwd")
     assert deep.messages == ["/sub/show.sh|/a/b|q=1"]
     assert exact.messages == ["/sub/show.sh||"]
     assert missing.value.response.status_code == 404
@@ -277,14 +278,14 @@ async def test_python_children_are_unbuffered(tmp_script: ScriptWriter) -> None:
     prog = tmp_script(
         "slow.py", f"#!{sys.executable}\nimport sys\nprint('first')\nsys.stdin.readline()\n"
     )
-    async with run_wsdev(str(prog)) as server, websockets.connect(server.ws_url + "/") as ws:
+    async with run_wsdev(str(prog)) as server, connect(server.ws_url + "/") as ws:
         # Without PYTHONUNBUFFERED=1 'first' would sit in the child's buffer until exit.
         assert await asyncio.wait_for(ws.recv(), timeout(5)) == "first"
 
 
 async def test_output_without_newline_is_hinted(tmp_script: ScriptWriter) -> None:
     prog = tmp_script("prompt.sh", "#!/bin/sh\nprintf 'name? '\nread x\n")
-    async with run_wsdev(str(prog)) as server, websockets.connect(server.ws_url + "/"):
+    async with run_wsdev(str(prog)) as server, connect(server.ws_url + "/"):
         await server.wait_for_log(r"6 bytes written without a newline")
 
 

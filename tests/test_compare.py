@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import websockets
+from websockets.asyncio.client import connect
 
 from conftest import (
     ScriptWriter,
@@ -101,7 +102,7 @@ async def test_binary_mode(tmp_script: ScriptWriter) -> None:
     payload = bytes(range(256)) * 64
 
     async def roundtrip(url: str) -> bytes:
-        async with websockets.connect(url) as ws:
+        async with connect(url) as ws:
             await ws.send(payload)
             got = b""
             while len(got) < len(payload):
@@ -131,7 +132,7 @@ async def test_dir_mapping(tmp_path: Path) -> None:
                 seen.append(list((await converse(server.ws_url + path)).messages))
             for missing in ("/sub/none.sh", "/sub"):
                 with pytest.raises(websockets.InvalidStatus) as refused:
-                    await websockets.connect(server.ws_url + missing)
+                    await connect(server.ws_url + missing)
                 seen.append([refused.value.response.status_code])
             results.append(seen)
     assert results[0] == results[1]
@@ -143,9 +144,9 @@ async def test_maxforks(tmp_script: ScriptWriter) -> None:
     statuses = []
     for start in (run_wsdev, run_websocketd):
         async with start("--maxforks=1", str(script)) as server:
-            async with websockets.connect(server.ws_url + "/"):
+            async with connect(server.ws_url + "/"):
                 with pytest.raises(websockets.InvalidStatus) as refused:
-                    await websockets.connect(server.ws_url + "/")
+                    await connect(server.ws_url + "/")
                 statuses.append(refused.value.response.status_code)
     assert statuses == [429, 429]
 
@@ -169,9 +170,9 @@ async def test_stderr_and_session_log_lines(tmp_script: ScriptWriter) -> None:
             await converse(server.ws_url + "/", origin="http://localhost")
             await server.wait_for_log(r"DISCONNECT")
             stderr_line = (await server.wait_for_log(r"\| stderr +\|.*something broke")).string
-            connect = (await server.wait_for_log(r"\| CONNECT$")).string
+            connect_line = (await server.wait_for_log(r"\| CONNECT$")).string
             disconnect = (await server.wait_for_log(r"\| DISCONNECT$")).string
-            logs.append([_normalise(stderr_line), _normalise(connect), _normalise(disconnect)])
+            logs.append([_normalise(stderr_line), _normalise(connect_line), _normalise(disconnect)])
     assert logs[0] == logs[1]
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 import websockets
+from websockets.asyncio.client import connect
 from websockets.typing import Origin
 
 from conftest import ScriptWriter, converse, run_wsdev, timeout
@@ -25,7 +26,7 @@ PER_CONNECTION = {"UNIQUE_ID", "REMOTE_PORT", "HTTP_SEC_WEBSOCKET_KEY"}
 
 async def console_session(url: str, send: tuple[str, ...] = ()) -> tuple[list[Any], int | None]:
     envelopes: list[Any] = []
-    async with websockets.connect(url, origin=Origin("http://localhost"), compression=None) as ws:
+    async with connect(url, origin=Origin("http://localhost"), compression=None) as ws:
         for message in send:
             await ws.send(message)
         try:
@@ -90,7 +91,7 @@ async def test_console_input_reaches_the_program(tmp_script: ScriptWriter) -> No
 async def test_console_is_told_why_it_was_refused(tmp_script: ScriptWriter) -> None:
     script = tmp_script("echo.sh", "#!/bin/sh\nexec cat\n")
     async with run_wsdev("--maxforks=1", str(script)) as server:
-        async with websockets.connect(server.ws_url + "/"):
+        async with connect(server.ws_url + "/"):
             envelopes, code = await console_session(console_url(server.ws_url, "/", ""))
     assert envelopes[0]["type"] == "error" and envelopes[0]["status"] == 429
     assert code == 1013
@@ -102,7 +103,7 @@ async def test_console_restart_envelope_before_1012(tmp_path: Path) -> None:
     script.chmod(0o755)
     async with run_wsdev("--no-reload=false", "./bot.sh", cwd=tmp_path) as server:
         await server.wait_for_log(r"Restarting on changes to")
-        async with websockets.connect(console_url(server.ws_url, "/", "")) as ws:
+        async with connect(console_url(server.ws_url, "/", "")) as ws:
             assert json.loads(await ws.recv())["type"] == "hello"
             assert json.loads(await ws.recv()) == {"type": "stdout", "data": "v1"}
             script.write_text("#!/bin/sh\necho v2\nexec cat\n")
@@ -117,7 +118,7 @@ async def test_console_restart_envelope_before_1012(tmp_path: Path) -> None:
 async def test_event_feed_streams_every_connection(tmp_script: ScriptWriter) -> None:
     script = tmp_script("err.sh", "#!/bin/sh\necho out\necho oops >&2\n")
     async with run_wsdev(str(script)) as server:
-        async with websockets.connect(server.ws_url + "/_wsdev/events") as feed:
+        async with connect(server.ws_url + "/_wsdev/events") as feed:
             await converse(server.ws_url + "/x")
             seen: list[dict[str, Any]] = []
             while not any(e["type"] == "Disconnected" for e in seen):

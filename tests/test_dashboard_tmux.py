@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-import websockets
+from websockets.asyncio.client import connect
 
 from conftest import ROOT, timeout
 
@@ -112,10 +112,10 @@ async def test_dashboard_in_a_real_terminal(pane: Pane, tmp_path: Path) -> None:
     assert "wsdev" in text.splitlines()[0] and "serving" in text.splitlines()[0]
     assert "waiting for a client" in text
 
-    async with websockets.connect(f"ws://127.0.0.1:{port}/chat?room=1") as first:
+    async with connect(f"ws://127.0.0.1:{port}/chat?room=1") as first:
         await first.send("hello")
         assert await asyncio.wait_for(first.recv(), timeout(10)) == "HELLO"
-        async with websockets.connect(f"ws://127.0.0.1:{port}/") as second:
+        async with connect(f"ws://127.0.0.1:{port}/") as second:
             await second.send("ping")
             assert await asyncio.wait_for(second.recv(), timeout(10)) == "PING"
 

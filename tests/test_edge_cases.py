@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 import pytest
-import websockets
+from websockets.asyncio.client import connect
 
 from conftest import ScriptWriter, converse, requires_websocketd, run_websocketd, run_wsdev, timeout
 
@@ -100,7 +100,7 @@ async def test_rapid_connect_disconnect_leaks_nothing(tmp_script: ScriptWriter) 
         fds_before = _fd_count(pid)
 
         async def one(i: int) -> None:
-            ws = await websockets.connect(server.ws_url + "/", open_timeout=timeout(10))
+            ws = await connect(server.ws_url + "/", open_timeout=timeout(10))
             if i % 2:
                 await ws.send("hi")
                 ws.transport.abort()  # vanish without a Close
@@ -128,7 +128,7 @@ async def test_second_ctrl_c_exits_at_once_and_kills_stubborn_children(
         "stubborn.sh", "#!/bin/sh\ntrap '' INT TERM\necho $$\nwhile :; do sleep 1; done\n"
     )
     async with run_wsdev("--closems=5000", str(script)) as server:
-        clients = [await websockets.connect(server.ws_url + "/") for _ in range(3)]
+        clients = [await connect(server.ws_url + "/") for _ in range(3)]
         pids = [int(await asyncio.wait_for(ws.recv(), timeout(10))) for ws in clients]
         server.proc.send_signal(signal.SIGINT)
         await server.wait_for_log("Shutting down")

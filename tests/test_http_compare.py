@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import trustme
 import websockets
+from websockets.asyncio.client import connect, unix_connect
 
 from conftest import (
     ServerProcess,
@@ -532,7 +533,7 @@ async def _post_expecting_continue(port: int, expect: str) -> tuple[str, RawResp
         writer.write(head.encode())
         try:
             first = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), scaled(1))
-        except TimeoutError:
+        except asyncio.TimeoutError:
             first = b""
         status_line = first.decode("latin-1").split("\r\n", 1)[0]
         if first and status_line.split(" ")[1] != "100":
@@ -642,7 +643,7 @@ async def test_tls_end_to_end(certificates: tuple[trustme.CA, Path, Path]) -> No
     ca.configure_trust(client)
     async with run_tls_wsdev(f"--sslcert={cert}", f"--sslkey={key}", *HEADERS, CAT) as server:
         url = f"wss://localhost:{server.port}/"
-        async with websockets.connect(url, ssl=client) as ws:
+        async with connect(url, ssl=client) as ws:
             await ws.send("over tls")
             assert await asyncio.wait_for(ws.recv(), scaled(10)) == "over tls"
         # Plain HTTP to the TLS port: refused without harm (websocketd answers Go's 400).
@@ -652,7 +653,7 @@ async def test_tls_end_to_end(certificates: tuple[trustme.CA, Path, Path]) -> No
             plain = None
         if plain is not None:
             assert plain.status == 400
-        async with websockets.connect(url, ssl=client) as ws:
+        async with connect(url, ssl=client) as ws:
             await ws.send("still fine")
             assert await asyncio.wait_for(ws.recv(), scaled(10)) == "still fine"
     _assert_no_traceback(server)
@@ -674,10 +675,10 @@ async def test_sslca_refuses_clients_without_a_certificate(
     async with run_tls_wsdev(*flags) as server:
         url = f"wss://localhost:{server.port}/"
         with pytest.raises((ssl.SSLError, ConnectionError, websockets.InvalidHandshake, EOFError)):
-            async with websockets.connect(url, ssl=anonymous) as ws:
+            async with connect(url, ssl=anonymous) as ws:
                 await ws.send("x")
                 await asyncio.wait_for(ws.recv(), scaled(10))
-        async with websockets.connect(url, ssl=known) as ws:
+        async with connect(url, ssl=known) as ws:
             await ws.send("trusted")
             assert await asyncio.wait_for(ws.recv(), scaled(10)) == "trusted"
     _assert_no_traceback(server)
@@ -714,7 +715,7 @@ async def test_unix_socket(tmp_path: Path) -> None:
     front = ("--no-dashboard", "--no-reload", f"--unixsocket={path}")
     async with run_wsdev(*front, CAT, defaults=False) as server:
         await server.wait_for_log(str(path).replace(".", r"\."))
-        async with websockets.unix_connect(str(path), "ws://localhost/") as ws:
+        async with unix_connect(str(path), "ws://localhost/") as ws:
             await ws.send("via unix")
             assert await asyncio.wait_for(ws.recv(), scaled(10)) == "via unix"
     _assert_no_traceback(server)

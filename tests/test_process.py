@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import websockets
+from websockets.asyncio.client import connect
 
 from conftest import (
     ScriptWriter,
@@ -73,7 +74,7 @@ async def run_recorder(
     async with start(
         *extra, str(script), str(record), *(["ignore"] if "ignore" in script.name else [])
     ) as server:
-        async with websockets.connect(server.ws_url + "/") as ws:
+        async with connect(server.ws_url + "/") as ws:
             assert await ws.recv() == "ready"
         await server.wait_for_log(r"DISCONNECT")
         # The escalation ends at most 850 ms after EOF; wait for the recorder to stop writing.
@@ -153,7 +154,7 @@ cat
 
 async def _grandchild_after_disconnect(start: Callable[..., Any], script: Path) -> int:
     async with start(str(script)) as server:
-        async with websockets.connect(server.ws_url + "/") as ws:
+        async with connect(server.ws_url + "/") as ws:
             grandchild = int(await ws.recv())
         await server.wait_for_log(r"DISCONNECT")
         await _wait_gone(grandchild, within=3)
@@ -197,7 +198,7 @@ async def test_websocketd_leaves_grandchildren_running(tmp_script: ScriptWriter)
     """The documented difference (B8): websocketd signals only the direct child."""
     script = tmp_script("group.sh", GROUP_SCRIPT)
     async with run_websocketd(str(script)) as server:
-        async with websockets.connect(server.ws_url + "/") as ws:
+        async with connect(server.ws_url + "/") as ws:
             grandchild = int(await ws.recv())
         await server.wait_for_log(r"DISCONNECT")
         gone = await _wait_gone(grandchild, within=1.5)
@@ -212,7 +213,7 @@ async def test_shutdown_closes_1001_and_leaves_no_process(
 ) -> None:
     script = tmp_script("group.sh", GROUP_SCRIPT)
     async with run_wsdev("--loglevel=debug", str(script)) as server:
-        clients = [await websockets.connect(server.ws_url + "/") for _ in range(3)]
+        clients = [await connect(server.ws_url + "/") for _ in range(3)]
         grandchildren = [int(await c.recv()) for c in clients]
         index = 0
         children: list[int] = []
@@ -239,13 +240,13 @@ async def test_restart_closes_with_1012_and_serves_new_code(tmp_path: Path) -> N
     script.chmod(0o755)
     async with run_wsdev("--no-reload=false", str(script), cwd=tmp_path) as server:
         await server.wait_for_log(r"Restarting on changes to")
-        async with websockets.connect(server.ws_url + "/") as ws:
+        async with connect(server.ws_url + "/") as ws:
             assert await ws.recv() == "v1"
             script.write_text("#!/bin/sh\necho v2\ncat\n")
             with pytest.raises(websockets.ConnectionClosed):
                 await asyncio.wait_for(ws.recv(), timeout(10))
             assert ws.protocol.close_rcvd is not None
             assert ws.protocol.close_rcvd.code == 1012
-        async with websockets.connect(server.ws_url + "/") as ws:
+        async with connect(server.ws_url + "/") as ws:
             assert await ws.recv() == "v2"
         await server.wait_for_log(r"Restarting: bot\.sh changed")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import websockets
+from websockets.asyncio.client import connect
 
 from conftest import ServerProcess, converse, run_wsdev, timeout
 
@@ -40,7 +41,7 @@ async def test_one_save_one_restart_with_1012(tmp_path: Path) -> None:
     write_script(script, "v1")
     async with run_wsdev(RELOAD, "./bot.sh", cwd=tmp_path) as server:
         await server.wait_for_log(rf"Restarting on changes to +: {re.escape(str(tmp_path))}$")
-        async with websockets.connect(server.ws_url + "/") as ws:
+        async with connect(server.ws_url + "/") as ws:
             assert await ws.recv() == "v1"
             write_script(script, "v2")
             with pytest.raises(websockets.ConnectionClosed):

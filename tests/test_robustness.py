@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import websockets
+from websockets.asyncio.client import connect
 
 from conftest import ROOT, ScriptWriter, converse, run_wsdev, timeout, wsdev_argv
 
@@ -104,7 +105,7 @@ async def test_maxforks_holds_for_parallel_upgrades_with_reverselookup(
 
         async def attempt() -> object:
             try:
-                return await websockets.connect(server.ws_url + "/", open_timeout=timeout(10))
+                return await connect(server.ws_url + "/", open_timeout=timeout(10))
             except websockets.InvalidStatus as exc:
                 return exc.response.status_code
 
@@ -124,7 +125,7 @@ async def test_pingms_drops_a_vanished_client_while_stdin_is_full(tmp_script: Sc
     # forever: the ping timer aborts the socket but nothing ends the Bridge or the child.
     script = tmp_script("deaf.sh", "#!/bin/sh\necho ready\nexec sleep 60\n")
     async with run_wsdev("--pingms=200", str(script)) as server:
-        ws = await websockets.connect(server.ws_url + "/", ping_interval=None, max_size=None)
+        ws = await connect(server.ws_url + "/", ping_interval=None, max_size=None)
         assert await ws.recv() == "ready"
         await ws.send("z" * 512 * 1024)  # far more than a pipe holds (64 KiB)
         ws.transport.abort()
@@ -140,7 +141,7 @@ async def test_client_close_is_answered_while_stdin_is_full(tmp_script: ScriptWr
     # fixes it.
     script = tmp_script("deaf.sh", "#!/bin/sh\necho ready\nexec sleep 60\n")
     async with run_wsdev(str(script)) as server:
-        ws = await websockets.connect(
+        ws = await connect(
             server.ws_url + "/", ping_interval=None, max_size=None, close_timeout=timeout(3)
         )
         assert await ws.recv() == "ready"
@@ -197,7 +198,7 @@ async def test_daemonized_grandchild_does_not_outlive_shutdown(
     grandchild = 0
     try:
         async with run_wsdev(str(script)) as server:
-            ws = await websockets.connect(server.ws_url + "/")
+            ws = await connect(server.ws_url + "/")
             grandchild = int(await asyncio.wait_for(ws.recv(), timeout(10)))
             assert _alive(grandchild)
             await asyncio.wait_for(_own_session(grandchild), timeout(5))
@@ -209,7 +210,7 @@ async def test_daemonized_grandchild_does_not_outlive_shutdown(
 
         try:
             await asyncio.wait_for(gone(), timeout(3))
-        except TimeoutError:
+        except asyncio.TimeoutError:
             raise AssertionError(f"grandchild {grandchild} outlived wsdev") from None
     finally:
         if grandchild:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-import websockets
+from websockets.asyncio.client import connect, unix_connect
 
 from conftest import ScriptWriter, run_wsdev
 
@@ -29,11 +29,11 @@ async def test_default_listens_on_localhost_only_and_prints_the_url() -> None:
         match = await server.wait_for_log(r"Starting WebSocket server +: ws://localhost:(\d+)/$")
         port = int(match.group(1))
         await server.wait_for_log(rf"Console +: http://localhost:{port}/$")
-        async with websockets.connect(f"ws://127.0.0.1:{port}/") as ws:
+        async with connect(f"ws://127.0.0.1:{port}/") as ws:
             await ws.send("v4")
             assert await ws.recv() == "v4"
         if has_ipv6_loopback():
-            async with websockets.connect(f"ws://[::1]:{port}/") as ws:
+            async with connect(f"ws://[::1]:{port}/") as ws:
                 await ws.send("v6")
                 assert await ws.recv() == "v6"
 
@@ -42,7 +42,7 @@ async def test_unix_socket(tmp_path: Path) -> None:
     path = tmp_path / "wsdev.sock"
     async with run_wsdev(*BASE, f"--unixsocket={path}", "cat", defaults=False) as server:
         await server.wait_for_log(rf"Starting WebSocket server +: ws\+unix:{path}$")
-        async with websockets.unix_connect(str(path), "ws://localhost/") as ws:
+        async with unix_connect(str(path), "ws://localhost/") as ws:
             await ws.send("over a unix socket")
             assert await ws.recv() == "over a unix socket"
 
