@@ -21,6 +21,9 @@ export UV_PYTHON_DOWNLOADS=never # this machine's interpreters only
 # are decoded. watchfiles: reload. rich: the dashboard. About a minute per interpreter.
 TESTS=(
   tests/test_protocol_rules.py
+  tests/test_handshake.py
+  tests/test_receiver.py
+  tests/test_sessions.py
   tests/test_bridge_close.py
   tests/test_robustness.py
   tests/test_console_ws.py
