@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh Debian machine, then runs it:
 # websocketd (the reference the comparison tests run against), chromium (the console tests),
-# tmux (the dashboard test), the Python packages into .venv; then lint, types and pytest.
-#   ./scripts/test.sh              the whole suite (as CI runs it)
-#   ./scripts/test.sh -k bridge    extra arguments go to pytest
+# tmux (the dashboard test), the Python packages into .venv; then lint, types and pytest, and
+# then scripts/matrix.sh: a subset of the tests with the lowest dependency versions that
+# pyproject.toml declares, on Python 3.10 and on the newest Python here.
+#   ./scripts/test.sh                          the whole suite and the matrix (as CI runs it)
+#   ./scripts/test.sh -k bridge                extra arguments go to the main pytest run
+#   WSDEV_MATRIX=0 ./scripts/test.sh -k bridge without the matrix
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -22,4 +25,10 @@ source scripts/venv.sh
 "$VENV/bin/ruff" check src tests bench scripts examples
 "$VENV/bin/ruff" format --check src tests bench scripts examples
 "$VENV/bin/mypy"
-exec "$VENV/bin/python" -m pytest "$@"
+status=0
+"$VENV/bin/python" -m pytest "$@" || status=$?
+if [ "${WSDEV_MATRIX:-1}" != 0 ]; then
+  [ "$status" = 0 ] || echo "test.sh: the main run failed (pytest exit $status); the matrix runs all the same"
+  ./scripts/matrix.sh || status=$((status ? status : 1))
+fi
+exit "$status"

@@ -117,7 +117,7 @@ class ServerProcess:
 
         try:
             return await asyncio.wait_for(search(), timeout(within))
-        except TimeoutError:
+        except asyncio.TimeoutError:
             log = "\n".join(self.lines[-40:])
             raise AssertionError(f"no log line matched {pattern!r}; log:\n{log}") from None
 
@@ -127,7 +127,7 @@ class ServerProcess:
                 self.proc.send_signal(sig)
             try:
                 await asyncio.wait_for(self.proc.wait(), timeout(10))
-            except TimeoutError:
+            except asyncio.TimeoutError:
                 self.proc.kill()
                 await self.proc.wait()
         return self.proc.returncode if self.proc.returncode is not None else -1

@@ -440,7 +440,8 @@ async def test_the_response_lasts_until_stdout_ends_not_until_the_script_exits(
     received = await read_until(reader, b"", b"first")
     await wait_for(lambda: process_gone(int((cgidir / "late.pid").read_text())))
     (cgidir / "go").touch()
-    received = await read_until(reader, received, b"0\r\n\r\n")
+    # The last chunk (the CRLF before it keeps "Server: …aiohttp/3.9.0\r\n\r\n" from matching).
+    received = await read_until(reader, received, b"\r\n0\r\n\r\n")
     writer.close()
     assert parse_response(received).body == b"first\nlate\n"
 

@@ -532,7 +532,7 @@ async def _post_expecting_continue(port: int, expect: str) -> tuple[str, RawResp
         writer.write(head.encode())
         try:
             first = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), scaled(1))
-        except TimeoutError:
+        except asyncio.TimeoutError:
             first = b""
         status_line = first.decode("latin-1").split("\r\n", 1)[0]
         if first and status_line.split(" ")[1] != "100":

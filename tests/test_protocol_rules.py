@@ -216,7 +216,7 @@ class Client:
 
         try:
             return await asyncio.wait_for(until_close(), timeout(within))
-        except TimeoutError:
+        except asyncio.TimeoutError:
             raise AssertionError(
                 f"no Close frame within {within}s; got instead: {describe(before)}"
             ) from None
@@ -231,7 +231,7 @@ class Client:
 
         try:
             await asyncio.wait_for(drained(), timeout(within))
-        except TimeoutError:
+        except asyncio.TimeoutError:
             raise AssertionError(
                 f"the server sent its Close but kept the TCP connection open for {within}s"
             ) from None

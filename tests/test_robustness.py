@@ -208,7 +208,7 @@ async def test_daemonized_grandchild_does_not_outlive_shutdown(
 
         try:
             await asyncio.wait_for(gone(), timeout(3))
-        except TimeoutError:
+        except asyncio.TimeoutError:
             raise AssertionError(f"grandchild {grandchild} outlived wsdev") from None
     finally:
         if grandchild:
