@@ -24,6 +24,7 @@ TESTS=(
   tests/test_handshake.py
   tests/test_receiver.py
   tests/test_sessions.py
+  tests/test_bridge.py
   tests/test_bridge_close.py
   tests/test_robustness.py
   tests/test_console_ws.py
@@ -31,40 +32,35 @@ TESTS=(
   tests/test_cgi.py
   tests/test_server.py
   tests/test_staticfiles.py
+  tests/test_http_compare.py
   tests/test_dashboard.py
-)
-for name in text_echo_roundtrip binary_mode_roundtrip nonzero_exit_and_signal_close_codes \
-  invalid_utf8_becomes_replacement_character maxframesize_closes_with_1009 \
-  stdout_line_over_limit_closes_with_1009 client_close_code_is_echoed_and_child_sees_eof \
-  client_vanishing_mid_message_ends_child pingms_drops_a_silent_client \
-  pingms_keeps_an_answering_client maxforks_refuses_with_429; do
-  TESTS+=("tests/test_bridge.py::test_$name")
-done
-for name in header_ws_matches_websocketd failed_upgrade_is_clean \
-  failed_upgrade_status_matches_websocketd static_matches_websocketd \
-  static_never_follows_a_symlink_out cgi_matches_websocketd \
-  "expect_header_matches_websocketd[100-continue]" tls_end_to_end unix_socket; do
-  TESTS+=("tests/test_http_compare.py::test_$name")
-done
-TESTS+=(
   tests/test_edge_cases.py::test_environment_matches_websocketd_for_unusual_requests
   tests/test_edge_cases.py::test_line_exactly_at_the_limit_passes_and_one_more_byte_closes_1009
 )
-SELECT=(
-  -m "not browser and not autobahn"
-  # The reference server of test_protocol_rules is websockets' own, which answers invalid
-  # UTF-8 with 1011, not 1007, before websockets 14: it checks the tests, not wsdev.
-  -k "not reference"
-  # About wsdev's own bookkeeping more than its dependencies (the main run has them).
-  --deselect tests/test_robustness.py::test_nul_in_path_is_a_clean_spawn_failure
-  --deselect tests/test_robustness.py::test_closed_log_pipe_gives_no_traceback
-  --deselect tests/test_robustness.py::test_daemonized_grandchild_does_not_outlive_shutdown
-  --deselect tests/test_reload.py::test_broken_save_shows_failure_and_next_save_recovers
-  --deselect tests/test_reload.py::test_open_launches_the_browser_on_the_console
-  --deselect tests/test_reload.py::test_open_says_so_without_a_browser
-  --deselect tests/test_dashboard.py::test_idle_redraws_once_a_second
-  --deselect tests/test_dashboard.py::test_redraws_at_most_four_times_a_second_under_load
-)
+SELECT=(-m "not browser and not autobahn")
+# Left to the main run: slow tests of wsdev's own bookkeeping more than of its dependencies
+# (the two memory floods take half a minute between them; the CGI signal ladder is also
+# timing-sensitive under load).
+for test in \
+  test_bridge.py::test_child_that_never_reads_stdin_does_not_grow_memory \
+  test_bridge.py::test_slow_client_does_not_grow_memory \
+  test_bridge.py::test_maxforks_frees_the_slot_once_the_program_ended \
+  test_bridge.py::test_output_without_newline_is_hinted \
+  test_robustness.py::test_nul_in_path_is_a_clean_spawn_failure \
+  test_robustness.py::test_closed_log_pipe_gives_no_traceback \
+  test_robustness.py::test_daemonized_grandchild_does_not_outlive_shutdown \
+  test_reload.py::test_broken_save_shows_failure_and_next_save_recovers \
+  test_reload.py::test_open_launches_the_browser_on_the_console \
+  test_reload.py::test_open_says_so_without_a_browser \
+  test_cgi.py::test_a_script_ignoring_sigint_and_sigterm_is_killed_through_the_ladder \
+  test_http_compare.py::test_origin_decisions_match_websocketd \
+  "test_http_compare.py::test_expect_header_matches_websocketd[something-else]" \
+  test_http_compare.py::test_cgi_scripts_end_with_the_server \
+  test_http_compare.py::test_redirport_sends_plain_http_to_tls \
+  test_dashboard.py::test_idle_redraws_once_a_second \
+  test_dashboard.py::test_redraws_at_most_four_times_a_second_under_load; do
+  SELECT+=(--deselect "tests/$test")
+done
 TEST_TOOLS=(pytest pytest-asyncio pytest-timeout trustme packaging)
 
 # Prints "VERSION PATH" for every final CPython >= 3.10 found, one a line.
