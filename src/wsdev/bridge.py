@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -277,8 +278,6 @@ class Bridge:
 
     def kill(self) -> None:
         """A second Ctrl+C: SIGKILL the program's whole group now."""
-        import signal
-
         self.child.signal_group(signal.SIGKILL)
 
     # ------------------------------------------------------------ keep-alive (--pingms)

@@ -18,7 +18,7 @@ from wsdev.config import Config
 from wsdev.environ import RequestFacts, cgi_environ, reverse_lookup
 from wsdev.events import EventBus, HttpRequest, Rejected
 from wsdev.feed import serve_feed
-from wsdev.sessions import CONSOLE_PREFIX, NOT_FOUND_BODY, SERVER_HEADER, SessionManager
+from wsdev.sessions import CONSOLE_PREFIX, NOT_FOUND_BODY, SessionManager, response_headers
 
 # The largest request body read (a CGI POST): aiohttp refuses bigger ones with 413.
 MAX_REQUEST_BODY = 64 * 1024**2
@@ -148,12 +148,11 @@ class Routes:
         return response
 
     async def _add_headers(self, request: web.Request, response: web.StreamResponse) -> None:
-        """Every response gets the Server header and the --header* ones (behaviour A5)."""
-        config = self.config
-        response.headers["Server"] = SERVER_HEADER
-        extra = config.headers_ws if response.status == 101 else config.headers_http
-        for name, value in (*config.headers, *extra):
-            response.headers.add(name, value)
+        for name, value in response_headers(self.config, response.status):
+            if name == "Server":
+                response.headers[name] = value  # in place of aiohttp's own
+            else:
+                response.headers.add(name, value)
 
 
 def _is_upgrade(request: web.Request) -> bool:

@@ -324,11 +324,7 @@ class SessionManager:
         connection.respond(response)
 
     def add_headers(self, headers: Headers, status: int) -> None:
-        """Every response gets the Server header and the --header* ones (behaviour A5)."""
-        config = self.config
-        headers["Server"] = SERVER_HEADER
-        extra = config.headers_ws if status == 101 else config.headers_http
-        for name, value in (*config.headers, *extra):
+        for name, value in response_headers(self.config, status):
             headers[name] = value
 
     # ------------------------------------------------------------ shutdown
@@ -369,6 +365,13 @@ class _Pending:
     @property
     def engine_origin(self) -> str:
         return _header(self.facts, "Origin")
+
+
+def response_headers(config: Config, status: int) -> tuple[tuple[str, str], ...]:
+    """What every response gets, whoever sends it: the Server header and the --header* ones
+    (behaviour A5)."""
+    extra = config.headers_ws if status == 101 else config.headers_http
+    return (("Server", SERVER_HEADER), *config.headers, *extra)
 
 
 def _target(raw: str) -> Target:
