@@ -34,6 +34,16 @@ requires_websocketd = pytest.mark.skipif(
 )
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Soak tests (``@pytest.mark.slow``) run only with WSDEV_SLOW=1, as the marker says."""
+    if os.environ.get("WSDEV_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="soak test: WSDEV_SLOW=1 runs it")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 def process_gone(pid: int) -> bool:
     """Whether ``pid`` has ended: no such process, or a zombie its parent has not collected
     (an orphan's zombie waits for init, which may be slow to reap)."""

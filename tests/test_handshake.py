@@ -74,8 +74,6 @@ VARIANTS = [
     handshake("/", f"Sec-WebSocket-Key: {KEY}"),
     handshake().replace(KEY.encode(), b"bm90IDE2IGJ5dGVz"),
     handshake().replace(KEY.encode(), b"not base64!!"),
-    handshake().replace(b"Host: 127.0.0.1\r\n", b""),
-    handshake("/", "Host: again"),
     handshake("/", "Upgrade: websocket, h2c"),
 ]
 
@@ -125,6 +123,9 @@ def test_header_values_arrive_as_the_utf8_text_that_was_sent() -> None:
         handshake("/", " folded: continuation"),
         handshake("/").replace(b"Upgrade: websocket", b"Upgrade: h2c"),
         handshake("/").replace(b"\r\nHost", b"\nHost"),
+        # HTTP/1.1 wants exactly one Host: aiohttp answers 400 to none or two.
+        handshake().replace(b"Host: 127.0.0.1\r\n", b""),
+        handshake("/", "Host: again"),
     ],
 )
 def test_anything_but_a_plain_upgrade_is_left_to_aiohttp(head: bytes) -> None:

@@ -190,6 +190,8 @@ def build_config(
 
     if opt_int("max-line-bytes", 1) < 1:
         raise ConfigError("--max-line-bytes must be at least 1")
+    if opt_int("handshake-timeout", 0) < 0:
+        raise ConfigError("--handshake-timeout must be 0 (no limit) or a number of seconds")
     dashboard_on = stdout_isatty and not bool(v.get("no-dashboard"))
     unixsocket = opt_str("unixsocket")
     return Config(
@@ -231,6 +233,7 @@ def build_config(
         watch=watch,
         dashboard=dashboard_on,
         max_line_bytes=opt_int("max-line-bytes", 16 * 1024 * 1024),
+        handshake_timeout=opt_int("handshake-timeout", 10),
         python_child=python_child,
     )
 

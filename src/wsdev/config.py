@@ -61,6 +61,8 @@ class Config:
     watch: tuple[Path, ...] = ()
     dashboard: bool = False  # the command line turns it on when stdout is a terminal
     max_line_bytes: int = 16 * 1024 * 1024
+    # Seconds from accept to a complete first request head, 0 for none (behaviour B12).
+    handshake_timeout: int = 10
     # Python children get PYTHONUNBUFFERED=1 (behaviour B9); decided once from the command.
     python_child: bool = False
 

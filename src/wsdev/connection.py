@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
@@ -41,6 +42,16 @@ logger = logging.getLogger(__name__)
 
 # The longest request head read here; a longer one goes to aiohttp, which refuses it (431).
 HEAD_LIMIT = 64 * 1024
+# What the start of a request head looks like (a method and its space, or part of one): a head
+# that starts so is read whole here, under the handshake timeout; anything else (a TLS hello sent
+# to a plain port, noise) goes to aiohttp at once, which refuses it.
+HEAD_START = re.compile(rb"[A-Z]{1,20}( |$)")
+CRLF = (b"\r", b"\n")
+# The answer to a request head still incomplete when the handshake timeout expires (B12).
+HEAD_TIMEOUT_RESPONSE = (
+    b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: 30\r\nConnection: close\r\n\r\nrequest head not sent in time\n"
+)
 # How long a client has to answer wsdev's Close before its connection is dropped.
 CLOSE_TIMEOUT = 2.0
 # The engine's own log says "connection open" and "closed" at INFO for every connection: only
@@ -55,6 +66,7 @@ class Sessions(Protocol):
     """What a connection needs of the server (``sessions.SessionManager``)."""
 
     max_message_size: int
+    handshake_timeout: float  # seconds; 0 for no limit (behaviour B12)
 
     def wants(self, target: str) -> bool:
         """Whether a WebSocket upgrade of this target goes to a program's session."""
@@ -78,6 +90,7 @@ class Connection(asyncio.Protocol):
         "_early",
         "_engine",
         "_head",
+        "_head_timer",
         "_receiver",
         "_reported",
         "_sessions",
@@ -89,6 +102,7 @@ class Connection(asyncio.Protocol):
         self._sessions = sessions
         self.transport: asyncio.Transport | None = None
         self._head = bytearray()
+        self._head_timer: asyncio.TimerHandle | None = None
         self._engine: ServerProtocol | None = None
         self._receiver: Receiver | None = None
         self._early = b""
@@ -102,6 +116,12 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        limit = self._sessions.handshake_timeout
+        if limit > 0:
+            # Behaviour B12: a client that never finishes its request head (slow loris) does
+            # not hold a socket for ever.
+            loop = asyncio.get_running_loop()
+            self._head_timer = loop.call_later(limit, self._head_overdue)
 
     def data_received(self, data: bytes) -> None:
         receiver = self._receiver
@@ -114,18 +134,29 @@ class Connection(asyncio.Protocol):
         head = self._head
         searched = max(0, len(head) - 3)
         head += data
-        if not head.startswith(b"GET "[: len(head)]):
-            self._to_http()  # only a GET can be an upgrade: the rest is aiohttp's at once
+        if head[:1] in CRLF:
+            # Blank lines before a request line are to be ignored (RFC 9112 §2.2); they are
+            # dropped here, so that they too stay under the handshake timeout.
+            del head[: len(head) - len(head.lstrip(b"\r\n"))]
+            searched = 0
+            if not head:
+                return
+        if not head.startswith(b"GET "[: len(head)]) and not HEAD_START.match(head, 0, 21):
+            self._to_http()  # not a request head at all: aiohttp refuses it at once
             return
         end = head.find(b"\r\n\r\n", searched)
         if end == -1:
-            if len(head) > HEAD_LIMIT:
-                self._to_http()
+            if len(head) > HEAD_LIMIT or head.find(b"\n\n", searched) != -1:
+                self._to_http()  # too long, or lines that end in a bare LF: aiohttp's to judge
+            return
+        if not head.startswith(b"GET "):
+            self._to_http()  # only a GET can be an upgrade: the rest is aiohttp's
             return
         handshake = read_request(bytes(head[: end + 4]))
         if handshake is None or not self._sessions.wants(handshake.target):
             self._to_http()
             return
+        self._stop_head_timer()
         # The head is read: the engine starts where the frames start.
         limit = self._sessions.max_message_size
         engine = self._engine = ServerProtocol(state=State.OPEN, max_size=limit, logger=ENGINE_LOG)
@@ -143,6 +174,7 @@ class Connection(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
         if self._close_timer is not None:
             self._close_timer.cancel()
             self._close_timer = None
@@ -160,6 +192,24 @@ class Connection(asyncio.Protocol):
             self._bridge.output_paused(False)
 
     # ------------------------------------------------------------ the handshake
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_overdue(self) -> None:
+        """The handshake timeout (B12): a partial head gets 408, a silent client just a close."""
+        self._head_timer = None
+        transport = self.transport
+        if transport is None or transport.is_closing() or self._engine is not None:
+            return
+        limit = self._sessions.handshake_timeout
+        logger.debug("request head not complete within %ss: connection closed", limit)
+        if self._head:
+            transport.write(HEAD_TIMEOUT_RESPONSE)
+        self._head = bytearray()
+        transport.close()
 
     def respond(self, response: Response) -> None:
         """Send a handshake response; anything but a 101 ends the connection after it."""
@@ -300,6 +350,7 @@ class Connection(asyncio.Protocol):
 
     def _to_http(self) -> None:
         """Hand the connection, and what it has sent so far, to aiohttp's HTTP server."""
+        self._stop_head_timer()
         transport = self.transport
         assert transport is not None
         protocol = self._sessions.http_protocol()

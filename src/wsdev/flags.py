@@ -79,6 +79,13 @@ FLAGS: tuple[Flag, ...] = (
         "BYTES",
         True,
     ),
+    Flag(
+        "handshake-timeout",
+        "int",
+        "seconds a client has to send a complete request head (default 10, 0: no limit)",
+        "SECONDS",
+        True,
+    ),
 )
 BY_NAME = {f.name: f for f in FLAGS}
 ALIASES = {"h": "help"}

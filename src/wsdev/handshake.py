@@ -75,6 +75,8 @@ def read_request(head: bytes) -> Handshake | None:
         lowered = name.lower()
         counts[lowered] = counts.get(lowered, 0) + 1
         first.setdefault(lowered, value)
+    if counts.get("host") != 1:
+        return None  # HTTP/1.1 wants exactly one Host (RFC 9112 §3.2): aiohttp answers 400
     return Handshake(request_line[1].decode("ascii"), tuple(headers), raw, counts, first)
 
 

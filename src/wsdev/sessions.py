@@ -92,6 +92,7 @@ class SessionManager:
         self.inherited = inherited_environ(config)
         self._http = http
         self.max_message_size = config.maxframesize
+        self.handshake_timeout: float = config.handshake_timeout
         self.accepting = True
 
     # ------------------------------------------------------------ what a Connection asks
