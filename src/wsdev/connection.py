@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# The longest request head read here; a longer one goes to aiohttp, which refuses it (431).
+# The longest request head read here; a longer one goes to aiohttp, which refuses it (400).
 HEAD_LIMIT = 64 * 1024
 # What the start of a request head looks like (a method and its space, or part of one): a head
 # that starts so is read whole here, under the handshake timeout; anything else (a TLS hello sent
@@ -149,8 +149,10 @@ class Connection(asyncio.Protocol):
             if len(head) > HEAD_LIMIT or head.find(b"\n\n", searched) != -1:
                 self._to_http()  # too long, or lines that end in a bare LF: aiohttp's to judge
             return
-        if not head.startswith(b"GET "):
-            self._to_http()  # only a GET can be an upgrade: the rest is aiohttp's
+        if not head.startswith(b"GET ") or end > HEAD_LIMIT:
+            # Only a GET can be an upgrade: the rest is aiohttp's; so is a head too long,
+            # whether it came in one piece or many (aiohttp refuses it with 400).
+            self._to_http()
             return
         handshake = read_request(bytes(head[: end + 4]))
         if handshake is None or not self._sessions.wants(handshake.target):
