@@ -44,6 +44,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """List the figures tests attached as ``figure: NAME`` properties (RSS after churn, …)."""
+    figures = [
+        (report.nodeid, name[len("figure: ") :], value)
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "call"
+        for name, value in getattr(report, "user_properties", ())
+        if name.startswith("figure: ")
+    ]
+    if figures:
+        terminalreporter.section("figures")
+        for nodeid, name, value in figures:
+            terminalreporter.write_line(f"{nodeid.split('::')[-1]}: {name} = {value}")
+
+
 def process_gone(pid: int) -> bool:
     """Whether ``pid`` has ended: no such process, or a zombie its parent has not collected
     (an orphan's zombie waits for init, which may be slow to reap)."""
