@@ -1,6 +1,6 @@
 """Churn: thousands of connect/disconnect cycles leave wsdev as they found it.
 
-A real wsdev process serves a program that echoes (or, on some paths, answers and exits), and
+A real wsdev process serves a program that echoes (and exits once it has echoed "bye"), and
 clients connect, talk and leave in every way a client leaves: a clean Close, a vanishing without
 one, a TCP reset, or the program ending first. Afterwards wsdev holds exactly the descriptors it
 held before, has no child left (running or zombie), and its resident memory grew by a bounded
@@ -19,15 +19,14 @@ from collections.abc import Callable
 
 import pytest
 
-from conftest import ScriptWriter, ServerProcess, run_wsdev, timeout
+from conftest import ServerProcess, run_wsdev, timeout
 from procfs import linux_only, open_fds, rss_kib, wait_no_children
 from rawhttp import upgrade_headers
 
 pytestmark = linux_only
 
-PROGRAM = (
-    '#!/bin/sh\ncase "$QUERY_STRING" in\n  exit) echo bye; exit 0 ;;\n  *) exec cat ;;\nesac\n'
-)
+# Echoes each line, and exits after echoing "bye": one exec per connection, no shell.
+PROGRAM = ("sed", "-u", "/^bye$/q")
 # How each cycle ends, in turn.
 ENDINGS = ("close", "vanish", "reset", "program-exits")
 PARALLEL = 8  # clients in flight at once
@@ -48,9 +47,10 @@ async def cycle(port: int, ending: str) -> None:
     """One connection, raw (a client library adds cost but nothing to prove), ended as told."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        writer.write(upgrade_request(port, "exit" if ending == "program-exits" else "echo"))
+        writer.write(upgrade_request(port, ending))
         await reader.readuntil(b"\r\n\r\n")
         if ending == "program-exits":
+            writer.write(masked(0x1, b"bye"))
             await reader.read()  # "bye", the Close, the end of the stream
             return
         writer.write(masked(0x1, b"ping"))
@@ -90,10 +90,9 @@ def fd_kinds(pid: int) -> Counter[str]:
 
 
 async def churn_leaves_nothing(
-    tmp_script: ScriptWriter, count: int, report: Callable[[str, object], None], rss_bound_kib: int
+    count: int, report: Callable[[str, object], None], rss_bound_kib: int
 ) -> None:
-    script = tmp_script("echo.sh", PROGRAM)
-    async with run_wsdev(str(script)) as server:
+    async with run_wsdev(*PROGRAM) as server:
         pid = server.proc.pid
         await churn(server, WARM_UP)
         await asyncio.wait_for(all_disconnected(server, WARM_UP), timeout(30))
@@ -132,13 +131,13 @@ def report(record_property: Callable[[str, object], None]) -> Callable[[str, obj
 
 
 async def test_300_cycles_leave_no_descriptor_child_or_memory(
-    tmp_script: ScriptWriter, report: Callable[[str, object], None]
+    report: Callable[[str, object], None],
 ) -> None:
-    await churn_leaves_nothing(tmp_script, 300, report, rss_bound_kib=8 * 1024)
+    await churn_leaves_nothing(300, report, rss_bound_kib=8 * 1024)
 
 
 @pytest.mark.slow
 async def test_5000_cycles_leave_no_descriptor_child_or_memory(
-    tmp_script: ScriptWriter, report: Callable[[str, object], None]
+    report: Callable[[str, object], None],
 ) -> None:
-    await churn_leaves_nothing(tmp_script, 5000, report, rss_bound_kib=16 * 1024)
+    await churn_leaves_nothing(5000, report, rss_bound_kib=16 * 1024)

@@ -20,13 +20,15 @@ import os
 import signal
 import socket
 import struct
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+import pytest_asyncio
 from websockets.asyncio.client import ClientConnection, connect
 
 from conftest import (
-    ScriptWriter,
     ServerProcess,
     converse,
     requires_websocketd,
@@ -37,19 +39,43 @@ from conftest import (
 from procfs import children, linux_only, wait_all_gone, wait_no_children
 from rawhttp import upgrade_headers
 
-pytestmark = linux_only
+pytestmark = [linux_only, pytest.mark.asyncio(loop_scope="module")]
 
-# One program, three behaviours chosen by the query string: a plain echo, one that ignores
-# SIGINT and SIGTERM (so only the SIGKILL of the ladder ends it), and one whose background
-# grandchild holds stdout open. Each says its pids first.
+# One program, its behaviour chosen by the query string; each says its pid(s) first where a test
+# needs them. ``stubborn`` ignores SIGINT and SIGTERM (only the ladder's SIGKILL ends it);
+# ``grandchild`` and ``leaves`` start a background job that holds stdout, the latter exiting
+# while the job runs on; ``crash`` dies of SIGSEGV in the middle of a line; ``flood`` writes
+# without end; ``half`` answers each line and says when stdin ended.
 FAULTY = """#!/bin/sh
 case "$QUERY_STRING" in
   stubborn) trap '' INT TERM; echo "$$"; while :; do sleep 1; done ;;
   grandchild) sleep 300 & echo "$$ $!"; wait ;;
+  leaves) sleep 300 & echo "$!"; read line; echo "got $line"; exit 0 ;;
+  crash) printf 'complete\\npartial line'; kill -SEGV $$ ;;
+  flood) echo "$$"; exec yes 0123456789abcdef0123456789abcdef ;;
+  half) echo "$$"; while read line; do echo "got $line"; done; echo 'stdin ended'; sleep 0.5 ;;
   *) echo "$$"; exec cat ;;
 esac
 """
 KINDS = ("echo", "stubborn", "grandchild")
+FLOOD_LINE = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def faulty(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("faulty") / "faulty.sh"
+    path.write_text(FAULTY)
+    path.chmod(0o755)
+    return path
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def shared(faulty: Path) -> AsyncIterator[ServerProcess]:
+    """One wsdev for the tests that leave it running (a start costs more than a test)."""
+    async with run_wsdev(str(faulty)) as server:
+        yield server
+        assert server.proc.returncode is None
+    assert_no_error_logged(server)
 
 
 def assert_no_error_logged(server: ServerProcess) -> None:
@@ -62,7 +88,7 @@ def assert_no_error_logged(server: ServerProcess) -> None:
 
 
 async def open_clients(server: ServerProcess, count: int) -> list[tuple[ClientConnection, str]]:
-    """``count`` live connections, the kinds of FAULTY in turn, each past its first message."""
+    """``count`` live connections, the KINDS in turn, each past its first message."""
     semaphore = asyncio.Semaphore(50)  # what a burst of real clients looks like, not 500 at once
 
     async def one(index: int) -> tuple[ClientConnection, str]:
@@ -76,9 +102,8 @@ async def open_clients(server: ServerProcess, count: int) -> list[tuple[ClientCo
     return await asyncio.gather(*(one(i) for i in range(count)))
 
 
-async def shutdown_with_live_connections(tmp_script: ScriptWriter, count: int) -> None:
-    script = tmp_script("faulty.sh", FAULTY)
-    async with run_wsdev(str(script)) as server:
+async def shutdown_with_live_connections(faulty: Path, count: int) -> None:
+    async with run_wsdev(str(faulty)) as server:
         clients = await open_clients(server, count)
         pids = [int(pid) for _, said in clients for pid in said.split()]
         assert len(children(server.proc.pid)) == count
@@ -98,23 +123,20 @@ async def shutdown_with_live_connections(tmp_script: ScriptWriter, count: int) -
     assert_no_error_logged(server)
 
 
-async def test_sigterm_with_100_live_connections(tmp_script: ScriptWriter) -> None:
-    await shutdown_with_live_connections(tmp_script, 99)
+async def test_sigterm_with_100_live_connections(faulty: Path) -> None:
+    await shutdown_with_live_connections(faulty, 99)
 
 
 @pytest.mark.slow
-async def test_sigterm_with_500_live_connections(tmp_script: ScriptWriter) -> None:
-    await shutdown_with_live_connections(tmp_script, 501)
+async def test_sigterm_with_500_live_connections(faulty: Path) -> None:
+    await shutdown_with_live_connections(faulty, 501)
 
 
 @requires_websocketd
-async def test_websocketd_on_sigterm_drops_connections_without_a_close(
-    tmp_script: ScriptWriter,
-) -> None:
+async def test_websocketd_on_sigterm_drops_connections_without_a_close(faulty: Path) -> None:
     """What websocketd 0.4.1 does in the same case, for docs/faults.md: Go's default SIGTERM
     ends it at once, so its clients see no Close frame, and its programs are left to find out."""
-    script = tmp_script("faulty.sh", FAULTY)
-    async with run_websocketd(str(script)) as server:
+    async with run_websocketd(str(faulty)) as server:
         clients = [await connect(f"{server.ws_url}/?{kind}") for kind in KINDS]
         pids = [int(pid) for ws in clients for pid in str(await ws.recv()).split()]
         server.proc.send_signal(signal.SIGTERM)
@@ -122,7 +144,7 @@ async def test_websocketd_on_sigterm_drops_connections_without_a_close(
         for ws in clients:
             await asyncio.wait_for(ws.wait_closed(), timeout(10))
         codes = [ws.protocol.close_rcvd for ws in clients]
-    survivors = await wait_all_gone(pids, within=2)
+    survivors = await wait_all_gone(pids, within=0.5)  # those not ignoring SIGTERM may end
     for pid in survivors:
         os.kill(pid, signal.SIGKILL)
     assert status != 0
@@ -133,52 +155,35 @@ async def test_websocketd_on_sigterm_drops_connections_without_a_close(
 # ------------------------------------------------------------------------------- programs
 
 
-async def test_a_grandchild_holding_stdout_is_ended_with_its_group(
-    tmp_script: ScriptWriter,
-) -> None:
+async def test_a_grandchild_holding_stdout_is_ended_with_its_group(shared: ServerProcess) -> None:
     # The child exits, its background job still holds stdout: the job is in the child's process
     # group, so the ladder of behaviour B8 ends it and the connection closes. The job, adopted
     # by wsdev once its parent is gone, is reaped as the ladder ends: left as a zombie for the
     # periodic reaper (every 5 s), it counted as alive and held the close up until SIGKILL.
-    script = tmp_script(
-        "leaves.sh", '#!/bin/sh\nsleep 300 &\necho "$!"\nread line\necho "got $line"\nexit 0\n'
-    )
-    async with run_wsdev(str(script)) as server:
-        seen = await converse(server.ws_url + "/", ["x"], within=10)
-        grandchild = int(str(seen.messages[0]))
-        assert await wait_all_gone([grandchild]) == []
-        assert await wait_no_children(server.proc.pid, within=2) == {}
+    seen = await converse(shared.ws_url + "/?leaves", ["x"], within=10)
+    grandchild = int(str(seen.messages[0]))
+    assert await wait_all_gone([grandchild]) == []
+    assert await wait_no_children(shared.proc.pid, within=2) == {}
     assert seen.messages[1:] == ["got x"]
     assert seen.close_code == 1000
-    assert_no_error_logged(server)
 
 
-CRASH = "#!/bin/sh\nprintf 'complete\\npartial line'\nkill -SEGV $$\n"
-
-
-async def test_a_program_crashing_mid_line_still_delivers_the_line(
-    tmp_script: ScriptWriter,
-) -> None:
-    script = tmp_script("crash.sh", CRASH)
-    async with run_wsdev(str(script)) as server:
-        seen = await converse(server.ws_url + "/")
-        assert await wait_no_children(server.proc.pid) == {}
+async def test_a_program_crashing_mid_line_still_delivers_the_line(shared: ServerProcess) -> None:
+    seen = await converse(shared.ws_url + "/?crash")
+    assert await wait_no_children(shared.proc.pid) == {}
     assert seen.messages == ["complete", "partial line"]
     assert (seen.close_code, seen.close_reason) == (1011, "signal SIGSEGV")
 
 
 @requires_websocketd
-async def test_websocketd_loses_the_line_a_crash_cut(tmp_script: ScriptWriter) -> None:
-    script = tmp_script("crash.sh", CRASH)
-    async with run_websocketd(str(script)) as server:
-        seen = await converse(server.ws_url + "/")
+async def test_websocketd_loses_the_line_a_crash_cut(faulty: Path) -> None:
+    async with run_websocketd(str(faulty)) as server:
+        seen = await converse(server.ws_url + "/?crash")
     assert seen.messages == ["complete"]
     assert seen.close_code is None
 
 
 # -------------------------------------------------------------------------------- clients
-
-FLOOD = "#!/bin/sh\necho $$\nexec yes 0123456789abcdef0123456789abcdef\n"
 
 
 class Raw(NamedTuple):
@@ -211,101 +216,80 @@ def reset(client: Raw) -> None:
 
 
 async def first_text(reader: asyncio.StreamReader) -> str:
-    """The payload of the first (short, unmasked) text frame."""
+    """The payload of the next (short, unmasked) text frame."""
     head = await asyncio.wait_for(reader.readexactly(2), timeout(10))
     return (await reader.readexactly(head[1] & 0x7F)).decode()
 
 
-async def test_a_client_reset_mid_flood_ends_its_program(tmp_script: ScriptWriter) -> None:
-    script = tmp_script("flood.sh", FLOOD)
-    async with run_wsdev(str(script)) as server:
-        pids = []
-        for _ in range(10):
-            client = await raw_upgrade(server.port)
-            pids.append(int(await first_text(client.reader)))
-            await client.reader.readexactly(1000)  # the flood is flowing
-            reset(client)
-        assert await wait_all_gone(pids) == []
-        assert await wait_no_children(server.proc.pid) == {}
-        served = await raw_upgrade(server.port)
-        assert (await first_text(served.reader)).isdigit()
-        reset(served)
-    assert_no_error_logged(server)
+async def test_a_client_reset_mid_flood_ends_its_program(shared: ServerProcess) -> None:
+    pids = []
+    for _ in range(10):
+        client = await raw_upgrade(shared.port, "/?flood")
+        pids.append(int(await first_text(client.reader)))
+        await client.reader.readexactly(1000)  # the flood is flowing
+        reset(client)
+    assert await wait_all_gone(pids) == []
+    assert await wait_no_children(shared.proc.pid) == {}
+    assert (await converse(shared.ws_url + "/", ["next"], read=2)).messages[1] == "next"
 
 
-async def test_a_client_that_stops_reading_holds_up_no_one(tmp_script: ScriptWriter) -> None:
+async def test_many_clients_vanishing_together_leave_the_server_serving(
+    shared: ServerProcess,
+) -> None:
+    connections = [await raw_upgrade(shared.port) for _ in range(40)]
+    pids = [int(await first_text(client.reader)) for client in connections]
+    for client in connections:
+        reset(client)
+    assert await wait_all_gone(pids) == []
+    assert (await converse(shared.ws_url + "/", ["after"], read=2)).messages[1] == "after"
+
+
+async def half_close(port: int) -> tuple[int, bytes]:
+    """Send one message, then end the stream (FIN) without a Close frame: the program's pid,
+    and whatever came back after the FIN."""
+    client = await raw_upgrade(port, "/?half")
+    pid = int(await first_text(client.reader))
+    client.writer.write(bytes((0x81, 0x80 | 1)) + b"\0\0\0\0" + b"a")
+    assert await first_text(client.reader) == "got a"
+    client.writer.write_eof()
+    rest = await asyncio.wait_for(client.reader.read(), timeout(10))
+    client.writer.close()
+    return pid, rest
+
+
+async def test_a_half_closed_client_ends_its_program(shared: ServerProcess) -> None:
+    # A FIN without a Close frame is an abnormal closure (1006): the program's stdin ends and
+    # the A4 ladder follows; wsdev closes its side too, and sends nothing more.
+    pid, rest = await half_close(shared.port)
+    assert rest == b""
+    assert await wait_all_gone([pid]) == []
+    assert (await converse(shared.ws_url + "/?half", ["b"], read=2)).messages[1] == "got b"
+
+
+@requires_websocketd
+async def test_websocketd_with_a_half_closed_client(faulty: Path) -> None:
+    async with run_websocketd(str(faulty)) as server:
+        pid, rest = await half_close(server.port)
+        survivors = await wait_all_gone([pid])
+    assert rest == b""
+    assert survivors == []
+
+
+async def test_a_client_that_stops_reading_holds_up_no_one(faulty: Path) -> None:
     # Its program is paused (behaviour B4); other clients are served; shutdown does not wait
     # for the stalled socket beyond the close timeout, and ends the paused program.
-    script = tmp_script("flood.sh", FLOOD)
-    async with run_wsdev(str(script)) as server:
-        stalled = await raw_upgrade(server.port)
+    async with run_wsdev(str(faulty)) as server:
+        stalled = await raw_upgrade(server.port, "/?flood")
         stalled_pid = int(await first_text(stalled.reader))
         # Nothing more is read from ``stalled``: its buffers fill and its program waits.
         for _ in range(3):
-            other = await raw_upgrade(server.port)
+            other = await raw_upgrade(server.port, "/?flood")
             assert (await first_text(other.reader)).isdigit()
-            assert await first_text(other.reader) == "0123456789abcdef0123456789abcdef"
+            assert await first_text(other.reader) == FLOOD_LINE
             reset(other)
         server.proc.send_signal(signal.SIGTERM)
         status = await asyncio.wait_for(server.proc.wait(), timeout(15))
         stalled.writer.close()
     assert status == 0
     assert await wait_all_gone([stalled_pid]) == []
-    assert_no_error_logged(server)
-
-
-HALF = (
-    "#!/bin/sh\necho $$\nwhile read line; do echo \"got $line\"; done\necho 'stdin ended'\n"
-    "sleep 0.5\n"
-)
-
-
-async def half_close(port: int) -> tuple[list[str], bytes]:
-    """Send one message, then end the stream (FIN) without a Close frame; what came back."""
-    client = await raw_upgrade(port)
-    pid = await first_text(client.reader)
-    client.writer.write(bytes((0x81, 0x80 | 1)) + b"\0\0\0\0" + b"a")
-    assert await first_text(client.reader) == "got a"
-    client.writer.write_eof()
-    rest = await asyncio.wait_for(client.reader.read(), timeout(10))
-    client.writer.close()
-    return [pid], rest
-
-
-async def test_a_half_closed_client_ends_its_program(tmp_script: ScriptWriter) -> None:
-    # A FIN without a Close frame is an abnormal closure (1006): the program's stdin ends and
-    # the A4 ladder follows; wsdev closes its side too.
-    script = tmp_script("half.sh", HALF)
-    async with run_wsdev(str(script)) as server:
-        pids, rest = await half_close(server.port)
-        await server.wait_for_log(r"\| DISCONNECT$")
-        assert await wait_all_gone([int(pids[0])]) == []
-        served = await converse(server.ws_url + "/", ["b"], read=2)
-    assert served.messages[1] == "got b"
-    assert_no_error_logged(server)
-    print(f"half-close: wsdev sent {rest!r}")
-
-
-@requires_websocketd
-async def test_websocketd_with_a_half_closed_client(tmp_script: ScriptWriter) -> None:
-    script = tmp_script("half.sh", HALF)
-    async with run_websocketd(str(script)) as server:
-        pids, rest = await half_close(server.port)
-        survivors = await wait_all_gone([int(pids[0])])
-    print(f"half-close: websocketd sent {rest!r}, survivors {survivors}")
-    assert survivors == []
-
-
-async def test_many_clients_vanishing_together_leave_the_server_serving(
-    tmp_script: ScriptWriter,
-) -> None:
-    script = tmp_script("cat.sh", "#!/bin/sh\necho $$\nexec cat\n")
-    async with run_wsdev(str(script)) as server:
-        connections = [await raw_upgrade(server.port) for _ in range(40)]
-        pids = [int(await first_text(client.reader)) for client in connections]
-        for client in connections:
-            reset(client)
-        assert await wait_all_gone(pids) == []
-        served = await converse(server.ws_url + "/", ["after"], read=2)
-    assert served.messages[1] == "after"
     assert_no_error_logged(server)

@@ -33,7 +33,7 @@ from rawhttp import upgrade_headers
 pytestmark = linux_only
 
 # Examples per test: a few seconds' worth; the soak run (WSDEV_SLOW=1) tries many more.
-EXAMPLES = 1000 if os.environ.get("WSDEV_SLOW") == "1" else 60
+EXAMPLES = 1000 if os.environ.get("WSDEV_SLOW") == "1" else 50
 FUZZ = settings(
     max_examples=int(os.environ.get("WSDEV_FUZZ_EXAMPLES", EXAMPLES)),
     deadline=None,
