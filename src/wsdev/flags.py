@@ -15,7 +15,7 @@ from wsdev.errors import UsageError
 @dataclass(frozen=True)
 class Flag:
     name: str
-    kind: str  # "bool", "int", "str", "list" (repeatable)
+    kind: str  # "bool", "int", "seconds", "str", "list" (repeatable)
     help: str
     metavar: str = ""
     wsdev_only: bool = False
@@ -77,6 +77,27 @@ FLAGS: tuple[Flag, ...] = (
         "int",
         "longest stdout line before closing with 1009 (default 16 MiB)",
         "BYTES",
+        True,
+    ),
+    Flag(
+        "max-per-client",
+        "int",
+        "refuse (429) connections over N live ones from one client address",
+        "N",
+        True,
+    ),
+    Flag(
+        "max-lifetime",
+        "seconds",
+        "close connections open this long (1008, with the reason)",
+        "SECONDS",
+        True,
+    ),
+    Flag(
+        "idle-timeout",
+        "seconds",
+        "close connections whose client sent nothing this long (1008)",
+        "SECONDS",
         True,
     ),
 )
@@ -159,6 +180,17 @@ def parse_int(name: str, value: str) -> int:
     return number
 
 
+def parse_seconds(name: str, value: str) -> float:
+    """A duration in seconds (``90``, ``1.5``); 0 turns the limit off."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise UsageError(f"invalid value {value!r} for --{name}: expected seconds") from None
+    if not number >= 0 or number == float("inf"):
+        raise UsageError(f"invalid value {value!r} for --{name}: must be 0 or more seconds")
+    return number
+
+
 def env_options(environ: Mapping[str, str]) -> dict[str, object]:
     """wsdev's own options from WSDEV_<NAME> variables (the command line wins over these)."""
     values: dict[str, object] = {}
@@ -183,6 +215,11 @@ def env_options(environ: Mapping[str, str]) -> dict[str, object]:
                 raise UsageError(
                     f"invalid value {raw!r} for {key}: expected a whole number"
                 ) from None
+        elif flag.kind == "seconds":
+            try:
+                values[flag.name] = parse_seconds(flag.name, raw)
+            except UsageError:
+                raise UsageError(f"invalid value {raw!r} for {key}: expected seconds") from None
         else:
             values[flag.name] = [p for p in raw.split(os.pathsep) if p]
     return values

@@ -37,6 +37,7 @@ from wsdev.events import (
     SpawnFailed,
 )
 from wsdev.handshake import Handshake, switching_protocols
+from wsdev.limits import ClientTally
 from wsdev.process import Child, spawn
 from wsdev.sinks import ConsoleSink, PlainSink, Sink
 from wsdev.urlmap import map_url
@@ -93,6 +94,7 @@ class SessionManager:
         self._http = http
         self.max_message_size = config.maxframesize
         self.accepting = True
+        self.clients = ClientTally(config.max_per_client)
 
     # ------------------------------------------------------------ what a Connection asks
 
@@ -149,6 +151,10 @@ class SessionManager:
             script_name, path_info = "/", target.path
         origin = handshake.first.get("origin")
         why = self.refusal(origin, handshake.header("Host"), check_origin=True)
+        if why is None:
+            per_client = self.clients.refusal(facts.remote_addr)
+            if per_client is not None:
+                why = 429, per_client
         if why is not None:
             self._refuse(connection, engine, response, facts, target, *why)
             return
@@ -253,12 +259,18 @@ class SessionManager:
             bus=self.bus,
             conn=conn,
             child=child,
-            released=self.bridges.discard,
+            released=self._released,
         )
         self.bridges.add(bridge)
+        self.clients.add(conn.remote)
         self.bus.publish(Connected(conn))
         bridge.start(env)
         connection.attach(bridge)
+
+    def _released(self, bridge: Bridge) -> None:
+        """A session's program has ended: it no longer counts against any limit."""
+        self.bridges.discard(bridge)
+        self.clients.remove(bridge.conn.remote)
 
     def _sink(self, connection: Connection, console: bool) -> Sink:
         if console:
