@@ -49,10 +49,9 @@ def _interface_addresses() -> list[str]:
 
 def _outbound_address() -> list[str]:
     """The address the kernel would send from (no packet leaves: UDP connect only routes)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        with contextlib.suppress(OSError):
-            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: never routed anywhere for real
-            return [str(probe.getsockname()[0])]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe, contextlib.suppress(OSError):
+        probe.connect(("192.0.2.1", 9))  # TEST-NET-1: never routed anywhere for real
+        return [str(probe.getsockname()[0])]
     return []
 
 
@@ -74,6 +73,9 @@ def qr_lines(text: str) -> list[str]:
         rows.append([0] * len(rows[0]))
     glyphs = {(0, 0): " ", (1, 0): "▀", (0, 1): "▄", (1, 1): "█"}
     return [
-        "".join(glyphs[(int(bool(top)), int(bool(bottom)))] for top, bottom in zip(upper, lower))
-        for upper, lower in zip(rows[::2], rows[1::2])
+        "".join(
+            glyphs[(int(bool(top)), int(bool(bottom)))]
+            for top, bottom in zip(upper, lower, strict=True)
+        )
+        for upper, lower in zip(rows[::2], rows[1::2], strict=True)
     ]
