@@ -39,6 +39,8 @@ from wsdev.events import (
 HISTORY = 500
 #: Longer texts are cut when stored: no terminal shows more, and memory stays bounded.
 MAX_TEXT = 1000
+#: Longer stderr lines are cut when stored, saying by how much; the panes wrap what is kept.
+MAX_STDERR = 4000
 #: Length of the last-message preview shown per connection.
 PREVIEW = 80
 #: Messages (or reads of stdout) and stderr lines kept per connection for its own view
@@ -287,7 +289,9 @@ class Tally:
                     stats.recent.append(Traffic(now, "in", (data[:RECENT_TEXT],), (size,), binary))
         elif isinstance(event, StderrLine):
             totals.stderr_lines += 1
-            line = clip(event.line).replace("\r", "").replace("\n", " ")
+            line = event.line.replace("\r", "").replace("\n", " ")
+            if len(line) > MAX_STDERR:
+                line = f"{line[:MAX_STDERR]}… ({len(line) - MAX_STDERR} more characters)"
             entry = StderrEntry(self._wall_clock(), event.conn.seq, line)
             self.stderr.append(entry)
             if stats := self._live.get(event.conn.id):
