@@ -22,7 +22,8 @@ def connection_view(
         return []
     stderr_height = 0
     if height >= 8:
-        stderr_height = height // 2 if stats.stderr else 3
+        # As tall as its lines need (they may wrap: a guess), at most half the room.
+        stderr_height = min(height // 2, max(3, len(stats.stderr) + 3))
     traffic_height = height - stderr_height
     parts: list[RenderableType] = [
         Panel(

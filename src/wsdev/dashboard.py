@@ -67,6 +67,7 @@ class Dashboard:
         self._winch = False
         self._render_failed = False
         self.view = View()
+        self._key_draw = False
         self._keys = KeyReader(keys_fd, self._on_key) if keys_fd is not None else None
         #: How many times the screen was drawn; for tests and the overhead bench.
         self.draws = 0
@@ -149,7 +150,14 @@ class Dashboard:
 
     def _on_key(self, key: Key) -> None:
         self.view.press(key, self.tally)
-        # A person is waiting for this one: draw now, outside the redraw budget for events.
+        # A person is waiting for this one: draw now, outside the redraw budget for events,
+        # once for all the keys of one read (a held key arrives many at a time).
+        if not self._key_draw:
+            self._key_draw = True
+            asyncio.get_running_loop().call_soon(self._draw_for_keys)
+
+    def _draw_for_keys(self) -> None:
+        self._key_draw = False
         self._draw()
 
     def note_error(self, text: str) -> None:
