@@ -677,7 +677,7 @@ async def test_keys_from_a_terminal_select_open_and_go_back_then_the_terminal_is
     os.close(terminal_fd)
 
 
-async def test_no_keys_when_stdin_is_not_a_terminal(tmp_path: object) -> None:
+async def test_no_keys_when_stdin_is_not_a_terminal() -> None:
     read_end, write_end = os.pipe()
     dash = Dashboard(EventBus(), CONFIG, console=terminal(), keys_fd=read_end)
     dash.start()

@@ -106,7 +106,7 @@ class KeyReader:
         except ImportError:  # Windows: no terminal modes, no keys
             return False
         try:
-            if not os.isatty(self._fd):
+            if not os.isatty(self._fd) or _in_background(self._fd):
                 return False
             self._saved = termios.tcgetattr(self._fd)
             tty.setcbreak(self._fd, termios.TCSANOW)
@@ -151,3 +151,12 @@ class KeyReader:
             return
         for key in parse(data):
             self._on_key(key)
+
+
+def _in_background(fd: int) -> bool:
+    """Whether wsdev runs in the background of terminal ``fd`` (``wsdev … &``): changing the
+    terminal's modes would then stop it (SIGTTOU), and the keys are the shell's anyway."""
+    try:
+        return os.tcgetpgrp(fd) != os.getpgrp()
+    except OSError:  # not our controlling terminal: no job control on it
+        return False
