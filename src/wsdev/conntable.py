@@ -81,9 +81,8 @@ def connections(
     room = max(height - 3, 0)  # borders and column titles
     top = view.window(count, room, selected)
     live = live[top : top + room]
-    if len(live) < count:
-        title += f" · {top + 1}–{top + len(live)} shown" if live else ""
-    rows = [_cells(stats, now) for stats in live]
+    if live and len(live) < count:
+        title += f" · {top + 1}–{top + len(live)} shown"
     rows = [_cells(stats, now) for stats in live]
     columns, short_bytes = _fit(rows, width - 2)
     widths = {column.key: _natural(column, rows, short_bytes, width) for column in columns}

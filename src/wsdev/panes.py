@@ -186,9 +186,7 @@ def _one_line(text: Text) -> Text:
 # ---------------------------------------------------------------- stderr and events
 
 
-def _pane(title: str, lines: list[Text], height: int, empty: str) -> Panel:
-    placeholder = Text(empty, style="dim", no_wrap=True, overflow="ellipsis")
-    body: RenderableType = Group(*lines) if lines else placeholder
+def _pane(title: str, body: RenderableType, height: int) -> Panel:
     return Panel(
         body,
         title=title,
@@ -202,16 +200,13 @@ def _pane(title: str, lines: list[Text], height: int, empty: str) -> Panel:
 def _stderr_pane(tally: Tally, height: int, *, wide: bool) -> Panel:
     # Wrapped, never cut (behaviour E1): a traceback's file, line and error are what matter.
     entries = [stderr_entry(entry, wide=wide) for entry in _newest(tally.stderr, height - 2)]
-    body = Tail(entries, height - 2, empty="nothing on stderr yet")
-    return Panel(
-        body, title="stderr", title_align="left", height=height, border_style="blue", padding=(0, 1)
-    )
+    return _pane("stderr", Tail(entries, height - 2, empty="nothing on stderr yet"), height)
 
 
 def _events_pane(tally: Tally, height: int, *, wide: bool) -> Panel:
-    entries = _newest(tally.log, height - 2)
-    lines = [_event_line(entry, wide) for entry in entries]
-    return _pane("events", lines, height, "no events yet")
+    lines = [_event_line(entry, wide) for entry in _newest(tally.log, height - 2)]
+    empty = Text("no events yet", style="dim", no_wrap=True, overflow="ellipsis")
+    return _pane("events", Group(*lines) if lines else empty, height)
 
 
 def _event_line(entry: LogEntry, wide: bool) -> Text:
