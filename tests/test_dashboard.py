@@ -685,3 +685,17 @@ async def test_no_keys_when_stdin_is_not_a_terminal() -> None:
     assert not dash.view.keys
     os.close(read_end)
     os.close(write_end)
+
+
+def test_the_connection_view_fits_any_size(tally: Tally, clock: Clock) -> None:
+    conns = busy(tally, clock, 3)
+    for line in TRACEBACK:
+        tally.handle(StderrLine(conns[2], line))
+    tally.handle(MessagesOut(conns[2], [bytes(range(256))], 256, True))
+    view = View(keys=True)
+    view.press(Key.ENTER, tally)
+    assert view.opened is not None and view.opened.info is conns[2]
+    assert "out   256 B 00 01 02" in draw(tally, clock, view)  # binary as hex
+    for width in range(1, 220, 17):
+        for height in range(1, 70, 7):
+            draw(tally, clock, view, width, height)  # fits, or draw() fails
