@@ -28,7 +28,7 @@ def connection_view(
     parts: list[RenderableType] = [
         Panel(
             Tail(
-                _traffic(stats, tally, traffic_height - 2),
+                _traffic(stats, tally, traffic_height - 2, wide=width >= 60),
                 traffic_height - 2,
                 empty="no messages yet",
             ),
@@ -42,7 +42,7 @@ def connection_view(
         )
     ]
     if stderr_height:
-        entries = [stderr_entry(e, wide=True, tagged=False) for e in stats.stderr]
+        entries = [stderr_entry(e, wide=width >= 60, tagged=False) for e in stats.stderr]
         parts.append(
             Panel(
                 Tail(entries, stderr_height - 2, empty="nothing on stderr"),
@@ -83,7 +83,9 @@ def _counts(stats: ConnectionStats) -> Text:
     )
 
 
-def _traffic(stats: ConnectionStats, tally: Tally, rows: int) -> list[tuple[Text, Text]]:
+def _traffic(
+    stats: ConnectionStats, tally: Tally, rows: int, *, wide: bool
+) -> list[tuple[Text, Text]]:
     """The newest messages both ways, oldest first; at most ``rows`` (each takes a row or more)."""
     entries: list[tuple[Text, Text]] = []
     for traffic in reversed(stats.recent):
@@ -96,7 +98,8 @@ def _traffic(stats: ConnectionStats, tally: Tally, rows: int) -> list[tuple[Text
                 size = len(message)
             else:
                 size = len(message.encode("utf-8", "surrogatepass"))
-            entries.append(message_entry(wall, traffic.direction, message, size, traffic.binary))
+            entry = message_entry(wall, traffic.direction, message, size, traffic.binary, wide=wide)
+            entries.append(entry)
             if len(entries) >= rows:
                 return entries[::-1]
     return entries[::-1]

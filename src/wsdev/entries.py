@@ -39,15 +39,16 @@ def stderr_entry(entry: StderrEntry, *, wide: bool, tagged: bool = True) -> tupl
 
 
 def message_entry(
-    wall: float, direction: str, message: str | bytes, size: int, binary: bool
+    wall: float, direction: str, message: str | bytes, size: int, binary: bool, *, wide: bool
 ) -> tuple[Text, Text]:
-    """One message of a connection's traffic: when, which way, how big, and its start.
+    """One message of a connection's traffic: when (on a wide pane), which way, how big, and
+    its start.
 
     ``message`` may be the start of a longer one (``size`` says how long); the text then ends
     with ``…``.
     """
     tag = Text.assemble(
-        (clock(wall) + " ", "dim"),
+        (clock(wall) + " " if wide else "", "dim"),
         ("in  " if direction == "in" else "out ", "bold green" if direction == "in" else "cyan"),
         (f"{human_bytes(size):>7} ", "dim"),
     )
