@@ -273,3 +273,26 @@ def test_the_host_verdict_is_remembered_and_bounded() -> None:
     assert g.refusal(Route.PLAIN, "localhost:8080", None) is None
     assert g.refusal(Route.PLAIN, "name999.example", None) is not None
     assert len(g._hosts) <= HOST_CACHE_SIZE
+
+
+def test_allow_host_on_the_command_line_and_in_the_environment() -> None:
+    from wsdev.cli import build_config, parse_args
+
+    def allowed(*argv: str, environ: dict[str, str] | None = None) -> tuple[str, ...]:
+        return build_config(parse_args([*argv, "cat"]), environ=environ or {}).allow_hosts
+
+    assert allowed("--allow-host=MyApp.test.", "--allow-host", "[::1]") == ("myapp.test", "::1")
+    assert allowed("--allow-host=*") == ("*",)
+    assert allowed(environ={"WSDEV_ALLOW_HOST": "a.test:b.test"}) == ("a.test", "b.test")
+    # A wsdev option, so it may also follow COMMAND.
+    config = build_config(parse_args(["cat", "--allow-host=x.test"]), environ={})
+    assert config.allow_hosts == ("x.test",) and config.command[1:] == ()
+
+
+@pytest.mark.parametrize("value", ["myapp.test:8080", "", "http://myapp.test", "a b"])
+def test_a_bad_allow_host_is_one_clear_error(value: str) -> None:
+    from wsdev.cli import build_config, parse_args
+    from wsdev.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"--allow-host=.*without a port"):
+        build_config(parse_args([f"--allow-host={value}", "cat"]), environ={})
