@@ -10,7 +10,7 @@ import pytest
 
 from wsdev.config import Config
 from wsdev.guard import (
-    HOST_CACHE_SIZE,
+    DECISION_CACHE_SIZE,
     Guard,
     OriginRule,
     Route,
@@ -266,13 +266,13 @@ def test_machine_names() -> None:
     assert machine_names("") == frozenset()
 
 
-def test_the_host_verdict_is_remembered_and_bounded() -> None:
+def test_decisions_are_remembered_and_bounded() -> None:
     g = guard()
     for index in range(1000):
         g.refusal(Route.PLAIN, f"name{index}.example", None)
     assert g.refusal(Route.PLAIN, "localhost:8080", None) is None
     assert g.refusal(Route.PLAIN, "name999.example", None) is not None
-    assert len(g._hosts) <= HOST_CACHE_SIZE
+    assert len(g._decided) <= DECISION_CACHE_SIZE
 
 
 def test_allow_host_on_the_command_line_and_in_the_environment() -> None:

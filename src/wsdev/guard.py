@@ -9,8 +9,8 @@ Origin (curl, scripts, websocketd's clients) are not pages and are never refused
 
 Everything that does not depend on the request (whether wsdev listens on loopback only, the
 names of this machine, which rule the flags choose) is worked out once, when the ``Guard`` is
-built; a request costs a dictionary look-up for its Host and, only when it carries an Origin, a
-parse of that. Nothing here looks a name up in DNS after start-up.
+built, and each decision is remembered, so a request with the usual Host and Origin costs one
+dictionary look-up. Nothing here looks a name up in DNS after start-up.
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost
 ANY_ORIGIN = "*"
 NULL_ORIGIN = "null"
 ANY_HOST = "*"
-# Host verdicts kept; a client that sends ever-new Host headers only empties the cache.
-HOST_CACHE_SIZE = 256
+# Decisions remembered: browsers and clients repeat the same few Host and Origin headers, and a
+# client that sends ever-new ones only empties the memory.
+DECISION_CACHE_SIZE = 256
 # What an Origin may look like to be repeated in a hint as a ready-to-paste --origin value.
 _PASTEABLE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[A-Za-z0-9.\-_~\[\]:]+")
 
@@ -80,7 +81,7 @@ class Guard:
             self.rule = OriginRule.ANY
         # origin.py implements websocketd's rule on a Config; it gets the entries that are hosts.
         self._websocketd = config.replace(origins=websocketd_entries)
-        self._hosts: dict[str, bool] = {}
+        self._decided: dict[tuple[Route, str, str | None], str | None] = {}
 
     def refusal(self, route: Route, host: str, origin: str | None) -> str | None:
         """Why the request is refused with 403 (for the log and the body), or None to serve it.
@@ -88,6 +89,18 @@ class Guard:
         ``host`` is the Host header ("" when there is none), ``origin`` the Origin header (None
         when there is none).
         """
+        key = (route, host, origin)
+        try:
+            return self._decided[key]
+        except KeyError:
+            pass
+        why = self._decide(route, host, origin)
+        if len(self._decided) >= DECISION_CACHE_SIZE:
+            self._decided.clear()
+        self._decided[key] = why
+        return why
+
+    def _decide(self, route: Route, host: str, origin: str | None) -> str | None:
         if self.check_host and host and not self._host_allowed(host):
             return _host_refusal(host)
         if route is Route.OWN:
@@ -124,14 +137,8 @@ class Guard:
     # ------------------------------------------------------------------ the pieces
 
     def _host_allowed(self, host: str) -> bool:
-        verdict = self._hosts.get(host)
-        if verdict is None:
-            split = split_host_port(host, tls=False)
-            verdict = split is not None and self._is_local(split[0])
-            if len(self._hosts) >= HOST_CACHE_SIZE:
-                self._hosts.clear()
-            self._hosts[host] = verdict
-        return verdict
+        split = split_host_port(host, tls=False)
+        return split is not None and self._is_local(split[0])
 
     def _is_local(self, name: str) -> bool:
         name = name.lower().rstrip(".")
