@@ -9,14 +9,18 @@ decision itself case by case.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 import sys
 from pathlib import Path
 
 import pytest
+from websockets.asyncio.client import unix_connect
+from websockets.exceptions import InvalidStatus
+from websockets.typing import Origin
 
-from conftest import ScriptWriter, run_wsdev
+from conftest import ScriptWriter, run_wsdev, timeout
 from rawhttp import RawResponse, request, upgrade
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX scripts and sockets")
@@ -182,3 +186,21 @@ async def test_websocketd_flags_replace_the_default(tmp_script: ScriptWriter) ->
         assert (await request(port, "/", headers=[("Origin", OTHER_LOCAL)])).status == 200
         line = await server.wait_for_log(r"\| 403 origin not allowed: .*")
         assert re.search(r"--origin", line.group())
+
+
+async def test_behind_a_unix_socket_the_proxy_decides(tmp_path: Path) -> None:
+    # A Unix socket is what a proxy forwards the public to: its Host and Origin are the public's.
+    path = tmp_path / "wsdev.sock"
+    front = ("--no-dashboard", "--no-reload", f"--unixsocket={path}")
+    async with run_wsdev(*front, "cat", defaults=False) as server:
+        await server.wait_for_log(str(path).replace(".", r"\."))
+        public = Origin("https://chat.example.org")
+        async with unix_connect(str(path), "ws://chat.example.org/", origin=public) as ws:
+            await ws.send("via the proxy")
+            assert await asyncio.wait_for(ws.recv(), timeout(10)) == "via the proxy"
+        # wsdev's own routes still take their own pages only.
+        with pytest.raises(InvalidStatus) as refused:
+            feed = "ws://chat.example.org/_wsdev/events"
+            async with unix_connect(str(path), feed, origin=public):
+                pass
+        assert refused.value.response.status_code == 403
