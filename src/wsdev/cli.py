@@ -251,6 +251,7 @@ def build_config(
         max_per_client=opt_int("max-per-client", 0),
         max_lifetime=opt_seconds("max-lifetime"),
         idle_timeout=opt_seconds("idle-timeout"),
+        allow_hosts=_allow_hosts(opt_list("allow-host")),
     )
 
 
@@ -270,6 +271,24 @@ def _existing_file(flag: str, value: str | None) -> Path | None:
     if not path.is_file():
         raise ConfigError(f"--{flag}={value}: no such file")
     return path.resolve()
+
+
+def _allow_hosts(values: list[str]) -> tuple[str, ...]:
+    """--allow-host names (behaviour B10): a host name or address, any port; ``*`` for any."""
+    names: list[str] = []
+    for value in values:
+        name = value.strip().lower().rstrip(".")
+        if name.startswith("[") and name.endswith("]"):
+            name = name[1:-1]
+        if name != "*" and (
+            not name or not all(c.isalnum() or c in "-._:" for c in name) or name.count(":") == 1
+        ):
+            raise ConfigError(
+                f"--allow-host={value!r}: expected a host name or address without a port"
+                " (every port is allowed), e.g. --allow-host=myapp.test"
+            )
+        names.append(name)
+    return tuple(dict.fromkeys(names))
 
 
 def _headers(flag: str, values: list[str]) -> tuple[tuple[str, str], ...]:

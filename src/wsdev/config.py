@@ -67,6 +67,8 @@ class Config:
     max_per_client: int = 0
     max_lifetime: float = 0.0
     idle_timeout: float = 0.0
+    # Host names answered on loopback besides this machine's own (behaviour B10); "*": any.
+    allow_hosts: tuple[str, ...] = ()
 
     @property
     def scheme(self) -> str:

@@ -24,8 +24,12 @@ class Flag:
 FLAGS: tuple[Flag, ...] = (
     Flag("port", "int", "HTTP port to listen on (default 8080; 0 picks a free port)", "PORT"),
     Flag("address", "list", "address to bind to, repeatable (default: localhost only)", "ADDR"),
-    Flag("sameorigin", "bool", "refuse upgrades (403) whose Origin differs from the Host"),
-    Flag("origin", "str", "refuse upgrades (403) unless Origin matches host[:port],…", "LIST"),
+    Flag(
+        "sameorigin", "bool", "allow upgrades only from pages of the Host's origin (websocketd's)"
+    ),
+    Flag(
+        "origin", "str", "allow upgrades only from host[:port],scheme://host[:port] (* any)", "LIST"
+    ),
     Flag("ssl", "bool", "serve over TLS (needs --sslcert and --sslkey)"),
     Flag("sslcert", "str", "TLS certificate (PEM) for --ssl", "FILE"),
     Flag("sslkey", "str", "TLS private key (PEM) for --ssl", "FILE"),
@@ -72,6 +76,13 @@ FLAGS: tuple[Flag, ...] = (
         "watch", "list", "watch PATH for changes instead of the default, repeatable", "PATH", True
     ),
     Flag("no-dashboard", "bool", "plain websocketd log lines even on a terminal", wsdev_only=True),
+    Flag(
+        "allow-host",
+        "list",
+        "also answer requests for Host NAME on loopback, repeatable (* any)",
+        "NAME",
+        True,
+    ),
     Flag(
         "max-line-bytes",
         "int",
@@ -161,6 +172,9 @@ def help_text() -> str:
         "",
         "After COMMAND, arguments that are not wsdev options go to the program; everything after",
         "a '--' goes to it untouched. The console is at http://localhost:PORT/ (or /_wsdev/).",
+        "While wsdev listens on loopback only (the default), pages of other sites get 403 (add",
+        "their origin to --origin; --origin=null for file:// pages) and so does a Host that is",
+        "not this machine (--allow-host); --origin or --sameorigin apply websocketd's rule.",
     ]
     return "\n".join(lines) + "\n"
 
