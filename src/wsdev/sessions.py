@@ -39,6 +39,7 @@ from wsdev.events import (
 from wsdev.handshake import Handshake, switching_protocols
 from wsdev.limits import ClientTally
 from wsdev.process import Child, spawn
+from wsdev.scripts import inspect_script, spawn_failure_hint
 from wsdev.sinks import ConsoleSink, PlainSink, Sink
 from wsdev.urlmap import map_url
 
@@ -95,6 +96,7 @@ class SessionManager:
         self.max_message_size = config.maxframesize
         self.accepting = True
         self.clients = ClientTally(config.max_per_client)
+        self.generation = 0  # restarts on edit so far (D2)
 
     # ------------------------------------------------------------ what a Connection asks
 
@@ -146,9 +148,13 @@ class SessionManager:
                 return
             argv: Sequence[str] = (str(match.file),)
             script_name, path_info = match.script_name, match.path_info
+            # Any file of the folder may be the program: Python or not (B9), runnable or not (F).
+            script = inspect_script(match.file)
+            python, problem = script.python, script.problem
         else:
             argv = config.command
             script_name, path_info = "/", target.path
+            python, problem = config.python_child, None
         origin = handshake.first.get("origin")
         why = self.refusal(origin, handshake.header("Host"), check_origin=True)
         if why is None:
@@ -161,6 +167,7 @@ class SessionManager:
         session = _Pending(
             connection, engine, response, facts, target, argv, script_name, path_info
         )
+        session.python, session.problem = python, problem
         if config.reverselookup and facts.remote_addr:
             # Counted by --maxforks from admission on, so parallel upgrades cannot all get
             # through while earlier ones wait for their look-up.
@@ -220,6 +227,8 @@ class SessionManager:
             unique_id=unique_id,
             parent=self.inherited,
         )
+        if session.python and "PYTHONUNBUFFERED" not in env:
+            env["PYTHONUNBUFFERED"] = "1"  # B9, for each Python script of --dir
         conn = ConnectionInfo(
             id=unique_id,
             seq=seq,
@@ -230,7 +239,11 @@ class SessionManager:
             origin=session.engine_origin,
             command=config.command_display if config.script_dir is None else session.argv[0],
             console=target.console,
+            generation=self.generation,
         )
+        if session.problem is not None:
+            self._spawn_failed(session, conn, session.problem)
+            return
         try:
             child: Child | OSError = spawn(session.argv, env)
         except OSError as exc:
@@ -246,7 +259,10 @@ class SessionManager:
     ) -> None:
         """The program has started (or could not): the 101, and the bridge takes over."""
         if isinstance(child, OSError):
-            self._spawn_failed(session, conn, child)
+            hint = spawn_failure_hint(
+                session.argv[0], child, command_mode=self.config.script_dir is None
+            )
+            self._spawn_failed(session, conn, hint or child.strerror or str(child))
             return
         config = self.config
         connection, target = session.connection, session.target
@@ -277,12 +293,12 @@ class SessionManager:
             return ConsoleSink(connection)
         return PlainSink(connection, passstderr=self.config.passstderr)
 
-    def _spawn_failed(self, session: _Pending, conn: ConnectionInfo, exc: OSError) -> None:
+    def _spawn_failed(self, session: _Pending, conn: ConnectionInfo, why: str) -> None:
         """The client hears why with a Close 1011 (and the console, the reason itself)."""
         connection = session.connection
         self.add_headers(session.response.headers, 101)
         connection.respond(session.response)
-        message = f"cannot run {session.argv[0]}: {exc.strerror or exc}"
+        message = f"cannot run {session.argv[0]}: {why}"
         self.bus.publish(Connected(conn))
         self.bus.publish(SpawnFailed(conn, message))
         self._sink(connection, conn.console).error(message, 500)
@@ -352,9 +368,17 @@ class SessionManager:
         if endings:
             await asyncio.gather(*endings, return_exceptions=True)
 
-    def restart(self, files: Sequence[str]) -> None:
-        for bridge in list(self.bridges):
+    def new_generation(self) -> int:
+        """A restart on edit begins: sessions started from now on belong to the next generation."""
+        self.generation += 1
+        return self.generation
+
+    def restart(self, files: Sequence[str]) -> list[asyncio.Task[None]]:
+        """Close every live session with 1012; returns the endings of their programs (D2)."""
+        closing = list(self.bridges)
+        for bridge in closing:
             bridge.close(1012, "service restart", files)
+        return [bridge.ending for bridge in closing if bridge.ending is not None]
 
     def kill_all(self) -> None:
         for bridge in list(self.bridges):
@@ -373,6 +397,8 @@ class _Pending:
     argv: Sequence[str]
     script_name: str
     path_info: str
+    python: bool = False  # gets PYTHONUNBUFFERED=1 (B9)
+    problem: str | None = None  # why the program cannot run, said instead of starting it (F)
 
     @property
     def engine_origin(self) -> str:
