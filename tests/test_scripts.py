@@ -93,3 +93,13 @@ async def test_dir_mode_names_the_mistake_when_a_connection_asks(tmp_path: Path)
         await server.wait_for_log(r"cannot run .*crlf\.py: crlf\.py has Windows line endings")
         assert (await converse(server.ws_url + "/bare.py")).close_code == 1011
         await server.wait_for_log(r"cannot run .*bare\.py: bare\.py has no #! line.*python3")
+
+
+async def test_a_save_that_breaks_the_shebang_is_named_after_the_restart(tmp_path: Path) -> None:
+    bot = write(tmp_path / "bot.py", "#!/usr/bin/env python3\nprint('hi')\n")
+    async with run_wsdev("--no-reload=false", "./bot.py", cwd=tmp_path) as server:
+        await server.wait_for_log(r"Restarting on changes to")
+        bot.write_bytes(b"#!/usr/bin/env python3\r\nprint('hi')\r\n")  # saved on Windows
+        restart = await server.wait_for_log(r"Restarting: bot\.py changed")
+        after = server.lines.index(restart.string)
+        await server.wait_for_log(r"bot\.py has Windows line endings \(CRLF\)", after=after)

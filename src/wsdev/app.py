@@ -69,7 +69,7 @@ async def serve(config: Config) -> int:
     gc.freeze()
     watched = watch_set(config, script_of(config), Path.cwd().resolve()) if config.reload else None
     stop = asyncio.Event()
-    reloader = Reloader(watched, server) if watched else None
+    reloader = Reloader(watched, server, after=lambda: _say_problems(config)) if watched else None
     reload_task = asyncio.ensure_future(reloader.run(stop)) if reloader else None
     if reload_task is not None:
         # The watcher sets up its inotify watches synchronously in its first step: let that
@@ -84,9 +84,7 @@ async def serve(config: Config) -> int:
             watched=watched.describe(Path.cwd().resolve()) if watched else (),
         )
     )
-    for problem in startup_problems(config):
-        # A program that cannot run fails on every connection: say what to do once, now (F).
-        logger.warning("%s", problem, extra={"category": "server"})
+    _say_problems(config)
 
     orphans = OrphanReaper(own_pids)
     orphans.start()
@@ -130,6 +128,13 @@ async def serve(config: Config) -> int:
             await dashboard.stop()
         log_output.flush()
     return 0
+
+
+def _say_problems(config: Config) -> None:
+    """A program that cannot run fails on every connection: say what to do once, at start-up
+    and after each restart on edit (F)."""
+    for problem in startup_problems(config):
+        logger.warning("%s", problem, extra={"category": "server"})
 
 
 async def _open_browser(url: str) -> None:

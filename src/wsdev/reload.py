@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import watchfiles
@@ -75,9 +75,13 @@ def _own_output_files() -> frozenset[str]:
 
 
 class Reloader:
-    def __init__(self, watched: WatchSet, server: Restartable) -> None:
+    def __init__(
+        self, watched: WatchSet, server: Restartable, after: Callable[[], None] | None = None
+    ) -> None:
+        """``after`` runs after each restart (to look the edited program over again)."""
         self._watched = watched
         self._server = server
+        self._after = after
         self._filter = _Filter(watched, _own_output_files())
         self._pending: set[str] = set()
         self._changed = asyncio.Event()
@@ -123,6 +127,8 @@ class Reloader:
             self._pending.clear()
             try:
                 endings = self._server.restart(files)
+                if self._after is not None:
+                    self._after()
             except Exception:
                 logger.exception("restart failed", extra={"category": "server"})
                 continue
