@@ -165,9 +165,17 @@ class SessionManager:
             self._refuse(connection, engine, response, facts, target, *why)
             return
         session = _Pending(
-            connection, engine, response, facts, target, argv, script_name, path_info
+            connection,
+            engine,
+            response,
+            facts,
+            target,
+            argv,
+            script_name,
+            path_info,
+            python,
+            problem,
         )
-        session.python, session.problem = python, problem
         if config.reverselookup and facts.remote_addr:
             # Counted by --maxforks from admission on, so parallel upgrades cannot all get
             # through while earlier ones wait for their look-up.
@@ -397,8 +405,8 @@ class _Pending:
     argv: Sequence[str]
     script_name: str
     path_info: str
-    python: bool = False  # gets PYTHONUNBUFFERED=1 (B9)
-    problem: str | None = None  # why the program cannot run, said instead of starting it (F)
+    python: bool  # gets PYTHONUNBUFFERED=1 (B9)
+    problem: str | None  # why the program cannot run, said instead of starting it (F)
 
     @property
     def engine_origin(self) -> str:
