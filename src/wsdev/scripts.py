@@ -8,6 +8,7 @@ of ``--dir`` mode, where any file in the folder may be the program.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import shlex
 from dataclasses import dataclass
@@ -114,7 +115,7 @@ def startup_problems(config: Config) -> list[str]:
         return []
     problems = []
     try:
-        entries = sorted(config.script_dir.iterdir())[:STARTUP_SCAN_LIMIT]
+        entries = sorted(itertools.islice(config.script_dir.iterdir(), STARTUP_SCAN_LIMIT))
     except OSError:
         return []
     for entry in entries:
