@@ -19,6 +19,7 @@ from wsdev.environ import RequestFacts, cgi_environ, reverse_lookup
 from wsdev.events import EventBus, HttpRequest, Rejected
 from wsdev.feed import serve_feed
 from wsdev.guard import Route
+from wsdev.restartfeed import serve_restarts
 from wsdev.sessions import CONSOLE_PREFIX, NOT_FOUND_BODY, SessionManager, response_headers
 
 # The largest request body read (a CGI POST): aiohttp refuses bigger ones with 413.
@@ -78,6 +79,9 @@ class Routes:
             if not _is_loopback(request.remote):
                 return self._refuse(request, 403, "the events feed answers loopback clients only")
             return await serve_feed(request, self.bus)
+        if rest == "restarts" and _is_upgrade(request):
+            # The console's notice of restarts on edit (D2); the guard let same-origin pages only.
+            return await serve_restarts(request, self.bus, lambda: self.sessions.generation)
         if self.config.console:
             if rest in ("", "index.html") and request.method in ("GET", "HEAD"):
                 return self._console_page(request, "/", "")

@@ -153,13 +153,16 @@ class Server:
     def live_connections(self) -> int:
         return len(self.sessions.bridges) if self.sessions is not None else 0
 
-    def restart(self, files: Sequence[str]) -> None:
-        """Close every live session with 1012 and end its program in the background (D2)."""
+    def restart(self, files: Sequence[str]) -> list[asyncio.Task[None]]:
+        """Close every live session with 1012 and end its program in the background (D2).
+
+        Returns the endings of those programs (the reloader waits for them, D2)."""
         sessions = self.sessions
         if sessions is None:
-            return
-        self.bus.publish(Restarting(tuple(files), len(sessions.bridges)))
-        sessions.restart(files)
+            return []
+        generation = sessions.new_generation()
+        self.bus.publish(Restarting(tuple(files), len(sessions.bridges), generation))
+        return sessions.restart(files)
 
     async def close(self) -> None:
         """Close every session with 1001, end every program (B6), stop listening."""

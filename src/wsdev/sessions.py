@@ -41,6 +41,7 @@ from wsdev.guard import Guard, Route
 from wsdev.handshake import Handshake, switching_protocols
 from wsdev.limits import ClientTally
 from wsdev.process import Child, spawn
+from wsdev.scripts import inspect_script, spawn_failure_hint
 from wsdev.sinks import ConsoleSink, PlainSink, Sink
 from wsdev.urlmap import map_url
 
@@ -99,6 +100,7 @@ class SessionManager:
         self.max_message_size = config.maxframesize
         self.accepting = True
         self.clients = ClientTally(config.max_per_client)
+        self.generation = 0  # restarts on edit so far (D2)
 
     # ------------------------------------------------------------ what a Connection asks
 
@@ -157,9 +159,13 @@ class SessionManager:
                 return
             argv: Sequence[str] = (str(match.file),)
             script_name, path_info = match.script_name, match.path_info
+            # Any file of the folder may be the program: Python or not (B9), runnable or not (F).
+            script = inspect_script(match.file)
+            python, problem = script.python, script.problem
         else:
             argv = config.command
             script_name, path_info = "/", target.path
+            python, problem = config.python_child, None
         why = self.refusal()
         if why is None:
             per_client = self.clients.refusal(facts.remote_addr)
@@ -169,7 +175,16 @@ class SessionManager:
             self._refuse(connection, engine, response, facts, target, *why)
             return
         session = _Pending(
-            connection, engine, response, facts, target, argv, script_name, path_info
+            connection,
+            engine,
+            response,
+            facts,
+            target,
+            argv,
+            script_name,
+            path_info,
+            python,
+            problem,
         )
         if config.reverselookup and facts.remote_addr:
             # Counted by --maxforks from admission on, so parallel upgrades cannot all get
@@ -222,6 +237,8 @@ class SessionManager:
             unique_id=unique_id,
             parent=self.inherited,
         )
+        if session.python and "PYTHONUNBUFFERED" not in env:
+            env["PYTHONUNBUFFERED"] = "1"  # B9, for each Python script of --dir
         conn = ConnectionInfo(
             id=unique_id,
             seq=seq,
@@ -232,7 +249,11 @@ class SessionManager:
             origin=session.engine_origin,
             command=config.command_display if config.script_dir is None else session.argv[0],
             console=target.console,
+            generation=self.generation,
         )
+        if session.problem is not None:
+            self._spawn_failed(session, conn, session.problem)
+            return
         try:
             child: Child | OSError = spawn(session.argv, env)
         except OSError as exc:
@@ -248,7 +269,10 @@ class SessionManager:
     ) -> None:
         """The program has started (or could not): the 101, and the bridge takes over."""
         if isinstance(child, OSError):
-            self._spawn_failed(session, conn, child)
+            hint = spawn_failure_hint(
+                session.argv[0], child, command_mode=self.config.script_dir is None
+            )
+            self._spawn_failed(session, conn, hint or child.strerror or str(child))
             return
         config = self.config
         connection, target = session.connection, session.target
@@ -279,12 +303,12 @@ class SessionManager:
             return ConsoleSink(connection)
         return PlainSink(connection, passstderr=self.config.passstderr)
 
-    def _spawn_failed(self, session: _Pending, conn: ConnectionInfo, exc: OSError) -> None:
+    def _spawn_failed(self, session: _Pending, conn: ConnectionInfo, why: str) -> None:
         """The client hears why with a Close 1011 (and the console, the reason itself)."""
         connection = session.connection
         self.add_headers(session.response.headers, 101)
         connection.respond(session.response)
-        message = f"cannot run {session.argv[0]}: {exc.strerror or exc}"
+        message = f"cannot run {session.argv[0]}: {why}"
         self.bus.publish(Connected(conn))
         self.bus.publish(SpawnFailed(conn, message))
         self._sink(connection, conn.console).error(message, 500)
@@ -355,9 +379,17 @@ class SessionManager:
         if endings:
             await asyncio.gather(*endings, return_exceptions=True)
 
-    def restart(self, files: Sequence[str]) -> None:
-        for bridge in list(self.bridges):
+    def new_generation(self) -> int:
+        """A restart on edit begins: sessions started from now on belong to the next generation."""
+        self.generation += 1
+        return self.generation
+
+    def restart(self, files: Sequence[str]) -> list[asyncio.Task[None]]:
+        """Close every live session with 1012; returns the endings of their programs (D2)."""
+        closing = list(self.bridges)
+        for bridge in closing:
             bridge.close(1012, "service restart", files)
+        return [bridge.ending for bridge in closing if bridge.ending is not None]
 
     def kill_all(self) -> None:
         for bridge in list(self.bridges):
@@ -376,6 +408,8 @@ class _Pending:
     argv: Sequence[str]
     script_name: str
     path_info: str
+    python: bool  # gets PYTHONUNBUFFERED=1 (B9)
+    problem: str | None  # why the program cannot run, said instead of starting it (F)
 
     @property
     def engine_origin(self) -> str:
