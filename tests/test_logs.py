@@ -106,9 +106,10 @@ async def test_lines_logged_just_before_sigterm_are_written(tmp_script: ScriptWr
 async def test_lines_logged_just_before_a_second_ctrl_c_are_written(
     tmp_script: ScriptWriter,
 ) -> None:
-    # The program ignores SIGINT and SIGTERM, so the first Ctrl+C's shutdown waits for it, and
-    # the second Ctrl+C ends wsdev at once (behaviour B6), a moment after the first one's lines.
-    script = tmp_script("stubborn.sh", "#!/bin/sh\ntrap '' INT TERM\necho ready\nexec cat\n")
+    # The program ignores SIGINT, SIGTERM and the end of its stdin, so the first Ctrl+C's
+    # shutdown waits for its SIGKILL, and the second Ctrl+C ends wsdev at once (behaviour B6),
+    # a moment after the first one's lines.
+    script = tmp_script("stubborn.sh", "#!/bin/sh\ntrap '' INT TERM\necho ready\nexec sleep 60\n")
     async with run_wsdev(str(script)) as server:
         async with connect(f"{server.ws_url}/") as ws:
             assert await asyncio.wait_for(ws.recv(), timeout(10)) == "ready"

@@ -235,8 +235,8 @@ def bind_unix(path: str) -> socket.socket:
 
     A socket file that nobody answers on is what a server that is gone left behind: it is
     replaced. One that answers belongs to a live server, which must not lose it (asyncio's own
-    ``create_unix_server`` would delete it): that is refused as in use, and so is any other kind
-    of file at ``path``.
+    ``create_unix_server`` would delete it): that is refused as in use. Any other kind of file
+    at ``path`` is refused too, and never removed.
     """
     where = Path(path)
     if where.is_socket():
