@@ -20,6 +20,7 @@ import websockets
 from websockets.asyncio.client import connect
 
 from conftest import (
+    ROOT,
     ScriptWriter,
     converse,
     free_port,
@@ -45,7 +46,7 @@ async def test_start_up_lines_are_written_before_the_first_client_is_answered(
     port = free_port()
     log_read, log_write = os.pipe()
     os.set_blocking(log_read, False)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent / "src")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     proc = await asyncio.create_subprocess_exec(
         *wsdev_argv("--no-dashboard", f"--port={port}", "--address=127.0.0.1", str(script)),
         cwd=tmp_path,
