@@ -104,6 +104,7 @@ async def serve(config: Config) -> int:
             orphans.kill_all()
             if dashboard is not None:
                 dashboard.close()  # os._exit skips atexit: leave the alternate screen now
+            log_output.flush()  # and write the log's last lines (behaviour A6)
             os._exit(130)
         stop.set()
 

@@ -25,6 +25,7 @@ from yarl import URL
 
 from wsdev import __version__
 from wsdev.bridge import CLOSE_INTERNAL, Bridge
+from wsdev.cleanpath import MOVED_CONTENT_TYPE, moved_body, moved_to
 from wsdev.config import Config
 from wsdev.connection import Connection
 from wsdev.environ import RequestFacts, cgi_environ, inherited_environ, reverse_lookup
@@ -153,6 +154,10 @@ class SessionManager:
             return
         config = self.config
         if config.script_dir is not None:
+            location = None if target.console else moved_to(target.raw)
+            if location is not None:
+                self._moved(connection, engine, facts, location)
+                return
             match = map_url(config.script_dir, target.path)
             if match is None:
                 self._refuse(connection, engine, response, facts, target, 404, "")
@@ -348,6 +353,17 @@ class SessionManager:
         response = engine.reject(status, body)
         self.add_headers(response.headers, status)
         connection.respond(response)
+
+    def _moved(
+        self, connection: Connection, engine: ServerProtocol, facts: RequestFacts, location: str
+    ) -> None:
+        """A ``--dir`` path with ``.``/``..`` segments or doubled slashes: 301 to the cleaned
+        path, as websocketd answers (behaviour A5)."""
+        response = engine.reject(301, moved_body(location))
+        del response.headers["Content-Type"]
+        response.headers["Content-Type"] = MOVED_CONTENT_TYPE
+        response.headers["Location"] = location
+        self._respond(connection, engine, response, facts, "REDIRECT")
 
     def _respond(
         self,
