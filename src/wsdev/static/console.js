@@ -426,10 +426,10 @@
       following = true;
       unseen = 0;
     }
-    document.body.classList.toggle("has-entries", entries.length > 0);
-    ui.marker.hidden = droppedFromWindow === 0;
-    ui.markerText.textContent = `${plural(droppedFromWindow, "earlier line")} not shown`;
     view.render(follow);
+    document.body.classList.toggle("has-entries", entries.length > 0);
+    if (droppedFromWindow) ui.markerText.textContent = `${plural(droppedFromWindow, "earlier line")} not shown`;
+    ui.marker.hidden = droppedFromWindow === 0;
     if (!follow && unseen) {
       ui.jumpText.textContent = `${plural(unseen, "new message")}`;
       ui.jump.hidden = false;
@@ -451,20 +451,28 @@
     ownScroll: -1, // the scrollTop the view set itself, so its scroll event is not the user's
     observer: null,
 
+    perLine: 100, // characters on a row of the transcript, read once a frame
+    rowHeight: 27, // a one-line row, as measured
+
+    // Until a row has been laid out once, its height is estimated from its text, and a
+    // one-line row is estimated exactly (so a flood of short lines moves nothing once shown).
     estimate(entry) {
-      if (NOTE_KINDS.has(entry.kind)) return entry.kind === "connect" ? 48 : 27;
+      if (NOTE_KINDS.has(entry.kind)) return entry.kind === "connect" ? 48 : this.rowHeight;
       if (entry.bytes) return 44 + Math.ceil(Math.min(entry.bytes.length, HEX_LIMIT) / 8) * 18;
       const text = entry.text || "";
-      const perLine = Math.max(20, Math.floor((ui.transcript.clientWidth - 190) / 7.8));
+      const perLine = this.perLine;
       let lines = 1;
       if (text.length > perLine || text.includes("\n")) {
         lines = 0;
         for (const part of text.slice(0, TEXT_LIMIT).split("\n")) lines += Math.max(1, Math.ceil(part.length / perLine));
       }
-      return 7 + lines * 19.5;
+      return lines === 1 ? this.rowHeight : 7 + lines * 19.5;
     },
 
-    height(entry) { return entry.h || this.estimate(entry); },
+    height(entry) {
+      if (!entry.h && !entry.est) entry.est = this.estimate(entry);
+      return entry.h || entry.est;
+    },
 
     layout() {
       const n = entries.length;
@@ -476,6 +484,7 @@
       }
       this.offsets[n] = top;
       this.dirty = false;
+      this.lastLaidOut = n;
     },
 
     // The first index whose row ends below ``y``.
@@ -525,36 +534,48 @@
       if (!entry.node) {
         entry.node = renderEntry(entry);
         entry.node.entry = entry;
+        if (this.observer) this.observer.observe(entry.node);
       }
       return entry.node;
     },
 
+    // Reads first (sizes, the scroll position), then writes, so a frame forces at most one
+    // layout (setting the scroll position) besides the browser's own.
     render(follow) {
       const t = ui.transcript;
+      const width = t.clientWidth;
+      const viewHeight = t.clientHeight;
+      const scrollTop = t.scrollTop;
+      const origin = ui.rows.offsetTop;
+      this.perLine = Math.max(20, Math.floor((width - 190) / 7.8));
       const n = entries.length;
       this.first = Math.min(this.first, n);
       this.last = Math.min(this.last, n);
-      if (this.dirty || this.offsets.length < n + 1) this.layout();
-      else {
+      if (this.dirty || this.offsets.length < n + 1) {
+        this.layout();
+      } else {
         // Only new rows at the end: extend the offsets without walking the rest.
-        let top = this.offsets[this.lastLaidOut ?? 0];
-        for (let i = this.lastLaidOut ?? 0; i < n; i++) {
+        let top = this.offsets[this.lastLaidOut];
+        for (let i = this.lastLaidOut; i < n; i++) {
           this.offsets[i] = top;
           top += this.height(entries[i]);
         }
         this.offsets[n] = top;
+        this.lastLaidOut = n;
       }
-      this.lastLaidOut = n;
-      const origin = ui.rows.offsetTop;
       const total = this.offsets[n];
-      const viewTop = follow ? Math.max(0, origin + total - t.clientHeight) : t.scrollTop;
+      const viewTop = follow ? Math.max(0, origin + total - viewHeight) : scrollTop;
       const from = this.indexAt(Math.max(0, viewTop - origin - OVERSCAN_PX));
-      const to = Math.min(n, this.indexAt(viewTop - origin + t.clientHeight + OVERSCAN_PX) + 1);
+      const to = Math.min(n, this.indexAt(viewTop - origin + viewHeight + OVERSCAN_PX) + 1);
       this.show(from, to);
-      this.measure();
+      this.place(follow);
+    },
+
+    place(follow) {
+      const n = entries.length;
       ui.before.style.height = `${this.offsets[this.first]}px`;
       ui.after.style.height = `${this.offsets[n] - this.offsets[this.last]}px`;
-      if (follow) this.scrollTo(t.scrollHeight);
+      if (follow) this.scrollTo(1e9);
     },
 
     show(from, to) {
@@ -577,34 +598,28 @@
       this.last = to;
     },
 
-    // Rows get their real height once laid out; one forced layout per frame, for the rows in
-    // the document only. Later changes (a fold, a wider window) come from the ResizeObserver.
-    measure() {
-      let changed = false;
-      for (let i = this.first; i < this.last; i++) {
-        const entry = entries[i];
-        if (entry.h) continue;
-        if (this.observer) this.observer.observe(entry.node);
-        entry.h = entry.node.offsetHeight || this.estimate(entry);
-        changed = true;
-      }
-      if (changed) this.layout();
-    },
-
+    // A row's real height comes from the ResizeObserver once it is laid out (and again when
+    // it changes: a fold, a wider window); the spacers and the scroll position follow in the
+    // same frame, before it is painted.
     resized(records) {
       let changed = false;
       for (const record of records) {
-        const entry = record.target.entry;
-        if (!entry || entry.node !== record.target) continue;
-        const h = record.target.offsetHeight;
-        if (h && Math.abs(h - entry.h) > 0.5) {
-          entry.h = h;
-          changed = true;
+        const node = record.target;
+        const entry = node.entry;
+        if (!entry || entry.node !== node) continue;
+        const box = record.borderBoxSize && record.borderBoxSize[0];
+        const h = box ? box.blockSize : node.offsetHeight;
+        if (!h) continue;
+        if (!entry.h && !NOTE_KINDS.has(entry.kind) && !entry.bytes && entry.est === this.rowHeight &&
+            Math.abs(h - this.rowHeight) > 0.5 && h < this.rowHeight * 1.6) {
+          this.rowHeight = h; // the first real one-line row sets the estimate for the others
         }
+        if (Math.abs(h - (entry.h || entry.est)) > 0.5) changed = true;
+        entry.h = h;
       }
-      if (changed) {
-        this.dirty = true;
-        scheduleRender();
+      if (changed && ui.transcript) {
+        this.layout();
+        this.place(following);
       }
     },
 
