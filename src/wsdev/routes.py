@@ -86,6 +86,10 @@ class Routes:
                 self._access(request, response.status, "STATIC")
                 return response
         if config.console_on_any_path and request.method in ("GET", "HEAD"):
+            if config.script_dir is not None:
+                listing = self._folder_listing(request, config.script_dir, path)
+                if listing is not None:
+                    return listing
             # The raw query: the page hands it back, and the program must see it percent-encoded.
             return self._console_page(request, path, request.rel_url.raw_query_string)
         return self._not_found(request)
@@ -119,6 +123,19 @@ class Routes:
 
         self._access(request, 200, "CONSOLE")
         return console_page(self.config, path, query)
+
+    def _folder_listing(
+        self, request: web.Request, root: Path, path: str
+    ) -> web.StreamResponse | None:
+        """Under --dir, a folder's path lists its programs (behaviour C7)."""
+        from wsdev.listing import listed_folder, listing_page
+
+        folder = listed_folder(root, path)
+        if folder is None:
+            return None
+        self._access(request, 200, "CONSOLE")
+        host = request.headers.get("Host", "")
+        return listing_page(folder, path, self.config.scheme, host)
 
     def _bad_handshake(self, request: web.Request) -> web.Response:
         """An upgrade the WebSocket path did not take: a clean refusal (behaviour B5)."""
