@@ -122,7 +122,7 @@ class Routes:
         from wsdev.console import console_page
 
         self._access(request, 200, "CONSOLE")
-        return console_page(self.config, path, query)
+        return console_page(self.config, path, query, self.sessions.room_link)
 
     def _folder_listing(
         self, request: web.Request, root: Path, path: str

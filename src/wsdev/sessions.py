@@ -103,6 +103,7 @@ class SessionManager:
         self.accepting = True
         self.clients = ClientTally(config.max_per_client)
         self.join = JoinSecret(config.join_secret) if config.join_secret else None
+        self.room_link: str | None = None  # under --lan, set once the server listens (B14)
         self.generation = 0  # restarts on edit so far (D2)
 
     # ------------------------------------------------------------ what a Connection asks

@@ -57,7 +57,16 @@
       version: str(given.version, ""),
       binary: given.binary === true,
       dirMode: given.dirMode === true,
+      room: roomOf(given.room),
     };
+  }
+  function roomOf(room) {
+    // Under --lan: the room's LAN origin, its join secret and the QR code of its link (B14).
+    if (!room || typeof room !== "object") return null;
+    const fields = ["origin", "join", "link", "qr"];
+    if (!fields.every((name) => typeof room[name] === "string")) return null;
+    if (!/^https?:\/\//.test(room.origin) || !room.qr.startsWith("data:image/svg+xml")) return null;
+    return room;
   }
   const SETTINGS = readSettings();
   const WS_SCHEME = window.location.protocol === "https:" ? "wss" : "ws";
@@ -1283,6 +1292,32 @@
     }
   }
 
+  // ------------------------------------------------------------------ sharing a room (B14)
+  // Under --lan the server tells the page its room's LAN address and join secret: the link
+  // for this endpoint is one people on the same network can open (and the QR code, the room's).
+  function shareLink() {
+    const room = SETTINGS.room;
+    const params = [target.query, `join=${encodeURIComponent(room.join)}`].filter(Boolean);
+    return `${room.origin}${target.path}?${params.join("&")}`;
+  }
+  function toggleShare(open) {
+    const panel = document.getElementById("share-panel");
+    const show = open === undefined ? panel.hidden : open;
+    if (show) document.getElementById("share-link").textContent = shareLink();
+    panel.hidden = !show;
+    document.getElementById("share").setAttribute("aria-expanded", String(show));
+  }
+  function setUpSharing() {
+    if (!SETTINGS.room) return;
+    document.getElementById("share-menu").hidden = false;
+    document.getElementById("share-qr").src = SETTINGS.room.qr;
+    document.getElementById("share").addEventListener("click", () => toggleShare());
+    document.getElementById("share-copy").addEventListener("click", () => copyText(shareLink(), `Copied ${shareLink()}`));
+    document.addEventListener("click", (event) => {
+      if (!event.target.closest("#share-menu")) toggleShare(false);
+    });
+  }
+
   function isEditable(node) {
     return node && (node.tagName === "INPUT" || node.tagName === "TEXTAREA" || node.tagName === "SELECT");
   }
@@ -1432,6 +1467,7 @@
     renderStatus();
     connect();
     followRestarts();
+    setUpSharing();
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
