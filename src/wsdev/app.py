@@ -50,6 +50,11 @@ async def serve(config: Config) -> int:
         dashboard.start()
     if dashboard is None:
         views.append(LogWriter(bus, config, log_output))
+    recorder = None
+    if config.record is not None:
+        from wsdev.recorder import Recorder
+
+        recorder = Recorder(bus, config, config.record)
 
     server = Server(config, bus)
     try:
@@ -63,7 +68,8 @@ async def serve(config: Config) -> int:
     gc.freeze()
     paths = watched_paths(config) if config.reload else ()
     stop = asyncio.Event()
-    reloader = Reloader(paths, server) if paths else None
+    own_folders = (config.record,) if config.record is not None else ()
+    reloader = Reloader(paths, server, own_folders) if paths else None
     reload_task = asyncio.ensure_future(reloader.run(stop)) if reloader else None
     if reload_task is not None:
         # The watcher sets up its inotify watches synchronously in its first step: let that
@@ -117,6 +123,8 @@ async def serve(config: Config) -> int:
         # Whatever escaped its process group (setsid) and was adopted by us ends now (B6).
         orphans.kill_all()
         orphans.stop()
+        if recorder is not None:
+            recorder.close()  # after the server: every connection's last lines are in
         if dashboard is not None:
             await dashboard.stop()
         log_output.flush()

@@ -269,7 +269,8 @@ class Bridge:
         state.move(Phase.ENDED)
         duration = time.monotonic() - self.conn.started
         code = state.code if state.code is not None else CLOSE_INTERNAL
-        self._bus.publish(Disconnected(self.conn, code, state.reason, status, duration))
+        by = state.cause.value if state.cause is not None else ""
+        self._bus.publish(Disconnected(self.conn, code, state.reason, status, duration, by))
 
     def _release(self) -> None:
         released, self._released = self._released, None

@@ -232,6 +232,7 @@ def build_config(
         dashboard=dashboard_on,
         max_line_bytes=opt_int("max-line-bytes", 16 * 1024 * 1024),
         python_child=python_child,
+        record=_record_folder(opt_str("record")),
     )
 
 
@@ -241,6 +242,20 @@ def _existing_dir(flag: str, value: str | None) -> Path | None:
     path = Path(value)
     if not path.is_dir():
         raise ConfigError(f"--{flag}={value}: no such folder")
+    return path.resolve()
+
+
+def _record_folder(value: str | None) -> Path | None:
+    """--record's folder, made if missing (behaviour E1)."""
+    if value is None:
+        return None
+    path = Path(value)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--record={value}: cannot make the folder ({exc.strerror})") from None
+    if not os.access(path, os.W_OK):
+        raise ConfigError(f"--record={value}: the folder is not writable")
     return path.resolve()
 
 

@@ -1,7 +1,7 @@
 """The one stream of facts that every view of wsdev reads.
 
 Connections and the server *publish* events; the log writer, the dashboard, the console's
-all-connections feed (and later a recorder) *subscribe*. Nothing that subscribes reaches back
+all-connections feed and the recorder (``--record``) *subscribe*. Nothing that subscribes reaches back
 into a connection, so data flows one way. Publishing is a synchronous loop over subscribers:
 subscribers must be quick and must not raise (the bus shields publishers from them anyway).
 
@@ -68,6 +68,8 @@ class ConnectionInfo:
     console: bool = False
     started: float = field(default_factory=time.monotonic)
     pid: int | None = None
+    # The request's headers in order, as the program's environment has them (a recorder's).
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 # ---------------------------------------------------------------- server-wide events
@@ -198,6 +200,7 @@ class Disconnected:
     reason: str
     exit: ExitStatus | None
     duration: float
+    by: str = ""  # who ended it: "client", "server" or "program" ("" when no program ran)
 
 
 Event = (

@@ -79,6 +79,8 @@ FLAGS: tuple[Flag, ...] = (
         "BYTES",
         True,
     ),
+    # Record, replay, test (behaviour E1).
+    Flag("record", "str", "write each connection's transcript into DIR", "DIR", True),
 )
 BY_NAME = {f.name: f for f in FLAGS}
 ALIASES = {"h": "help"}
@@ -118,6 +120,7 @@ def help_text() -> str:
         "Usage:",
         "  wsdev [OPTIONS] COMMAND [ARGS...]     one COMMAND process per connection",
         "  wsdev [OPTIONS] --dir=DIR             every program in DIR, by URL path",
+        "  wsdev test [TRANSCRIPT|DIR]... [-- COMMAND ARGS]   replay transcripts (wsdev test -h)",
         "",
         "Example:",
         "  wsdev ./bot.py --open                 serve bot.py, open the console in a browser",

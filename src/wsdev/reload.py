@@ -55,8 +55,11 @@ class _Filter(watchfiles.DefaultFilter):
     ``wsdev ./bot.py > wsdev.log`` in the watched folder must not restart on every log line.
     """
 
-    def __init__(self, own_outputs: frozenset[str]) -> None:
-        super().__init__(ignore_entity_patterns=(*self.ignore_entity_patterns, r"\.log$"))
+    def __init__(self, own_outputs: frozenset[str], ignore_paths: Sequence[Path] = ()) -> None:
+        super().__init__(
+            ignore_entity_patterns=(*self.ignore_entity_patterns, r"\.log$"),
+            ignore_paths=ignore_paths,  # --record's folder: transcripts are output (E1)
+        )
         self._own_outputs = own_outputs
 
     def __call__(self, change: watchfiles.Change, path: str) -> bool:
@@ -75,10 +78,12 @@ def _own_output_files() -> frozenset[str]:
 
 
 class Reloader:
-    def __init__(self, paths: Sequence[Path], server: Restartable) -> None:
+    def __init__(
+        self, paths: Sequence[Path], server: Restartable, ignore: Sequence[Path] = ()
+    ) -> None:
         self._paths = tuple(paths)
         self._server = server
-        self._filter = _Filter(_own_output_files())
+        self._filter = _Filter(_own_output_files(), ignore)
 
     def _display(self, path: str) -> str:
         try:

@@ -224,6 +224,7 @@ class SessionManager:
             origin=session.engine_origin,
             command=config.command_display if config.script_dir is None else session.argv[0],
             console=target.console,
+            headers=facts.headers,
         )
         try:
             child: Child | OSError = spawn(session.argv, env)
