@@ -19,7 +19,7 @@ import contextlib
 import signal
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from wsdev.config import Config
 from wsdev.eventloop import until_idle
@@ -41,8 +41,17 @@ from wsdev.process import Child
 from wsdev.sinks import Sink
 from wsdev.streams import BinaryReader, LineReader, StderrReader, StdinFlow
 
-if TYPE_CHECKING:
-    from wsdev.connection import Connection
+
+class ClientSide(Protocol):
+    """What a session needs of its client: a ``connection.Connection`` when serving, a stand-in
+    when ``wsdev test`` drives a program's pipes directly (behaviour E2)."""
+
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    def close(self, code: int, reason: str) -> None: ...
+    def abort(self) -> None: ...
+    def ping(self) -> None: ...
+
 
 # Once the program has exited, how long stdout and stderr may stay open (held by an escaped
 # grandchild) before wsdev stops waiting for their last lines.
@@ -61,7 +70,7 @@ class Bridge:
     def __init__(
         self,
         *,
-        connection: Connection,
+        connection: ClientSide,
         sink: Sink,
         config: Config,
         bus: EventBus,

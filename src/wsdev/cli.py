@@ -341,6 +341,12 @@ def main(argv: Sequence[str] | None = None, *, run: Callable[[Config], int] | No
     """``wsdev``: parse, build the Config, serve. Every known error becomes one line."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
+        if args[:1] == ["test"]:
+            # The subcommand only as the very first word (behaviour E2): a program named
+            # ``test`` still runs as ``wsdev ./test``, ``wsdev -- test`` or after any flag.
+            from wsdev.testrunner import main as test_main
+
+            return test_main(args[1:])
         parsed = parse_args(args)
         if parsed.values.get("help"):
             sys.stdout.write(help_text())

@@ -1,8 +1,8 @@
 """The one stream of facts that every view of wsdev reads.
 
 Connections and the server *publish* events; the log writer, the dashboard, the console's
-all-connections feed and the recorder (``--record``) *subscribe*. Nothing that subscribes reaches back
-into a connection, so data flows one way. Publishing is a synchronous loop over subscribers:
+all-connections feed and the recorder (``--record``) *subscribe*. Nothing that subscribes reaches
+back into a connection, so data flows one way. Publishing is a synchronous loop over subscribers:
 subscribers must be quick and must not raise (the bus shields publishers from them anyway).
 
 Output is published per batch (one event for the many lines a single pipe read produced), so a

@@ -47,7 +47,12 @@ def transcript_name(conn: ConnectionInfo, started: float) -> str:
 
 
 def header_for(conn: ConnectionInfo, config: Config, started: float) -> Header:
-    command = config.command_display if config.script_dir is None else _relative(conn.command)
+    command = config.command_display
+    extra: dict[str, str] = {}
+    if config.script_dir is not None:
+        # --dir: the script and its folder, so a replay maps the path as the server did.
+        command = _relative(conn.command)
+        extra["dir"] = _relative(str(config.script_dir))
     return Header(
         command=command,
         path=conn.path,
@@ -56,6 +61,7 @@ def header_for(conn: ConnectionInfo, config: Config, started: float) -> Header:
         headers=conn.headers,
         version=__version__,
         started=time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+        extra=extra,
     )
 
 
@@ -99,8 +105,8 @@ class Recorder:
         """The bus callback: keep the event, hand the batch over at the end of this loop turn."""
         if isinstance(event, MessagesOut):
             conn = event.conn
-            details = (event.payloads, event.binary)
-            self._pending.append(("out", conn, time.monotonic() - conn.started, details))
+            batch = (event.payloads, event.binary)
+            self._pending.append(("out", conn, time.monotonic() - conn.started, batch))
         elif isinstance(event, MessageIn):
             conn = event.conn
             self._pending.append(("in", conn, time.monotonic() - conn.started, event.data))
@@ -110,8 +116,8 @@ class Recorder:
         elif isinstance(event, Connected):
             self._pending.append(("open", event.conn, 0.0, time.time()))
         elif isinstance(event, Disconnected):
-            details = (event.code, event.reason, event.by or "server", event.exit)
-            self._pending.append(("end", event.conn, event.duration, details))
+            ending = (event.code, event.reason, event.by or "server", event.exit)
+            self._pending.append(("end", event.conn, event.duration, ending))
         else:
             return
         if not self._scheduled:
@@ -142,7 +148,10 @@ class Recorder:
                     touched.add(conn.id)
                 except OSError as exc:
                     logger.error(
-                        "cannot record connection #%d: %s", conn.seq, exc, extra={"category": "server"}
+                        "cannot record connection #%d: %s",
+                        conn.seq,
+                        exc,
+                        extra={"category": "server"},
                     )
                     self._drop(conn.id)
             for conn_id in touched:
@@ -197,4 +206,3 @@ def _relative(command: str) -> str:
     except ValueError:
         return command
     return command if relative.startswith("..") else relative
-

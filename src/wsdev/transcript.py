@@ -118,9 +118,7 @@ def received_lines(t: float, payloads: Sequence[bytes], binary: bool) -> bytes:
     """
     stamp = f'{{"t":{t:.6f},"received":"'.encode()
     if binary:
-        return b"".join(
-            stamp + base64.b64encode(p) + b'","binary":true}\n' for p in payloads
-        )
+        return b"".join(stamp + base64.b64encode(p) + b'","binary":true}\n' for p in payloads)
     if not any(_NEEDS_ESCAPE.search(p) for p in payloads):
         return stamp + (b'"}\n' + stamp).join(payloads) + b'"}\n'
     prefix = f'{{"t":{t:.6f},"received":'.encode()
@@ -231,7 +229,7 @@ def _check_rule(rule: Mapping[str, Any]) -> None:
     if not isinstance(ignore, list) or not all(isinstance(k, str) for k in ignore):
         raise ValueError("ignore must be a list of key names")
     if "ignore" in rule and match != "json":
-        raise ValueError("'ignore' needs \"match\": \"json\"")
+        raise ValueError('\'ignore\' needs "match": "json"')
 
 
 # ---------------------------------------------------------------- finding transcripts
