@@ -69,7 +69,7 @@ async def test_every_connection_writes_its_transcript(
     assert kind("stderr") == [{"stderr": "seen hi"}, {"stderr": "seen bye"}]
     assert events.index({"sent": "hi"}) < events.index({"received": "echo: hi"})
     assert events[-2:] == [{"close": 1011, "reason": "exit 3", "by": "program"}, {"exit": 3}]
-    offsets = [float(line["t"]) for line in lines[1:]]  # type: ignore[arg-type]
+    offsets = [float(line["t"]) for line in lines[1:] if "t" in line]  # type: ignore[arg-type]
     assert offsets == sorted(offsets)
 
     ending = [line for line in _lines(out / names[1]) if "close" in line or "exit" in line]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +25,9 @@ from wsdev.errors import WsdevError
 FORMAT = 1
 KINDS = ("sent", "received", "stderr", "close", "exit")
 
-# Text that can stand between JSON quotes as it is: a batch of such lines is formatted at once.
-_NEEDS_ESCAPE = re.compile(rb'[\x00-\x1f"\\\x7f-\xff]')
+# The bytes JSON must escape in a string. Text without any (stdout is valid UTF-8 by then, B3)
+# can stand between the quotes as it is, so a batch of such lines is formatted at once.
+_ESCAPED = bytes(range(0x20)) + b'"\\'
 
 
 class TranscriptError(WsdevError):
@@ -113,19 +113,23 @@ def dump_line(obj: Mapping[str, Any]) -> str:
 def received_lines(t: float, payloads: Sequence[bytes], binary: bool) -> bytes:
     """The ``received`` lines of one read of the program's stdout, as UTF-8 bytes.
 
-    The recorder's hot path: a batch of plain text (what a flood usually is) becomes its lines
-    with two joins, and only a batch with something to escape goes through ``json`` line by line.
+    The recorder's hot path. Only the first line of the batch has its ``t`` (the others share
+    it), and a batch of plain text (what a flood usually is) is formatted with two joins in C;
+    only a batch with something to escape goes through ``json`` line by line.
     """
-    stamp = f'{{"t":{t:.6f},"received":"'.encode()
+    first = f'{{"t":{t:.6f},"received":'.encode()
     if binary:
-        return b"".join(stamp + base64.b64encode(p) + b'","binary":true}\n' for p in payloads)
-    if not any(_NEEDS_ESCAPE.search(p) for p in payloads):
-        return stamp + (b'"}\n' + stamp).join(payloads) + b'"}\n'
-    prefix = f'{{"t":{t:.6f},"received":'.encode()
-    return b"".join(
-        prefix + json.dumps(p.decode(errors="replace"), ensure_ascii=False).encode() + b"}\n"
-        for p in payloads
-    )
+        encoded = [base64.b64encode(p) for p in payloads]
+        return first + b'"' + _BINARY_BETWEEN.join(encoded) + b'","binary":true}\n'
+    joined = b"".join(payloads)
+    if len(joined.translate(None, _ESCAPED)) == len(joined):
+        return first + b'"' + _TEXT_BETWEEN.join(payloads) + b'"}\n'
+    lines = [json.dumps(p.decode(errors="replace"), ensure_ascii=False).encode() for p in payloads]
+    return first + b'}\n{"received":'.join(lines) + b"}\n"
+
+
+_TEXT_BETWEEN = b'"}\n{"received":"'
+_BINARY_BETWEEN = b'","binary":true}\n{"received":"'
 
 
 # ---------------------------------------------------------------- reading
@@ -144,6 +148,7 @@ def loads(text: str, source: Path | None = None) -> Transcript:
     where = str(source) if source is not None else "<transcript>"
     header: Header | None = None
     steps: list[Step] = []
+    t = 0.0
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -157,7 +162,9 @@ def loads(text: str, source: Path | None = None) -> Transcript:
             if header is None:
                 header = _header(obj)
             else:
-                steps.append(_step(obj))
+                # A line without ``t`` happened when the line before it did.
+                t = float(obj.get("t", t))
+                steps.append(_step(obj, t))
         except (KeyError, TypeError, ValueError) as exc:
             raise TranscriptError(f"{where}:{number}: {exc}") from None
     if header is None:
@@ -189,13 +196,12 @@ def _header(obj: dict[str, Any]) -> Header:
     )
 
 
-def _step(obj: dict[str, Any]) -> Step:
+def _step(obj: dict[str, Any], t: float) -> Step:
     kinds = [k for k in KINDS if k in obj]
     if len(kinds) != 1:
         raise ValueError(f"an event line has exactly one of {', '.join(KINDS)}")
     kind = kinds[0]
     value = obj[kind]
-    t = float(obj.get("t", 0.0))
     data: str | bytes | int | None
     if kind in ("sent", "received", "stderr"):
         if not isinstance(value, str):
