@@ -31,6 +31,12 @@ class Routes:
         self.config = config
         self.bus = bus
         self.sessions = sessions
+        # The console's sessions as transcripts: download, save as test (behaviour C6).
+        self.transcripts = None
+        if config.console and config.serves_websocket:
+            from wsdev.consoletests import ConsoleTranscripts
+
+            self.transcripts = ConsoleTranscripts(bus, config)
 
     def application(self) -> web.Application:
         app = web.Application(client_max_size=MAX_REQUEST_BODY)
@@ -71,6 +77,10 @@ class Routes:
                 return self._refuse(request, 403, "the events feed answers loopback clients only")
             return await serve_feed(request, self.bus)
         if self.config.console:
+            if rest.startswith("transcript/") and self.transcripts is not None:
+                from wsdev.consoletests import serve as serve_transcript
+
+                return await serve_transcript(request, rest, self.transcripts)
             if rest in ("", "index.html") and request.method in ("GET", "HEAD"):
                 return self._console_page(request, "/", "")
             if rest.startswith("static/"):
