@@ -648,7 +648,7 @@ def record_scenario(ctx: Context) -> list[Row]:
             "messages/s, --record off vs on",
             goal=ratio_at_least(RECORD_GOAL),
             note="Both columns are wsdev with the same program and client as the `seq` row; "
-            "`record on` writes every message into a transcript (behaviour E1) in a temporary "
+            "`record on` writes every message into a transcript (behaviour H1) in a temporary "
             "folder. The figure is the client's: the recorder's writer thread may still be "
             "writing when the last message arrives, but it shares the interpreter with the "
             "connection, so any cost it has shows here.",

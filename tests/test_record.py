@@ -1,4 +1,4 @@
-"""``--record DIR`` (behaviour E1): real wsdev, real WebSocket clients, real programs."""
+"""``--record DIR`` (behaviour H1): real wsdev, real WebSocket clients, real programs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import json
 import re
 import sys
 from pathlib import Path
+
+import pytest
 
 from conftest import ScriptWriter, converse, local_config, run_wsdev, timeout
 from wsdev.events import EventBus
@@ -186,3 +188,17 @@ async def _wsdev_test(cwd: Path, *args: str) -> _Ran:
     out, _ = await asyncio.wait_for(proc.communicate(), timeout(60))
     assert proc.returncode is not None
     return _Ran(proc.returncode, out.decode())
+
+
+def test_record_flag_and_its_variable(tmp_path: Path) -> None:
+    from wsdev.cli import build_config, parse_args
+    from wsdev.errors import ConfigError
+
+    made = tmp_path / "new" / "dir"
+    config = build_config(parse_args(["--record", str(made), "cat"]))
+    assert config.record == made.resolve() and made.is_dir()
+    from_env = build_config(parse_args(["cat"]), environ={"WSDEV_RECORD": str(tmp_path)})
+    assert from_env.record == tmp_path.resolve()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match=r"--record=.*cannot make the folder"):
+        build_config(parse_args(["--record", str(tmp_path / "file"), "cat"]))

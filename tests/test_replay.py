@@ -1,4 +1,4 @@
-"""``wsdev test`` and ``wsdev.testing`` (behaviour E2-E5): transcripts replayed against real
+"""``wsdev test`` and ``wsdev.testing`` (behaviour H2-H5): transcripts replayed against real
 programs, over their pipes and over a real WebSocket server."""
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ from wsdev.streams import BinaryReader, LineReader, StderrReader, StdinFlow
 
 class ClientSide(Protocol):
     """What a session needs of its client: a ``connection.Connection`` when serving, a stand-in
-    when ``wsdev test`` drives a program's pipes directly (behaviour E2)."""
+    when ``wsdev test`` drives a program's pipes directly (behaviour H2)."""
 
     def pause_reading(self) -> None: ...
     def resume_reading(self) -> None: ...

@@ -246,7 +246,7 @@ def _existing_dir(flag: str, value: str | None) -> Path | None:
 
 
 def _record_folder(value: str | None) -> Path | None:
-    """--record's folder, made if missing (behaviour E1)."""
+    """--record's folder, made if missing (behaviour H1)."""
     if value is None:
         return None
     path = Path(value)
@@ -342,7 +342,7 @@ def main(argv: Sequence[str] | None = None, *, run: Callable[[Config], int] | No
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         if args[:1] == ["test"]:
-            # The subcommand only as the very first word (behaviour E2): a program named
+            # The subcommand only as the very first word (behaviour H2): a program named
             # ``test`` still runs as ``wsdev ./test``, ``wsdev -- test`` or after any flag.
             from wsdev.testrunner import main as test_main
 

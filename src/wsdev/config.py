@@ -63,7 +63,7 @@ class Config:
     max_line_bytes: int = 16 * 1024 * 1024
     # Python children get PYTHONUNBUFFERED=1 (behaviour B9); decided once from the command.
     python_child: bool = False
-    record: Path | None = None  # --record: one transcript per connection here (behaviour E1)
+    record: Path | None = None  # --record: one transcript per connection here (behaviour H1)
 
     @property
     def scheme(self) -> str:

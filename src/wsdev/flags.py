@@ -79,7 +79,7 @@ FLAGS: tuple[Flag, ...] = (
         "BYTES",
         True,
     ),
-    # Record, replay, test (behaviour E1).
+    # Record, replay, test (behaviour H1).
     Flag("record", "str", "write each connection's transcript into DIR", "DIR", True),
 )
 BY_NAME = {f.name: f for f in FLAGS}
@@ -186,6 +186,8 @@ def env_options(environ: Mapping[str, str]) -> dict[str, object]:
                 raise UsageError(
                     f"invalid value {raw!r} for {key}: expected a whole number"
                 ) from None
+        elif flag.kind == "str":
+            values[flag.name] = raw
         else:
             values[flag.name] = [p for p in raw.split(os.pathsep) if p]
     return values

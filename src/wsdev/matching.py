@@ -1,4 +1,4 @@
-"""Whether a replay's replies are the recorded ones, and a readable account when not (E3).
+"""Whether a replay's replies are the recorded ones, and a readable account when not (H3).
 
 Replies are compared in order, one by one; timing is ignored. A recorded reply matches exactly
 unless its line says otherwise: ``"match": "regex"`` (the reply must match the whole pattern) or

@@ -1,4 +1,4 @@
-"""``--record DIR``: every connection's transcript, written off the data path (behaviour E1).
+"""``--record DIR``: every connection's transcript, written off the data path (behaviour H1).
 
 The recorder is one more subscriber of the event bus. Its callback only appends the event and
 its time offset to a list; once per turn of the event loop that list goes to a writer thread,

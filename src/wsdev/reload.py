@@ -58,7 +58,7 @@ class _Filter(watchfiles.DefaultFilter):
     def __init__(self, own_outputs: frozenset[str], ignore_paths: Sequence[Path] = ()) -> None:
         super().__init__(
             ignore_entity_patterns=(*self.ignore_entity_patterns, r"\.log$"),
-            ignore_paths=ignore_paths,  # --record's folder: transcripts are output (E1)
+            ignore_paths=ignore_paths,  # --record's folder: transcripts are output (H1)
         )
         self._own_outputs = own_outputs
 

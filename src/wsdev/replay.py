@@ -1,4 +1,4 @@
-"""Replaying a transcript's client side against its program, and what the program did (E2, E4).
+"""Replaying a transcript's client side against its program, and what the program did (H2, H4).
 
 The program is started as wsdev starts it for a connection: the same ``Config`` rules, the same
 environment (``environ.cgi_environ`` for the recorded path, query and headers) and, without a

@@ -1,4 +1,4 @@
-"""Transcripts as tests in pytest: ``run_transcript`` replays one and raises with the diff (E5).
+"""Transcripts as tests in pytest: ``run_transcript`` replays one and raises with the diff (H5).
 
     from wsdev.testing import run_transcript
 

@@ -1,4 +1,4 @@
-"""``wsdev test``: replay transcripts against their programs, in pytest's habits (behaviour E2).
+"""``wsdev test``: replay transcripts against their programs, in pytest's habits (behaviour H2).
 
 One line per transcript as it finishes, then each failure's differences, then a summary line
 ``N passed, M failed``; the exit status is 0 only when every transcript passed. ``-x`` stops at

@@ -1,4 +1,4 @@
-"""The transcript format: one connection as JSON lines (behaviour E1; ``docs/transcripts.md``).
+"""The transcript format: one connection as JSON lines (behaviour H1; ``docs/transcripts.md``).
 
 The first line is the header (what ran, how, for which request); every line after it is one
 event of the connection with its time offset ``t`` in seconds: ``sent`` (the client's message),
