@@ -146,7 +146,7 @@ class Recorder:
                 try:
                     self._write(what, conn, offset, details)
                     touched.add(conn.id)
-                except OSError as exc:
+                except (OSError, ValueError) as exc:  # a full disk; text it cannot encode
                     logger.error(
                         "cannot record connection #%d: %s",
                         conn.seq,

@@ -86,7 +86,7 @@ def replay_config(transcript: Transcript, options: ReplayOptions) -> tuple[Confi
     if options.command:
         argv = list(options.command)
     elif isinstance(directory, str):
-        return build_config(parse_args([*flags, f"--dir={directory}"])), []
+        return build_config(parse_args([*flags, f"--dir={directory}"]), environ={}), []
     else:
         try:
             argv = shlex.split(header.command)
@@ -94,7 +94,8 @@ def replay_config(transcript: Transcript, options: ReplayOptions) -> tuple[Confi
             raise ConfigError(f"{transcript.name}: cannot read its command: {exc}") from None
         if not argv:
             raise ConfigError(f"{transcript.name}: no command recorded; give -- COMMAND")
-    return build_config(parse_args([*flags, "--", *argv])), argv
+    # No WSDEV_* variables: the transcript and these options say how the program runs.
+    return build_config(parse_args([*flags, "--", *argv]), environ={}), argv
 
 
 def request_facts(transcript: Transcript) -> RequestFacts:
