@@ -114,6 +114,7 @@ async def test_text_that_needs_escaping_survives_a_flood(
         "import sys\n"
         "for i in range(3000):\n"
         "    print(f'line {i}')\n"
+        "sys.stdout.write('crlf\\r\\n')\n"
         "print('quote \" back \\\\ tab \\t é ✓')\n"
         "sys.stdout.flush()\n",
     )

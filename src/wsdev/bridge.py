@@ -162,10 +162,10 @@ class Bridge:
 
     # ------------------------------------------------------------ program -> client
 
-    def on_lines(self, lines: list[bytes], nbytes: int) -> None:
+    def on_lines(self, lines: list[bytes], nbytes: int, block: bytes | None = None) -> None:
         self._sink.lines(lines)
         if self._bus.wants_messages:
-            self._bus.publish_message(MessagesOut(self.conn, lines, nbytes, False))
+            self._bus.publish_message(MessagesOut(self.conn, lines, nbytes, False, block))
 
     def on_chunk(self, data: bytes) -> None:
         self._sink.chunk(data)

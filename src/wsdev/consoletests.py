@@ -105,7 +105,7 @@ class ConsoleTranscripts:
 
     def _on_message(self, event: Event) -> None:
         if isinstance(event, MessagesOut):
-            self._add(event.conn, "out", (event.payloads, event.binary))
+            self._add(event.conn, "out", (event.payloads, event.binary, event.block))
         elif isinstance(event, MessageIn):
             self._add(event.conn, "in", event.data)
 

@@ -160,12 +160,15 @@ class MessagesOut:
     """Messages sent to the client from one read of the program's stdout.
 
     ``payloads`` are the frames' payloads (UTF-8 text in text mode); ``nbytes`` their total.
+    ``block``, when not None, is the payloads as the program wrote them, each followed by a
+    newline: the recorder formats a flood from it in one pass.
     """
 
     conn: ConnectionInfo
     payloads: Sequence[bytes]
     nbytes: int
     binary: bool
+    block: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

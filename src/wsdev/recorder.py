@@ -68,8 +68,8 @@ def header_for(conn: ConnectionInfo, config: Config, started: float) -> Header:
 def event_lines(what: str, offset: float, details: Any) -> bytes:
     """The transcript lines of one recorded item (but ``open``, which is the header)."""
     if what == "out":
-        payloads, binary = details
-        return received_lines(offset, payloads, binary)
+        payloads, binary, block = details
+        return received_lines(offset, payloads, binary, block)
     if what == "in":
         return dump_line(Step("sent", offset, details).to_json()).encode()
     if what == "err":
@@ -105,7 +105,7 @@ class Recorder:
         """The bus callback: keep the event, hand the batch over at the end of this loop turn."""
         if isinstance(event, MessagesOut):
             conn = event.conn
-            batch = (event.payloads, event.binary)
+            batch = (event.payloads, event.binary, event.block)
             self._pending.append(("out", conn, time.monotonic() - conn.started, batch))
         elif isinstance(event, MessageIn):
             conn = event.conn
