@@ -82,7 +82,7 @@ async def test_non_get_upgrade_gets_a_clean_error(tmp_script: ScriptWriter, meth
     async with run_wsdev(str(script)) as server:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(
-            f"{method} / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"{method} / HTTP/1.1\r\nHost: [::1]\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
             "Content-Length: 0\r\n\r\n".encode()
         )

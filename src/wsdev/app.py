@@ -20,6 +20,7 @@ from wsdev import eventloop
 from wsdev.config import Config
 from wsdev.events import EventBus, ServerStarted, ServerStopping
 from wsdev.logs import LogWriter, configure_logging
+from wsdev.msgtrace import trace_messages
 from wsdev.orphans import OrphanReaper
 from wsdev.process import own_pids
 from wsdev.reload import Reloader, watched_paths
@@ -50,6 +51,7 @@ async def serve(config: Config) -> int:
         dashboard.start()
     if dashboard is None:
         views.append(LogWriter(bus, config, log_output))
+        views.append(trace_messages(bus))  # --loglevel=trace: each message too
     recorder = None
     if config.record is not None:
         from wsdev.recorder import Recorder

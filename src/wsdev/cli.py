@@ -20,7 +20,17 @@ from pathlib import Path
 from wsdev import __version__
 from wsdev.config import LOG_LEVELS, WEBSOCKETD_COMPAT_VERSION, Config
 from wsdev.errors import ConfigError, UsageError, WsdevError
-from wsdev.flags import ALIASES, BY_NAME, FALSE, LICENSE, TRUE, env_options, help_text, parse_int
+from wsdev.flags import (
+    ALIASES,
+    BY_NAME,
+    FALSE,
+    LICENSE,
+    TRUE,
+    env_options,
+    help_text,
+    parse_int,
+    parse_seconds,
+)
 
 # Re-exported: the flag table moved to flags.py, and callers still import it from here.
 from wsdev.flags import FLAGS as FLAGS
@@ -100,6 +110,8 @@ def _take_flag(args: list[str], index: int, values: dict[str, object], *, wsdev_
         value = args[index]
     if flag.kind == "int":
         values[name] = parse_int(name, value)
+    elif flag.kind == "seconds":
+        values[name] = parse_seconds(name, value)
     elif flag.kind == "list":
         existing = values.setdefault(name, [])
         assert isinstance(existing, list)
@@ -132,6 +144,10 @@ def build_config(
     def opt_list(name: str) -> list[str]:
         value = v.get(name, [])
         return value if isinstance(value, list) else []
+
+    def opt_seconds(name: str) -> float:
+        value = v.get(name, 0.0)
+        return float(value) if isinstance(value, (int, float)) else 0.0
 
     def opt_int(name: str, default: int) -> int:
         value = v.get(name, default)
@@ -232,6 +248,10 @@ def build_config(
         dashboard=dashboard_on,
         max_line_bytes=opt_int("max-line-bytes", 16 * 1024 * 1024),
         python_child=python_child,
+        max_per_client=opt_int("max-per-client", 0),
+        max_lifetime=opt_seconds("max-lifetime"),
+        idle_timeout=opt_seconds("idle-timeout"),
+        allow_hosts=_allow_hosts(opt_list("allow-host")),
         record=_record_folder(opt_str("record")),
     )
 
@@ -266,6 +286,24 @@ def _existing_file(flag: str, value: str | None) -> Path | None:
     if not path.is_file():
         raise ConfigError(f"--{flag}={value}: no such file")
     return path.resolve()
+
+
+def _allow_hosts(values: list[str]) -> tuple[str, ...]:
+    """--allow-host names (behaviour B10): a host name or address, any port; ``*`` for any."""
+    names: list[str] = []
+    for value in values:
+        name = value.strip().lower().rstrip(".")
+        if name.startswith("[") and name.endswith("]"):
+            name = name[1:-1]
+        if name != "*" and (
+            not name or not all(c.isalnum() or c in "-._:" for c in name) or name.count(":") == 1
+        ):
+            raise ConfigError(
+                f"--allow-host={value!r}: expected a host name or address without a port"
+                " (every port is allowed), e.g. --allow-host=myapp.test"
+            )
+        names.append(name)
+    return tuple(dict.fromkeys(names))
 
 
 def _headers(flag: str, values: list[str]) -> tuple[tuple[str, str], ...]:

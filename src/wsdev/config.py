@@ -63,6 +63,12 @@ class Config:
     max_line_bytes: int = 16 * 1024 * 1024
     # Python children get PYTHONUNBUFFERED=1 (behaviour B9); decided once from the command.
     python_child: bool = False
+    # Limits for a shared server (behaviour B13); 0 means none.
+    max_per_client: int = 0
+    max_lifetime: float = 0.0
+    idle_timeout: float = 0.0
+    # Host names answered on loopback besides this machine's own (behaviour B10); "*": any.
+    allow_hosts: tuple[str, ...] = ()
     record: Path | None = None  # --record: one transcript per connection here (behaviour H1)
 
     @property

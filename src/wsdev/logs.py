@@ -270,13 +270,17 @@ class LogWriter:
         conn = event.conn
         self._log(ACCESS, "session", "DISCONNECT", context=connection_context(conn, with_pid=True))
         if event.exit is not None:
+            ended = event.exit.describe()
+            code = str(event.code) if event.code is not None else "none"
+            if event.reason and event.reason != ended:
+                code += f": {event.reason}"  # the server's own reason, such as a limit's
             self._log(
                 logging.INFO,
                 "process",
                 "Process ended: %s after %.2fs (close %s)",
-                event.exit.describe(),
+                ended,
                 event.duration,
-                event.code if event.code is not None else "none",
+                code,
                 context=_ctx(conn),
             )
 

@@ -18,6 +18,7 @@ from wsdev.config import Config
 from wsdev.environ import RequestFacts, cgi_environ, reverse_lookup
 from wsdev.events import EventBus, HttpRequest, Rejected
 from wsdev.feed import serve_feed
+from wsdev.guard import Route
 from wsdev.sessions import CONSOLE_PREFIX, NOT_FOUND_BODY, SessionManager, response_headers
 
 # The largest request body read (a CGI POST): aiohttp refuses bigger ones with 413.
@@ -47,7 +48,14 @@ class Routes:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         config = self.config
         path = request.path
-        if path.startswith(CONSOLE_PREFIX) or path == CONSOLE_PREFIX[:-1]:
+        own = path.startswith(CONSOLE_PREFIX) or path == CONSOLE_PREFIX[:-1]
+        headers = request.headers
+        forbidden = self.sessions.guard.refusal(  # behaviour B10, as for upgrades
+            Route.OWN if own else Route.PLAIN, headers.get("Host", ""), headers.get("Origin")
+        )
+        if forbidden is not None:
+            return self._refuse(request, 403, forbidden)
+        if own:
             return await self._wsdev_route(request, path[len(CONSOLE_PREFIX) :])
         if _is_upgrade(request) and config.serves_websocket:
             return self._bad_handshake(request)
@@ -134,7 +142,7 @@ class Routes:
         self, request: web.Request, script: Path, script_name: str, path_info: str
     ) -> web.StreamResponse:
         sessions = self.sessions
-        why = sessions.refusal(None, request.headers.get("Host", ""), check_origin=False)
+        why = sessions.refusal()
         if why is not None:
             return self._refuse(request, *why)
         from wsdev.cgi import serve_cgi

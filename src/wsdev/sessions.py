@@ -3,8 +3,9 @@
 Every connection that runs a program takes this one path, whatever it came through (plain, TLS,
 a Unix socket, ``--dir``, the console's envelope at ``/_wsdev/ws``): the handshake is checked
 (``426`` for a version other than 13, the engine's own checks), admission decides once
-(``refusal``: origin 403, ``--maxforks`` 429; CGI asks the same question), then one place builds
-the environment and the connection record and starts the child (``_start``).
+(``guard``: Host and Origin 403, the same decision as for plain HTTP; ``refusal``: ``--maxforks``
+429, which CGI asks too), then one place builds the environment and the connection record and
+starts the child (``_start``).
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ from wsdev.events import (
     Rejected,
     SpawnFailed,
 )
+from wsdev.guard import Guard, Route
 from wsdev.handshake import Handshake, switching_protocols
+from wsdev.limits import ClientTally
 from wsdev.process import Child, spawn
 from wsdev.sinks import ConsoleSink, PlainSink, Sink
 from wsdev.urlmap import map_url
@@ -88,11 +91,14 @@ class SessionManager:
         self._lookups: set[asyncio.Task[None]] = set()
         self._handoffs: set[asyncio.Task[None]] = set()  # plain HTTP on its way to aiohttp
         self.ids = IdSource()
+        # Host and Origin (behaviour B10): one decision for upgrades here and plain HTTP in routes.
+        self.guard = Guard(config)
         # wsdev's own environment does not change while it runs: read --passenv from it once.
         self.inherited = inherited_environ(config)
         self._http = http
         self.max_message_size = config.maxframesize
         self.accepting = True
+        self.clients = ClientTally(config.max_per_client)
 
     # ------------------------------------------------------------ what a Connection asks
 
@@ -136,6 +142,13 @@ class SessionManager:
             response.headers["Sec-WebSocket-Version"] = "13"
             self._respond(connection, engine, response, facts, "BAD HANDSHAKE")
             return
+        route = Route.OWN if target.console else Route.PROGRAM
+        forbidden = self.guard.refusal(
+            route, handshake.header("Host"), handshake.first.get("origin")
+        )
+        if forbidden is not None:
+            self._refuse(connection, engine, response, facts, target, 403, forbidden)
+            return
         config = self.config
         if config.script_dir is not None:
             match = map_url(config.script_dir, target.path)
@@ -147,8 +160,11 @@ class SessionManager:
         else:
             argv = config.command
             script_name, path_info = "/", target.path
-        origin = handshake.first.get("origin")
-        why = self.refusal(origin, handshake.header("Host"), check_origin=True)
+        why = self.refusal()
+        if why is None:
+            per_client = self.clients.refusal(facts.remote_addr)
+            if per_client is not None:
+                why = 429, per_client
         if why is not None:
             self._refuse(connection, engine, response, facts, target, *why)
             return
@@ -168,17 +184,9 @@ class SessionManager:
 
     # ------------------------------------------------------------ admission
 
-    def refusal(
-        self, origin: str | None, host: str, *, check_origin: bool
-    ) -> tuple[int, str] | None:
+    def refusal(self) -> tuple[int, str] | None:
         """Why a request that would start a program is refused (status, reason), if it is."""
         config = self.config
-        if check_origin and (config.origins or config.sameorigin):
-            from wsdev.origin import origin_refusal
-
-            why = origin_refusal(origin, host, config)
-            if why is not None:
-                return 403, f"origin not allowed: {why}"
         if config.maxforks and self.children_running >= config.maxforks:
             return 429, f"too many connections: {config.maxforks} programs already running"
         return None
@@ -254,12 +262,18 @@ class SessionManager:
             bus=self.bus,
             conn=conn,
             child=child,
-            released=self.bridges.discard,
+            released=self._released,
         )
         self.bridges.add(bridge)
+        self.clients.add(conn.remote)
         self.bus.publish(Connected(conn))
         bridge.start(env)
         connection.attach(bridge)
+
+    def _released(self, bridge: Bridge) -> None:
+        """A session's program has ended: it no longer counts against any limit."""
+        self.bridges.discard(bridge)
+        self.clients.remove(bridge.conn.remote)
 
     def _sink(self, connection: Connection, console: bool) -> Sink:
         if console:
@@ -298,8 +312,9 @@ class SessionManager:
         else:
             origin = _header(facts, "Origin")
             self.bus.publish(Rejected(status, reason, url, facts.remote_addr, origin))
-        if target.console:
+        if target.console and status != 403:
             # The console cannot read an HTTP status: accept, explain in its envelope, close.
+            # A 403 (behaviour B10) answers a page that is not the console: it gets the status.
             self.add_headers(accepted.headers, 101)
             connection.respond(accepted)
             ConsoleSink(connection).error(reason, status)
