@@ -34,6 +34,7 @@ from wsdev.flags import (
 
 # Re-exported: the flag table moved to flags.py, and callers still import it from here.
 from wsdev.flags import FLAGS as FLAGS
+from wsdev.scripts import is_python_command, is_script_file
 
 # ---------------------------------------------------------------- parsing
 
@@ -196,7 +197,7 @@ def build_config(
         program = _resolve_command(parsed.command[0])
         command = (program, *parsed.command[1:])
         display = " ".join(parsed.command)
-        python_child = _is_python(program, parsed.command[1:])
+        python_child = is_python_command(program)
 
     reload_on = not bool(v.get("no-reload"))
     watch = tuple(Path(p).resolve() for p in opt_list("watch"))
@@ -338,38 +339,18 @@ def _resolve_command(name: str) -> str:
     return found
 
 
-def _is_python(program: str, args: Sequence[str]) -> bool:
-    base = Path(program).name
-    if base.startswith("python") or program.endswith(".py"):
-        return True
-    try:
-        with open(program, "rb") as f:
-            first = f.readline(200)
-    except OSError:
-        return False
-    return first.startswith(b"#!") and b"python" in first
-
-
 def script_of(config: Config) -> Path | None:
     """The script file COMMAND names, if any: watched for restart on edit (behaviour D1)."""
     if config.script_dir is not None or not config.command:
         return None
     program = Path(config.command[0])
-    if _looks_like_script(program):
+    if is_script_file(program):
         return program
     for arg in config.command[1:]:
         candidate = Path(arg)
         if candidate.is_file():
             return candidate.resolve()
     return None
-
-
-def _looks_like_script(program: Path) -> bool:
-    try:
-        with open(program, "rb") as f:
-            return f.read(2) == b"#!"
-    except OSError:
-        return False
 
 
 # ---------------------------------------------------------------- entry point

@@ -68,6 +68,8 @@ class ConnectionInfo:
     console: bool = False
     started: float = field(default_factory=time.monotonic)
     pid: int | None = None
+    # How many restarts on edit came before its program started (D2).
+    generation: int = 0
     # The request's headers in order, as the program's environment has them (a recorder's).
     headers: tuple[tuple[str, str], ...] = ()
 
@@ -95,6 +97,8 @@ class Restarting:
 
     changed: tuple[str, ...]
     live: int
+    # Restarts so far, this one included; a console compares it with its program's (D2).
+    generation: int = 0
 
 
 @dataclass(frozen=True, slots=True)

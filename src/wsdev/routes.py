@@ -19,6 +19,7 @@ from wsdev.environ import RequestFacts, cgi_environ, reverse_lookup
 from wsdev.events import EventBus, HttpRequest, Rejected
 from wsdev.feed import serve_feed
 from wsdev.guard import Route
+from wsdev.restartfeed import serve_restarts
 from wsdev.sessions import CONSOLE_PREFIX, NOT_FOUND_BODY, SessionManager, response_headers
 
 # The largest request body read (a CGI POST): aiohttp refuses bigger ones with 413.
@@ -59,6 +60,12 @@ class Routes:
             return await self._wsdev_route(request, path[len(CONSOLE_PREFIX) :])
         if _is_upgrade(request) and config.serves_websocket:
             return self._bad_handshake(request)
+        if config.script_dir or config.staticdir or config.cgidir:  # the folders own the paths
+            from wsdev.cleanpath import moved_to
+
+            location = moved_to(request.raw_path)
+            if location is not None:
+                return self._moved(request, location)
         if config.cgidir is not None:
             from wsdev.cgi import find_cgi_script
 
@@ -84,6 +91,9 @@ class Routes:
             if not _is_loopback(request.remote):
                 return self._refuse(request, 403, "the events feed answers loopback clients only")
             return await serve_feed(request, self.bus)
+        if rest == "restarts" and _is_upgrade(request):
+            # The console's notice of restarts on edit (D2); the guard let same-origin pages only.
+            return await serve_restarts(request, self.bus, lambda: self.sessions.generation)
         if self.config.console:
             if rest.startswith("transcript/") and self.transcripts is not None:
                 from wsdev.consoletests import serve as serve_transcript
@@ -123,6 +133,20 @@ class Routes:
             "(an HTTP/1.1 GET on a connection of its own)\n"
         )
         return web.Response(status=400, text=text, headers=headers)
+
+    def _moved(self, request: web.Request, location: str) -> web.Response:
+        """A path with ``.``/``..`` segments or doubled slashes: 301 to its cleaned form, with
+        the body and type Go's ``http.Redirect`` gives each method (behaviour A5)."""
+        from wsdev.cleanpath import moved_body
+
+        self._access(request, 301, "REDIRECT")
+        headers = {"Location": location}
+        if request.method not in ("GET", "HEAD"):
+            return web.Response(status=301, headers=headers)
+        body = moved_body(location)
+        return web.Response(
+            status=301, headers=headers, text=body, content_type="text/html", charset="utf-8"
+        )
 
     def _not_found(self, request: web.Request) -> web.Response:
         self._access(request, 404, "NOT FOUND")

@@ -25,6 +25,7 @@ from yarl import URL
 
 from wsdev import __version__
 from wsdev.bridge import CLOSE_INTERNAL, Bridge
+from wsdev.cleanpath import MOVED_CONTENT_TYPE, moved_body, moved_to
 from wsdev.config import Config
 from wsdev.connection import Connection
 from wsdev.environ import RequestFacts, cgi_environ, inherited_environ, reverse_lookup
@@ -41,6 +42,7 @@ from wsdev.guard import Guard, Route
 from wsdev.handshake import Handshake, switching_protocols
 from wsdev.limits import ClientTally
 from wsdev.process import Child, spawn
+from wsdev.scripts import inspect_script, spawn_failure_hint
 from wsdev.sinks import ConsoleSink, PlainSink, Sink
 from wsdev.urlmap import map_url
 
@@ -99,6 +101,7 @@ class SessionManager:
         self.max_message_size = config.maxframesize
         self.accepting = True
         self.clients = ClientTally(config.max_per_client)
+        self.generation = 0  # restarts on edit so far (D2)
 
     # ------------------------------------------------------------ what a Connection asks
 
@@ -151,15 +154,23 @@ class SessionManager:
             return
         config = self.config
         if config.script_dir is not None:
+            location = None if target.console else moved_to(target.raw)
+            if location is not None:
+                self._moved(connection, engine, facts, location)
+                return
             match = map_url(config.script_dir, target.path)
             if match is None:
                 self._refuse(connection, engine, response, facts, target, 404, "")
                 return
             argv: Sequence[str] = (str(match.file),)
             script_name, path_info = match.script_name, match.path_info
+            # Any file of the folder may be the program: Python or not (B9), runnable or not (F).
+            script = inspect_script(match.file)
+            python, problem = script.python, script.problem
         else:
             argv = config.command
             script_name, path_info = "/", target.path
+            python, problem = config.python_child, None
         why = self.refusal()
         if why is None:
             per_client = self.clients.refusal(facts.remote_addr)
@@ -169,7 +180,16 @@ class SessionManager:
             self._refuse(connection, engine, response, facts, target, *why)
             return
         session = _Pending(
-            connection, engine, response, facts, target, argv, script_name, path_info
+            connection,
+            engine,
+            response,
+            facts,
+            target,
+            argv,
+            script_name,
+            path_info,
+            python,
+            problem,
         )
         if config.reverselookup and facts.remote_addr:
             # Counted by --maxforks from admission on, so parallel upgrades cannot all get
@@ -222,6 +242,8 @@ class SessionManager:
             unique_id=unique_id,
             parent=self.inherited,
         )
+        if session.python and "PYTHONUNBUFFERED" not in env:
+            env["PYTHONUNBUFFERED"] = "1"  # B9, for each Python script of --dir
         conn = ConnectionInfo(
             id=unique_id,
             seq=seq,
@@ -232,8 +254,12 @@ class SessionManager:
             origin=session.engine_origin,
             command=config.command_display if config.script_dir is None else session.argv[0],
             console=target.console,
+            generation=self.generation,
             headers=facts.headers,
         )
+        if session.problem is not None:
+            self._spawn_failed(session, conn, session.problem)
+            return
         try:
             child: Child | OSError = spawn(session.argv, env)
         except OSError as exc:
@@ -249,7 +275,10 @@ class SessionManager:
     ) -> None:
         """The program has started (or could not): the 101, and the bridge takes over."""
         if isinstance(child, OSError):
-            self._spawn_failed(session, conn, child)
+            hint = spawn_failure_hint(
+                session.argv[0], child, command_mode=self.config.script_dir is None
+            )
+            self._spawn_failed(session, conn, hint or child.strerror or str(child))
             return
         config = self.config
         connection, target = session.connection, session.target
@@ -280,12 +309,12 @@ class SessionManager:
             return ConsoleSink(connection)
         return PlainSink(connection, passstderr=self.config.passstderr)
 
-    def _spawn_failed(self, session: _Pending, conn: ConnectionInfo, exc: OSError) -> None:
+    def _spawn_failed(self, session: _Pending, conn: ConnectionInfo, why: str) -> None:
         """The client hears why with a Close 1011 (and the console, the reason itself)."""
         connection = session.connection
         self.add_headers(session.response.headers, 101)
         connection.respond(session.response)
-        message = f"cannot run {session.argv[0]}: {exc.strerror or exc}"
+        message = f"cannot run {session.argv[0]}: {why}"
         self.bus.publish(Connected(conn))
         self.bus.publish(SpawnFailed(conn, message))
         self._sink(connection, conn.console).error(message, 500)
@@ -326,6 +355,17 @@ class SessionManager:
         self.add_headers(response.headers, status)
         connection.respond(response)
 
+    def _moved(
+        self, connection: Connection, engine: ServerProtocol, facts: RequestFacts, location: str
+    ) -> None:
+        """A ``--dir`` path with ``.``/``..`` segments or doubled slashes: 301 to the cleaned
+        path, as websocketd answers (behaviour A5)."""
+        response = engine.reject(301, moved_body(location))
+        del response.headers["Content-Type"]
+        response.headers["Content-Type"] = MOVED_CONTENT_TYPE
+        response.headers["Location"] = location
+        self._respond(connection, engine, response, facts, "REDIRECT")
+
     def _respond(
         self,
         connection: Connection,
@@ -356,9 +396,17 @@ class SessionManager:
         if endings:
             await asyncio.gather(*endings, return_exceptions=True)
 
-    def restart(self, files: Sequence[str]) -> None:
-        for bridge in list(self.bridges):
+    def new_generation(self) -> int:
+        """A restart on edit begins: sessions started from now on belong to the next generation."""
+        self.generation += 1
+        return self.generation
+
+    def restart(self, files: Sequence[str]) -> list[asyncio.Task[None]]:
+        """Close every live session with 1012; returns the endings of their programs (D2)."""
+        closing = list(self.bridges)
+        for bridge in closing:
             bridge.close(1012, "service restart", files)
+        return [bridge.ending for bridge in closing if bridge.ending is not None]
 
     def kill_all(self) -> None:
         for bridge in list(self.bridges):
@@ -377,6 +425,8 @@ class _Pending:
     argv: Sequence[str]
     script_name: str
     path_info: str
+    python: bool  # gets PYTHONUNBUFFERED=1 (B9)
+    problem: str | None  # why the program cannot run, said instead of starting it (F)
 
     @property
     def engine_origin(self) -> str:
