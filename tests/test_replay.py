@@ -282,3 +282,14 @@ def test_keyword_expressions() -> None:
     assert keyword_matches("chat", "tests/Chat_1.jsonl")
     assert keyword_matches("not login and (chat or echo)", "echo.jsonl")
     assert not keyword_matches("chat and login", "chat.jsonl")
+
+
+async def test_a_program_that_stops_answering_fails_once_it_times_out(tmp_path: Path) -> None:
+    events = [{"received": "hi"}, *({"sent": str(i)} for i in range(20)), {"received": "bye"}]
+    write_transcript(tmp_path / "silent.jsonl", "sleep 30", events)
+    ran = await wsdev_test(tmp_path, "--timeout", "0.5", "silent.jsonl")
+    assert ran.returncode == 1
+    assert 'message 1, before any message was sent:\n  expected: "hi"\n  got:      (nothing)' in (
+        ran.output
+    )
+    assert "(no reply within the timeout (waited for reply 1))" in ran.output

@@ -118,8 +118,9 @@ def _ending(transcript: Transcript, outcome: Outcome) -> list[Mismatch]:
         have = f"{outcome.close_code} {outcome.close_reason}".strip()
         if outcome.by != "program" or want != have:
             return [Mismatch("the end", after, f"program closed: {want}", _show_end(outcome))]
-    elif outcome.by == "program":
-        # The recorded session went on until the client left; this program quit early.
+    elif outcome.by == "program" and outcome.exit is not None and not outcome.exit.ok:
+        # The client ended the recorded session; this program failed on its own. (One that
+        # exits cleanly after its last reply merely won the race with the client's Close.)
         return [Mismatch("the end", after, "the client closes the session", _show_end(outcome))]
     return []
 

@@ -43,6 +43,11 @@ HANDSHAKE_HEADERS = frozenset(
 )
 
 
+# How long each later wait for replies may take once one has timed out: the replay has failed,
+# what is left only shows how far the program is from the recording.
+AFTER_TIMEOUT = 0.0
+
+
 @dataclass(slots=True)
 class Reply:
     """Something the program produced: ``after`` is how many messages had been sent then."""
@@ -155,7 +160,7 @@ class Session:
             self._changed.clear()
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
-                self.outcome.timed_out = waiting_for
+                self.outcome.timed_out = self.outcome.timed_out or waiting_for  # the first
                 return False
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
@@ -178,12 +183,17 @@ async def _drive(
     timeout: float,
 ) -> None:
     """Send each recorded message once the replies recorded before it are in, then end the
-    session as it was ended: the client closes, or the program's own end is awaited."""
+    session as it was ended: the client closes, or the program's own end is awaited.
+
+    Once one wait has timed out the replay has failed: later ones do not wait, so a program
+    that stopped answering costs one timeout, not one per message."""
     expected = 0
     for step in transcript.steps:
         if step.kind == "received":
             expected += 1
         elif step.kind == "sent" and isinstance(step.data, (str, bytes)):
+            if session.outcome.timed_out:
+                timeout = min(timeout, AFTER_TIMEOUT)
             await session.until(_has_replies(session, expected), timeout, f"reply {expected}")
             if session.ended.is_set():
                 return
