@@ -1,4 +1,4 @@
-"""The console's "save as test" and transcript download (behaviour C6), in a real Chromium
+"""The console's "save as test" and transcript download (behaviour C8), in a real Chromium
 against a real wsdev, then replayed by ``wsdev test``."""
 
 from __future__ import annotations

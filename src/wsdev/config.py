@@ -69,6 +69,9 @@ class Config:
     idle_timeout: float = 0.0
     # Host names answered on loopback besides this machine's own (behaviour B10); "*": any.
     allow_hosts: tuple[str, ...] = ()
+    # A room on the local network (behaviour B14): --lan, and the join secret ("" for none).
+    lan: bool = False
+    join_secret: str = ""
     record: Path | None = None  # --record: one transcript per connection here (behaviour H1)
 
     @property

@@ -1,4 +1,4 @@
-"""The console's sessions as transcripts: download one, or save it as a test (behaviour H1, C6).
+"""The console's sessions as transcripts: download one, or save it as a test (behaviour H1, C8).
 
 Every console session is kept in memory in the transcript format (the recorder's own lines), so
 the console can download exactly what ``--record`` would have written, and "save as test" can
