@@ -219,9 +219,6 @@ def _has_replies(session: Session, count: int) -> Callable[[], bool]:
 class _PipeClient:
     """The client's side of a ``Bridge`` when there is no socket: nothing to pause or frame."""
 
-    def __init__(self) -> None:
-        self.closed: tuple[int, str] | None = None
-
     def pause_reading(self) -> None:
         pass
 
@@ -229,7 +226,7 @@ class _PipeClient:
         pass
 
     def close(self, code: int, reason: str) -> None:
-        self.closed = (code, reason)
+        pass  # how the session ended comes with its Disconnected event
 
     def abort(self) -> None:
         pass
