@@ -72,6 +72,7 @@ class Config:
     # A room on the local network (behaviour B14): --lan, and the join secret ("" for none).
     lan: bool = False
     join_secret: str = ""
+    record: Path | None = None  # --record: one transcript per connection here (behaviour H1)
 
     @property
     def scheme(self) -> str:

@@ -34,6 +34,12 @@ class Routes:
         self.config = config
         self.bus = bus
         self.sessions = sessions
+        # The console's sessions as transcripts: download, save as test (behaviour C8).
+        self.transcripts = None
+        if config.console and config.serves_websocket:
+            from wsdev.consoletests import ConsoleTranscripts
+
+            self.transcripts = ConsoleTranscripts(bus, config)
 
     def application(self) -> web.Application:
         app = web.Application(client_max_size=MAX_REQUEST_BODY)
@@ -105,6 +111,10 @@ class Routes:
             # The console's notice of restarts on edit (D2); the guard let same-origin pages only.
             return await serve_restarts(request, self.bus, lambda: self.sessions.generation)
         if self.config.console:
+            if rest.startswith("transcript/") and self.transcripts is not None:
+                from wsdev.consoletests import serve as serve_transcript
+
+                return await serve_transcript(request, rest, self.transcripts)
             if rest in ("", "index.html") and request.method in ("GET", "HEAD"):
                 return self._console_page(request, "/", "")
             if rest.startswith("static/"):

@@ -266,6 +266,7 @@ class SessionManager:
             command=config.command_display if config.script_dir is None else session.argv[0],
             console=target.console,
             generation=self.generation,
+            headers=facts.headers,
         )
         if session.problem is not None:
             self._spawn_failed(session, conn, session.problem)

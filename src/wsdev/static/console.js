@@ -839,6 +839,37 @@
     else if (action === "copy-jsonl") copyText(exportJsonLines().join(""), `Copied ${count} as JSON lines`);
     else if (action === "download-text") download(exportText(), "txt", "text/plain");
     else if (action === "download-jsonl") download(exportJsonLines(), "jsonl", "application/x-ndjson");
+    else if (action === "download-test" || action === "save-test") transcriptAction(action);
+  }
+
+  // The server keeps each console session in the format of --record (behaviour C8): download
+  // it as it is, or save it into the project (tests/ unless another folder is named) as a test.
+  async function transcriptAction(action) {
+    const id = session && session.hello ? session.hello.id : null;
+    if (!id) { toast("No session to save yet"); return; }
+    const url = SETTINGS.socket.replace(/ws$/, "") + `transcript/${encodeURIComponent(id)}`;
+    if (action === "download-test") {
+      const link = el("a");
+      link.href = url;
+      link.download = "";
+      document.body.append(link);
+      link.click();
+      link.remove();
+      return;
+    }
+    const answer = window.prompt("Save this session as a test: folder/name", "tests/session");
+    if (!answer) return;
+    const cut = answer.lastIndexOf("/");
+    const body = { folder: cut < 0 ? "tests" : answer.slice(0, cut), name: answer.slice(cut + 1) };
+    try {
+      const response = await fetch(`${url}/save`, {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+      });
+      const result = await response.json();
+      toast(response.ok ? `Saved as ${result.path} · run: wsdev test ${result.path}` : `Not saved: ${result.error}`);
+    } catch (error) {
+      toast(`Not saved: ${error}`);
+    }
   }
 
   // ------------------------------------------------------------------ history
