@@ -5,7 +5,7 @@ is pinned in ``HEADS`` (docs/faults.md reports the same table): wsdev must answe
 clean 4xx (or a close), go on serving, log no error of its own and show no traceback. websocketd's
 column records what it does, so that a change in either shows here.
 
-The slow-loris tests hold heads that never finish (behaviour B12): each is closed once the
+The slow-loris tests hold heads that never finish (behaviour B15): each is closed once the
 handshake timeout runs out, measured from accept however busy the client keeps it, while other
 clients are served meanwhile. The frame violations are RFC 6455's and live in
 ``test_protocol_rules.py``; the few extra ones here are about sizes a frame only announces.
@@ -168,7 +168,7 @@ async def test_websocketd_answers_bad_heads_as_reported() -> None:
     assert got == {name: theirs for name, (_, _, theirs) in HEADS.items()}
 
 
-# ------------------------------------------------------------------------- slow loris (B12)
+# ------------------------------------------------------------------------- slow loris (B15)
 
 PARTIAL = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
 

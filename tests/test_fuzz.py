@@ -54,7 +54,7 @@ class Wsdev:
 
 @pytest.fixture(scope="module")
 def wsdev() -> Iterator[Wsdev]:
-    # A short handshake timeout: a random head that never completes is closed soon (B12).
+    # A short handshake timeout: a random head that never completes is closed soon (B15).
     argv = wsdev_argv(
         "--port=0",
         "--address=127.0.0.1",

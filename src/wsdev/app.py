@@ -15,15 +15,20 @@ import os
 import signal
 import sys
 import webbrowser
+from pathlib import Path
 
 from wsdev import eventloop
+from wsdev.cli import script_of
 from wsdev.config import Config
 from wsdev.events import EventBus, ServerStarted, ServerStopping
 from wsdev.logs import LogWriter, configure_logging
+from wsdev.msgtrace import trace_messages
 from wsdev.orphans import OrphanReaper
 from wsdev.process import own_pids
-from wsdev.reload import Reloader, watched_paths
+from wsdev.reload import Reloader
+from wsdev.scripts import startup_problems
 from wsdev.server import Server
+from wsdev.watchset import watch_set
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +55,12 @@ async def serve(config: Config) -> int:
         dashboard.start()
     if dashboard is None:
         views.append(LogWriter(bus, config, log_output))
+        views.append(trace_messages(bus))  # --loglevel=trace: each message too
+    recorder = None
+    if config.record is not None:
+        from wsdev.recorder import Recorder
+
+        recorder = Recorder(bus, config, config.record)
 
     server = Server(config, bus)
     try:
@@ -61,9 +72,14 @@ async def serve(config: Config) -> int:
     # Everything alive now lives as long as wsdev: keep it out of every garbage collection, so
     # the collections that connections trigger stay small.
     gc.freeze()
-    paths = watched_paths(config) if config.reload else ()
+    watched = watch_set(config, script_of(config), Path.cwd().resolve()) if config.reload else None
     stop = asyncio.Event()
-    reloader = Reloader(paths, server) if paths else None
+    own_folders = (config.record,) if config.record is not None else ()
+    reloader = (
+        Reloader(watched, server, after=lambda: _say_problems(config), ignore=own_folders)
+        if watched
+        else None
+    )
     reload_task = asyncio.ensure_future(reloader.run(stop)) if reloader else None
     if reload_task is not None:
         # The watcher sets up its inotify watches synchronously in its first step: let that
@@ -75,9 +91,10 @@ async def serve(config: Config) -> int:
             console_urls=tuple(server.console_urls) if config.console else (),
             command=config.command_display,
             binary=config.binary,
-            watched=tuple(str(p) for p in paths),
+            watched=watched.describe(Path.cwd().resolve()) if watched else (),
         )
     )
+    _say_problems(config)
 
     orphans = OrphanReaper(own_pids)
     orphans.start()
@@ -97,6 +114,7 @@ async def serve(config: Config) -> int:
             orphans.kill_all()
             if dashboard is not None:
                 dashboard.close()  # os._exit skips atexit: leave the alternate screen now
+            log_output.flush()  # and write the log's last lines (behaviour A6)
             os._exit(130)
         stop.set()
 
@@ -117,10 +135,19 @@ async def serve(config: Config) -> int:
         # Whatever escaped its process group (setsid) and was adopted by us ends now (B6).
         orphans.kill_all()
         orphans.stop()
+        if recorder is not None:
+            recorder.close()  # after the server: every connection's last lines are in
         if dashboard is not None:
             await dashboard.stop()
         log_output.flush()
     return 0
+
+
+def _say_problems(config: Config) -> None:
+    """A program that cannot run fails on every connection: say what to do once, at start-up
+    and after each restart on edit (F)."""
+    for problem in startup_problems(config):
+        logger.warning("%s", problem, extra={"category": "server"})
 
 
 async def _open_browser(url: str) -> None:

@@ -19,7 +19,7 @@ import contextlib
 import signal
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from wsdev.config import Config
 from wsdev.eventloop import until_idle
@@ -36,13 +36,23 @@ from wsdev.events import (
     StderrLine,
 )
 from wsdev.lifecycle import Cause, Lifecycle, Phase
+from wsdev.limits import SessionClock
 from wsdev.pipes import PipeReader, PipeWriter
 from wsdev.process import Child
 from wsdev.sinks import Sink
 from wsdev.streams import BinaryReader, LineReader, StderrReader, StdinFlow
 
-if TYPE_CHECKING:
-    from wsdev.connection import Connection
+
+class ClientSide(Protocol):
+    """What a session needs of its client: a ``connection.Connection`` when serving, a stand-in
+    when ``wsdev test`` drives a program's pipes directly (behaviour H2)."""
+
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    def close(self, code: int, reason: str) -> None: ...
+    def abort(self) -> None: ...
+    def ping(self) -> None: ...
+
 
 # Once the program has exited, how long stdout and stderr may stay open (held by an escaped
 # grandchild) before wsdev stops waiting for their last lines.
@@ -61,7 +71,7 @@ class Bridge:
     def __init__(
         self,
         *,
-        connection: Connection,
+        connection: ClientSide,
         sink: Sink,
         config: Config,
         bus: EventBus,
@@ -82,6 +92,7 @@ class Bridge:
         self._released: Callable[[Bridge], object] | None = released
         self._last_seen = time.monotonic()
         self._ping_timer: asyncio.TimerHandle | None = None
+        self._clock: SessionClock | None = None  # --max-lifetime, --idle-timeout
         self._stdout_done = False
         loop = asyncio.get_running_loop()
         self._stdout_eof: asyncio.Future[None] = loop.create_future()
@@ -107,6 +118,8 @@ class Bridge:
             self._program_progress()
         if self._config.pingms > 0:
             self._schedule_ping()
+        if SessionClock.wanted(self._config):
+            self._clock = SessionClock(self._config, self.close)
 
     @property
     def closing(self) -> bool:
@@ -128,6 +141,8 @@ class Bridge:
         self._last_seen = time.monotonic()
         if self.state.phase is not Phase.OPEN:
             return
+        if self._clock is not None:
+            self._clock.touch()
         self._stdin.write(data if binary else data + b"\n")
         if self._bus.wants_messages:
             self._bus.publish_message(MessageIn(self.conn, data if binary else data.decode()))
@@ -153,10 +168,10 @@ class Bridge:
 
     # ------------------------------------------------------------ program -> client
 
-    def on_lines(self, lines: list[bytes], nbytes: int) -> None:
+    def on_lines(self, lines: list[bytes], nbytes: int, block: bytes | None = None) -> None:
         self._sink.lines(lines)
         if self._bus.wants_messages:
-            self._bus.publish_message(MessagesOut(self.conn, lines, nbytes, False))
+            self._bus.publish_message(MessagesOut(self.conn, lines, nbytes, False, block))
 
     def on_chunk(self, data: bytes) -> None:
         self._sink.chunk(data)
@@ -241,6 +256,8 @@ class Bridge:
         """End the program, send the program's Close if it is still due, then the bookkeeping."""
         if self._ping_timer is not None:
             self._ping_timer.cancel()
+        if self._clock is not None:
+            self._clock.cancel()
         if self.state.cause is Cause.PROGRAM:
             # The client has its Close: the rest waits for a moment that keeps nobody waiting.
             await until_idle()
@@ -269,7 +286,8 @@ class Bridge:
         state.move(Phase.ENDED)
         duration = time.monotonic() - self.conn.started
         code = state.code if state.code is not None else CLOSE_INTERNAL
-        self._bus.publish(Disconnected(self.conn, code, state.reason, status, duration))
+        by = state.cause.value if state.cause is not None else ""
+        self._bus.publish(Disconnected(self.conn, code, state.reason, status, duration, by))
 
     def _release(self) -> None:
         released, self._released = self._released, None

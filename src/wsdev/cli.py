@@ -11,6 +11,7 @@ The flags themselves, their help and their ``WSDEV_<NAME>`` variables are in ``f
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -20,10 +21,21 @@ from pathlib import Path
 from wsdev import __version__
 from wsdev.config import LOG_LEVELS, WEBSOCKETD_COMPAT_VERSION, Config
 from wsdev.errors import ConfigError, UsageError, WsdevError
-from wsdev.flags import ALIASES, BY_NAME, FALSE, LICENSE, TRUE, env_options, help_text, parse_int
+from wsdev.flags import (
+    ALIASES,
+    BY_NAME,
+    FALSE,
+    LICENSE,
+    TRUE,
+    env_options,
+    help_text,
+    parse_int,
+    parse_seconds,
+)
 
 # Re-exported: the flag table moved to flags.py, and callers still import it from here.
 from wsdev.flags import FLAGS as FLAGS
+from wsdev.scripts import is_python_command, is_script_file
 
 # ---------------------------------------------------------------- parsing
 
@@ -100,6 +112,8 @@ def _take_flag(args: list[str], index: int, values: dict[str, object], *, wsdev_
         value = args[index]
     if flag.kind == "int":
         values[name] = parse_int(name, value)
+    elif flag.kind == "seconds":
+        values[name] = parse_seconds(name, value)
     elif flag.kind == "list":
         existing = values.setdefault(name, [])
         assert isinstance(existing, list)
@@ -132,6 +146,10 @@ def build_config(
     def opt_list(name: str) -> list[str]:
         value = v.get(name, [])
         return value if isinstance(value, list) else []
+
+    def opt_seconds(name: str) -> float:
+        value = v.get(name, 0.0)
+        return float(value) if isinstance(value, (int, float)) else 0.0
 
     def opt_int(name: str, default: int) -> int:
         value = v.get(name, default)
@@ -180,7 +198,7 @@ def build_config(
         program = _resolve_command(parsed.command[0])
         command = (program, *parsed.command[1:])
         display = " ".join(parsed.command)
-        python_child = _is_python(program, parsed.command[1:])
+        python_child = is_python_command(program)
 
     reload_on = not bool(v.get("no-reload"))
     watch = tuple(Path(p).resolve() for p in opt_list("watch"))
@@ -190,16 +208,15 @@ def build_config(
 
     if opt_int("max-line-bytes", 1) < 1:
         raise ConfigError("--max-line-bytes must be at least 1")
-    if opt_int("handshake-timeout", 0) < 0:
-        raise ConfigError("--handshake-timeout must be 0 (no limit) or a number of seconds")
     dashboard_on = stdout_isatty and not bool(v.get("no-dashboard"))
+    lan = bool(v.get("lan"))
     unixsocket = opt_str("unixsocket")
     return Config(
         command=command,
         command_display=display,
         script_dir=script_dir,
         port=port,
-        addresses=tuple(opt_list("address")),
+        addresses=_addresses(opt_list("address"), lan),
         unixsocket=Path(unixsocket) if unixsocket else None,
         sameorigin=bool(v.get("sameorigin")),
         origins=tuple(o.strip() for o in (opt_str("origin") or "").split(",") if o.strip()),
@@ -233,8 +250,15 @@ def build_config(
         watch=watch,
         dashboard=dashboard_on,
         max_line_bytes=opt_int("max-line-bytes", 16 * 1024 * 1024),
-        handshake_timeout=opt_int("handshake-timeout", 10),
+        handshake_timeout=opt_seconds("handshake-timeout") if "handshake-timeout" in v else 10.0,
         python_child=python_child,
+        max_per_client=opt_int("max-per-client", 0),
+        max_lifetime=opt_seconds("max-lifetime"),
+        idle_timeout=opt_seconds("idle-timeout"),
+        allow_hosts=_allow_hosts(opt_list("allow-host")),
+        lan=lan,
+        join_secret=_join_secret(opt_str("token"), lan=lan, no_token=bool(v.get("no-token"))),
+        record=_record_folder(opt_str("record")),
     )
 
 
@@ -247,6 +271,20 @@ def _existing_dir(flag: str, value: str | None) -> Path | None:
     return path.resolve()
 
 
+def _record_folder(value: str | None) -> Path | None:
+    """--record's folder, made if missing (behaviour H1)."""
+    if value is None:
+        return None
+    path = Path(value)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--record={value}: cannot make the folder ({exc.strerror})") from None
+    if not os.access(path, os.W_OK):
+        raise ConfigError(f"--record={value}: the folder is not writable")
+    return path.resolve()
+
+
 def _existing_file(flag: str, value: str | None) -> Path | None:
     if value is None:
         return None
@@ -254,6 +292,54 @@ def _existing_file(flag: str, value: str | None) -> Path | None:
     if not path.is_file():
         raise ConfigError(f"--{flag}={value}: no such file")
     return path.resolve()
+
+
+def _addresses(given: list[str], lan: bool) -> tuple[str, ...]:
+    """What to bind: --address as given; --lan adds localhost and every LAN address."""
+    if not lan:
+        return tuple(given)
+    from wsdev.lan import lan_addresses
+
+    found = lan_addresses()
+    if not found and not given:
+        raise ConfigError(
+            "--lan: this machine has no address on a local network (is it connected?); "
+            "--address=ADDR chooses one"
+        )
+    return tuple(dict.fromkeys(["127.0.0.1", *given, *found]))
+
+
+def _join_secret(token: str | None, *, lan: bool, no_token: bool) -> str:
+    """The room's join secret (behaviour B14): --token, else a new one under --lan."""
+    from wsdev.joinsecret import new_secret
+
+    if token is not None and no_token:
+        raise ConfigError("give either --token=SECRET or --no-token, not both")
+    if token is not None:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{4,64}", token):
+            raise ConfigError(
+                f"--token={token!r}: use 4 to 64 letters, digits, '-' or '_' (it goes in a link)"
+            )
+        return token
+    return new_secret() if lan and not no_token else ""
+
+
+def _allow_hosts(values: list[str]) -> tuple[str, ...]:
+    """--allow-host names (behaviour B10): a host name or address, any port; ``*`` for any."""
+    names: list[str] = []
+    for value in values:
+        name = value.strip().lower().rstrip(".")
+        if name.startswith("[") and name.endswith("]"):
+            name = name[1:-1]
+        if name != "*" and (
+            not name or not all(c.isalnum() or c in "-._:" for c in name) or name.count(":") == 1
+        ):
+            raise ConfigError(
+                f"--allow-host={value!r}: expected a host name or address without a port"
+                " (every port is allowed), e.g. --allow-host=myapp.test"
+            )
+        names.append(name)
+    return tuple(dict.fromkeys(names))
 
 
 def _headers(flag: str, values: list[str]) -> tuple[tuple[str, str], ...]:
@@ -288,38 +374,18 @@ def _resolve_command(name: str) -> str:
     return found
 
 
-def _is_python(program: str, args: Sequence[str]) -> bool:
-    base = Path(program).name
-    if base.startswith("python") or program.endswith(".py"):
-        return True
-    try:
-        with open(program, "rb") as f:
-            first = f.readline(200)
-    except OSError:
-        return False
-    return first.startswith(b"#!") and b"python" in first
-
-
 def script_of(config: Config) -> Path | None:
     """The script file COMMAND names, if any: watched for restart on edit (behaviour D1)."""
     if config.script_dir is not None or not config.command:
         return None
     program = Path(config.command[0])
-    if _looks_like_script(program):
+    if is_script_file(program):
         return program
     for arg in config.command[1:]:
         candidate = Path(arg)
         if candidate.is_file():
             return candidate.resolve()
     return None
-
-
-def _looks_like_script(program: Path) -> bool:
-    try:
-        with open(program, "rb") as f:
-            return f.read(2) == b"#!"
-    except OSError:
-        return False
 
 
 # ---------------------------------------------------------------- entry point
@@ -329,6 +395,12 @@ def main(argv: Sequence[str] | None = None, *, run: Callable[[Config], int] | No
     """``wsdev``: parse, build the Config, serve. Every known error becomes one line."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
+        if args[:1] == ["test"]:
+            # The subcommand only as the very first word (behaviour H2): a program named
+            # ``test`` still runs as ``wsdev ./test``, ``wsdev -- test`` or after any flag.
+            from wsdev.testrunner import main as test_main
+
+            return test_main(args[1:])
         parsed = parse_args(args)
         if parsed.values.get("help"):
             sys.stdout.write(help_text())

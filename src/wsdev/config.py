@@ -61,10 +61,20 @@ class Config:
     watch: tuple[Path, ...] = ()
     dashboard: bool = False  # the command line turns it on when stdout is a terminal
     max_line_bytes: int = 16 * 1024 * 1024
-    # Seconds from accept to a complete first request head, 0 for none (behaviour B12).
-    handshake_timeout: int = 10
+    # Seconds from accept to a complete first request head, 0 for none (behaviour B15).
+    handshake_timeout: float = 10.0
     # Python children get PYTHONUNBUFFERED=1 (behaviour B9); decided once from the command.
     python_child: bool = False
+    # Limits for a shared server (behaviour B13); 0 means none.
+    max_per_client: int = 0
+    max_lifetime: float = 0.0
+    idle_timeout: float = 0.0
+    # Host names answered on loopback besides this machine's own (behaviour B10); "*": any.
+    allow_hosts: tuple[str, ...] = ()
+    # A room on the local network (behaviour B14): --lan, and the join secret ("" for none).
+    lan: bool = False
+    join_secret: str = ""
+    record: Path | None = None  # --record: one transcript per connection here (behaviour H1)
 
     @property
     def scheme(self) -> str:

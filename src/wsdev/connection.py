@@ -47,7 +47,7 @@ HEAD_LIMIT = 64 * 1024
 # to a plain port, noise) goes to aiohttp at once, which refuses it.
 HEAD_START = re.compile(rb"[A-Z]{1,20}( |$)")
 CRLF = (b"\r", b"\n")
-# The answer to a request head still incomplete when the handshake timeout expires (B12).
+# The answer to a request head still incomplete when the handshake timeout expires (B15).
 HEAD_TIMEOUT_RESPONSE = (
     b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n"
     b"Content-Length: 30\r\nConnection: close\r\n\r\nrequest head not sent in time\n"
@@ -66,7 +66,7 @@ class Sessions(Protocol):
     """What a connection needs of the server (``sessions.SessionManager``)."""
 
     max_message_size: int
-    handshake_timeout: float  # seconds; 0 for no limit (behaviour B12)
+    handshake_timeout: float  # seconds; 0 for no limit (behaviour B15)
 
     def wants(self, target: str) -> bool:
         """Whether a WebSocket upgrade of this target goes to a program's session."""
@@ -118,7 +118,7 @@ class Connection(asyncio.Protocol):
         self.transport = transport
         limit = self._sessions.handshake_timeout
         if limit > 0:
-            # Behaviour B12: a client that never finishes its request head (slow loris) does
+            # Behaviour B15: a client that never finishes its request head (slow loris) does
             # not hold a socket for ever.
             loop = asyncio.get_running_loop()
             self._head_timer = loop.call_later(limit, self._head_overdue)
@@ -201,7 +201,7 @@ class Connection(asyncio.Protocol):
             self._head_timer = None
 
     def _head_overdue(self) -> None:
-        """The handshake timeout (B12): a partial head gets 408, a silent client just a close."""
+        """The handshake timeout (B15): a partial head gets 408, a silent client just a close."""
         self._head_timer = None
         transport = self.transport
         if transport is None or transport.is_closing() or self._engine is not None:

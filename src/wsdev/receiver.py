@@ -117,7 +117,8 @@ class Receiver:
                 self._to_engine(data[position:end])
             position = end
         if self._engine_takes_all:
-            self._to_engine(data[position:])
+            if position < size:  # a Close that ended the data leaves nothing more to give
+                self._to_engine(data[position:])
         elif position < size:
             self._pending = data[position:]
 

@@ -18,6 +18,9 @@ from wsdev.config import Config
 from wsdev.environ import RequestFacts, cgi_environ, reverse_lookup
 from wsdev.events import EventBus, HttpRequest, Rejected
 from wsdev.feed import serve_feed
+from wsdev.guard import Route
+from wsdev.joinsecret import JOIN_REFUSAL, REFUSAL_PAGE, JoinSecret
+from wsdev.restartfeed import serve_restarts
 from wsdev.sessions import CONSOLE_PREFIX, NOT_FOUND_BODY, SessionManager, response_headers
 
 # The largest request body read (a CGI POST): aiohttp refuses bigger ones with 413.
@@ -31,6 +34,12 @@ class Routes:
         self.config = config
         self.bus = bus
         self.sessions = sessions
+        # The console's sessions as transcripts: download, save as test (behaviour C8).
+        self.transcripts = None
+        if config.console and config.serves_websocket:
+            from wsdev.consoletests import ConsoleTranscripts
+
+            self.transcripts = ConsoleTranscripts(bus, config)
 
     def application(self) -> web.Application:
         app = web.Application(client_max_size=MAX_REQUEST_BODY)
@@ -41,10 +50,34 @@ class Routes:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         config = self.config
         path = request.path
-        if path.startswith(CONSOLE_PREFIX) or path == CONSOLE_PREFIX[:-1]:
+        own = path.startswith(CONSOLE_PREFIX) or path == CONSOLE_PREFIX[:-1]
+        headers = request.headers
+        forbidden = self.sessions.guard.refusal(  # behaviour B10, as for upgrades
+            Route.OWN if own else Route.PLAIN, headers.get("Host", ""), headers.get("Origin")
+        )
+        if forbidden is not None:
+            return self._refuse(request, 403, forbidden)
+        join = self.sessions.join
+        if join is not None:
+            query = request.rel_url.raw_query_string
+            if not join.admits(query, headers.get("Cookie", "")):
+                return self._refuse_join(request)
+            if (
+                join.in_query(query)
+                and request.method in ("GET", "HEAD")
+                and not _is_upgrade(request)
+            ):
+                return self._joined(request, join)
+        if own:
             return await self._wsdev_route(request, path[len(CONSOLE_PREFIX) :])
         if _is_upgrade(request) and config.serves_websocket:
             return self._bad_handshake(request)
+        if config.script_dir or config.staticdir or config.cgidir:  # the folders own the paths
+            from wsdev.cleanpath import moved_to
+
+            location = moved_to(request.raw_path)
+            if location is not None:
+                return self._moved(request, location)
         if config.cgidir is not None:
             from wsdev.cgi import find_cgi_script
 
@@ -59,6 +92,10 @@ class Routes:
                 self._access(request, response.status, "STATIC")
                 return response
         if config.console_on_any_path and request.method in ("GET", "HEAD"):
+            if config.script_dir is not None:
+                listing = self._folder_listing(request, config.script_dir, path)
+                if listing is not None:
+                    return listing
             # The raw query: the page hands it back, and the program must see it percent-encoded.
             return self._console_page(request, path, request.rel_url.raw_query_string)
         return self._not_found(request)
@@ -70,7 +107,14 @@ class Routes:
             if not _is_loopback(request.remote):
                 return self._refuse(request, 403, "the events feed answers loopback clients only")
             return await serve_feed(request, self.bus)
+        if rest == "restarts" and _is_upgrade(request):
+            # The console's notice of restarts on edit (D2); the guard let same-origin pages only.
+            return await serve_restarts(request, self.bus, lambda: self.sessions.generation)
         if self.config.console:
+            if rest.startswith("transcript/") and self.transcripts is not None:
+                from wsdev.consoletests import serve as serve_transcript
+
+                return await serve_transcript(request, rest, self.transcripts)
             if rest in ("", "index.html") and request.method in ("GET", "HEAD"):
                 return self._console_page(request, "/", "")
             if rest.startswith("static/"):
@@ -88,7 +132,20 @@ class Routes:
         from wsdev.console import console_page
 
         self._access(request, 200, "CONSOLE")
-        return console_page(self.config, path, query)
+        return console_page(self.config, path, query, self.sessions.room_link)
+
+    def _folder_listing(
+        self, request: web.Request, root: Path, path: str
+    ) -> web.StreamResponse | None:
+        """Under --dir, a folder's path lists its programs (behaviour C7)."""
+        from wsdev.listing import listed_folder, listing_page
+
+        folder = listed_folder(root, path)
+        if folder is None:
+            return None
+        self._access(request, 200, "CONSOLE")
+        host = request.headers.get("Host", "")
+        return listing_page(folder, path, self.config.scheme, host)
 
     def _bad_handshake(self, request: web.Request) -> web.Response:
         """An upgrade the WebSocket path did not take: a clean refusal (behaviour B5)."""
@@ -106,6 +163,20 @@ class Routes:
         )
         return web.Response(status=400, text=text, headers=headers)
 
+    def _moved(self, request: web.Request, location: str) -> web.Response:
+        """A path with ``.``/``..`` segments or doubled slashes: 301 to its cleaned form, with
+        the body and type Go's ``http.Redirect`` gives each method (behaviour A5)."""
+        from wsdev.cleanpath import moved_body
+
+        self._access(request, 301, "REDIRECT")
+        headers = {"Location": location}
+        if request.method not in ("GET", "HEAD"):
+            return web.Response(status=301, headers=headers)
+        body = moved_body(location)
+        return web.Response(
+            status=301, headers=headers, text=body, content_type="text/html", charset="utf-8"
+        )
+
     def _not_found(self, request: web.Request) -> web.Response:
         self._access(request, 404, "NOT FOUND")
         return web.Response(status=404, text=NOT_FOUND_BODY)
@@ -114,6 +185,25 @@ class Routes:
         origin = request.headers.get("Origin", "")
         self.bus.publish(Rejected(status, reason, _full_url(request), request.remote or "", origin))
         return web.Response(status=status, text=f"{status} {reason}\n")
+
+    def _refuse_join(self, request: web.Request) -> web.Response:
+        """No join secret (behaviour B14): a page that says to ask for the link."""
+        origin = request.headers.get("Origin", "")
+        self.bus.publish(
+            Rejected(403, JOIN_REFUSAL, _full_url(request), request.remote or "", origin)
+        )
+        if _is_upgrade(request) or request.method not in ("GET", "HEAD"):
+            return web.Response(status=403, text=f"403 {JOIN_REFUSAL}\n")
+        return web.Response(status=403, text=REFUSAL_PAGE, content_type="text/html")
+
+    def _joined(self, request: web.Request, join: JoinSecret) -> web.Response:
+        """A link with the secret: keep it in a cookie, and take it out of the address bar."""
+        location = join.clean_target(request.raw_path)
+        self._access(request, 303, "JOIN")
+        return web.Response(
+            status=303,
+            headers={"Location": location, "Set-Cookie": join.cookie(tls=self.config.ssl)},
+        )
 
     def _access(self, request: web.Request, status: int, kind: str) -> None:
         self.bus.publish(
@@ -124,7 +214,7 @@ class Routes:
         self, request: web.Request, script: Path, script_name: str, path_info: str
     ) -> web.StreamResponse:
         sessions = self.sessions
-        why = sessions.refusal(None, request.headers.get("Host", ""), check_origin=False)
+        why = sessions.refusal()
         if why is not None:
             return self._refuse(request, *why)
         from wsdev.cgi import serve_cgi
@@ -133,6 +223,8 @@ class Routes:
         try:
             unique_id, _ = sessions.ids.next()
             facts = await _request_facts(request, self.config.reverselookup)
+            if sessions.join is not None:
+                facts = sessions.join.clean_facts(facts)  # the secret is wsdev's (B14)
             env = cgi_environ(
                 self.config,
                 facts,
