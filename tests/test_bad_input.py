@@ -276,7 +276,7 @@ async def test_frames_announcing_too_much_or_cut_off_are_refused_at_once() -> No
         async with connect(server.port) as client:
             await client.send(frame(OP_TEXT, b"x" * 1000)[:500])
             client.abort()
-        await server.wait_for_log(r"Process ended: exit 0 .*\(close 1006\)")
+        await server.wait_for_log(r"Process ended: exit 0 .*\(close 1006")
         await assert_still_serving(Target("wsdev", server.port, server))
     for name, (_, codes) in ANNOUNCED.items():
         assert closes[name] in codes, (name, closes[name])
