@@ -21,7 +21,13 @@ from wsdev.feed import serve_feed
 from wsdev.guard import Route
 from wsdev.joinsecret import JOIN_REFUSAL, REFUSAL_PAGE, JoinSecret
 from wsdev.restartfeed import serve_restarts
-from wsdev.sessions import CONSOLE_PREFIX, NOT_FOUND_BODY, SessionManager, response_headers
+from wsdev.sessions import (
+    CONSOLE_PREFIX,
+    NOT_FOUND_BODY,
+    SessionManager,
+    response_headers,
+    sendable_text,
+)
 
 # The largest request body read (a CGI POST): aiohttp refuses bigger ones with 413.
 MAX_REQUEST_BODY = 64 * 1024**2
@@ -184,7 +190,7 @@ class Routes:
     def _refuse(self, request: web.Request, status: int, reason: str) -> web.Response:
         origin = request.headers.get("Origin", "")
         self.bus.publish(Rejected(status, reason, _full_url(request), request.remote or "", origin))
-        return web.Response(status=status, text=f"{status} {reason}\n")
+        return web.Response(status=status, text=sendable_text(f"{status} {reason}\n"))
 
     def _refuse_join(self, request: web.Request) -> web.Response:
         """No join secret (behaviour B14): a page that says to ask for the link."""

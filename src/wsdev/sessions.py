@@ -363,7 +363,7 @@ class SessionManager:
             connection.close(code, reason)
             return
         body = NOT_FOUND_BODY if status == 404 else f"{status} {reason}\n"
-        response = engine.reject(status, body)
+        response = engine.reject(status, sendable_text(body))
         self.add_headers(response.headers, status)
         connection.respond(response)
 
@@ -443,6 +443,12 @@ class _Pending:
     @property
     def engine_origin(self) -> str:
         return _header(self.facts, "Origin")
+
+
+def sendable_text(text: str) -> str:
+    """``text`` that encodes as UTF-8: a refusal may quote a header, and bytes of it that were
+    not UTF-8 (kept as surrogate escapes) become U+FFFD instead of failing the answer."""
+    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def response_headers(config: Config, status: int) -> tuple[tuple[str, str], ...]:
