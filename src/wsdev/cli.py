@@ -24,6 +24,7 @@ from wsdev.flags import ALIASES, BY_NAME, FALSE, LICENSE, TRUE, env_options, hel
 
 # Re-exported: the flag table moved to flags.py, and callers still import it from here.
 from wsdev.flags import FLAGS as FLAGS
+from wsdev.proxies import Network, TrustedProxies, parse_network, parse_trusted
 
 # ---------------------------------------------------------------- parsing
 
@@ -191,6 +192,9 @@ def build_config(
     if opt_int("max-line-bytes", 1) < 1:
         raise ConfigError("--max-line-bytes must be at least 1")
     dashboard_on = stdout_isatty and not bool(v.get("no-dashboard"))
+    trusted_proxies, metrics_from = _service_options(
+        opt_list("trusted-proxy"), opt_list("metrics-from")
+    )
     unixsocket = opt_str("unixsocket")
     return Config(
         command=command,
@@ -232,7 +236,27 @@ def build_config(
         dashboard=dashboard_on,
         max_line_bytes=opt_int("max-line-bytes", 16 * 1024 * 1024),
         python_child=python_child,
+        drain=opt_int("drain", 0),
+        metrics=bool(v.get("metrics")) or bool(metrics_from),
+        trusted_proxies=trusted_proxies,
+        metrics_from=metrics_from,
     )
+
+
+def _service_options(
+    trusted: list[str], metrics_from: list[str]
+) -> tuple[TrustedProxies, tuple[Network, ...]]:
+    """--trusted-proxy and --metrics-from, parsed once (behaviour B12)."""
+    try:
+        networks = tuple(
+            parse_network(part, "--metrics-from")
+            for value in metrics_from
+            for part in value.split(",")
+            if part.strip()
+        )
+        return parse_trusted(trusted), networks
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _existing_dir(flag: str, value: str | None) -> Path | None:

@@ -11,6 +11,8 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from wsdev.proxies import NO_PROXIES, Network, TrustedProxies
+
 #: The websocketd release whose behaviour (and unreleased flags) wsdev reproduces.
 WEBSOCKETD_COMPAT_VERSION = "0.5.0"
 
@@ -63,6 +65,11 @@ class Config:
     max_line_bytes: int = 16 * 1024 * 1024
     # Python children get PYTHONUNBUFFERED=1 (behaviour B9); decided once from the command.
     python_child: bool = False
+    # Running as a service: behind proxies, several instances, a service manager (behaviour B12).
+    drain: int = 0  # seconds live sessions get to end by themselves at shutdown
+    trusted_proxies: TrustedProxies = NO_PROXIES
+    metrics: bool = False
+    metrics_from: tuple[Network, ...] = ()  # besides loopback, who may read health and metrics
 
     @property
     def scheme(self) -> str:

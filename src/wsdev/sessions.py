@@ -93,6 +93,8 @@ class SessionManager:
         self._http = http
         self.max_message_size = config.maxframesize
         self.accepting = True
+        # Shutting down with --drain: new sessions and CGI runs get 503 (behaviour B12).
+        self.draining = False
 
     # ------------------------------------------------------------ what a Connection asks
 
@@ -173,6 +175,8 @@ class SessionManager:
     ) -> tuple[int, str] | None:
         """Why a request that would start a program is refused (status, reason), if it is."""
         config = self.config
+        if self.draining:
+            return 503, "server draining: try another instance"
         if check_origin and (config.origins or config.sameorigin):
             from wsdev.origin import origin_refusal
 
@@ -302,7 +306,7 @@ class SessionManager:
             self.add_headers(accepted.headers, 101)
             connection.respond(accepted)
             ConsoleSink(connection).error(reason, status)
-            code = CONSOLE_TRY_AGAIN if status == 429 else CONSOLE_REFUSED
+            code = CONSOLE_TRY_AGAIN if status in (429, 503) else CONSOLE_REFUSED
             connection.close(code, reason)
             return
         body = NOT_FOUND_BODY if status == 404 else f"{status} {reason}\n"
