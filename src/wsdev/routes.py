@@ -18,6 +18,7 @@ from wsdev.config import Config
 from wsdev.environ import RequestFacts, cgi_environ, reverse_lookup
 from wsdev.events import EventBus, HttpRequest, Rejected
 from wsdev.feed import serve_feed
+from wsdev.metrics import Metrics, health_response, may_read, metrics_response
 from wsdev.sessions import CONSOLE_PREFIX, NOT_FOUND_BODY, SessionManager, response_headers
 
 # The largest request body read (a CGI POST): aiohttp refuses bigger ones with 413.
@@ -31,6 +32,8 @@ class Routes:
         self.config = config
         self.bus = bus
         self.sessions = sessions
+        # Counted from the start, so the totals cover the whole run (behaviour B12).
+        self.metrics = Metrics(bus) if config.metrics else None
 
     def application(self) -> web.Application:
         app = web.Application(client_max_size=MAX_REQUEST_BODY)
@@ -64,6 +67,8 @@ class Routes:
         return self._not_found(request)
 
     async def _wsdev_route(self, request: web.Request, rest: str) -> web.StreamResponse:
+        if rest in ("health", "metrics") and request.method in ("GET", "HEAD"):
+            return self._operations(request, rest)
         if rest == "ws" and _is_upgrade(request) and self.config.serves_websocket:
             return self._bad_handshake(request)
         if rest == "events" and _is_upgrade(request):
@@ -81,6 +86,16 @@ class Routes:
                     self._access(request, asset.status, "CONSOLE")
                     return asset
         return self._not_found(request)
+
+    def _operations(self, request: web.Request, rest: str) -> web.StreamResponse:
+        """Health and metrics, for proxies and monitoring only (behaviour B12)."""
+        if not may_read(self.config, request.remote):
+            return self._refuse(request, 403, f"/_wsdev/{rest} answers loopback clients only")
+        if rest == "health":
+            return health_response(self.sessions.draining)
+        if self.metrics is None:
+            return self._not_found(request)
+        return metrics_response(self.metrics)
 
     def _console_page(self, request: web.Request, path: str, query: str) -> web.StreamResponse:
         if not self.config.console:
