@@ -18,6 +18,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from wsdev.activation import inherited_sockets, serve_sockets, socket_url
 from wsdev.config import Config
 from wsdev.errors import ServeError
 from wsdev.events import EventBus, Restarting
@@ -72,6 +73,16 @@ class Server:
             from wsdev.tls import server_ssl_context
 
             ssl_context = server_ssl_context(config)
+        inherited = inherited_sockets()
+        if inherited:
+            # Socket activation: the service manager's sockets, nothing bound here (behaviour B12).
+            factory = self.sessions.connection
+            self._acceptor, self._tls_listeners = await serve_sockets(
+                inherited, factory, ssl_context
+            )
+            self.urls += [socket_url(sock, config.scheme) for sock in inherited]
+            self.config = config.replace(unixsocket=None)  # its socket file is the manager's
+            return
         if config.unixsocket is not None:
             await self._listen(str(config.unixsocket), 0, ssl_context, unix=True)
             self.urls.append(f"{config.scheme}+unix:{config.unixsocket}")
