@@ -15,6 +15,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from wsdev.environ import RequestFacts
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -133,6 +135,24 @@ def apply_forwarding(facts: RequestFacts, trusted: TrustedProxies) -> RequestFac
         remote_host=client.address,
         https=https,
     )
+
+
+# Where a plain HTTP request keeps the client's port a trusted proxy gave (REMOTE_PORT for CGI).
+FORWARDED_PORT = "wsdev.forwarded_port"
+
+
+def as_the_client_sent(request: web.Request, trusted: TrustedProxies) -> web.Request:
+    """A plain HTTP request as its client made it (address and scheme), so the log, the
+    loopback-only routes and CGI's environment all see the client, not the proxy."""
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    address = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+    client = forwarded_client(trusted, address, tuple(request.headers.items()))
+    if client is None:
+        return request
+    scheme = request.scheme if client.https is None else ("https" if client.https else "http")
+    forwarded = request.clone(remote=client.address, scheme=scheme)
+    forwarded[FORWARDED_PORT] = client.port
+    return forwarded
 
 
 def _client_index(trusted: TrustedProxies, hops: list[str]) -> int | None:

@@ -19,6 +19,7 @@ from wsdev.environ import RequestFacts, cgi_environ, reverse_lookup
 from wsdev.events import EventBus, HttpRequest, Rejected
 from wsdev.feed import serve_feed
 from wsdev.metrics import Metrics, health_response, may_read, metrics_response
+from wsdev.proxies import FORWARDED_PORT, as_the_client_sent
 from wsdev.sessions import CONSOLE_PREFIX, NOT_FOUND_BODY, SessionManager, response_headers
 
 # The largest request body read (a CGI POST): aiohttp refuses bigger ones with 413.
@@ -43,6 +44,8 @@ class Routes:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         config = self.config
+        if config.trusted_proxies:
+            request = as_the_client_sent(request, config.trusted_proxies)
         path = request.path
         if path.startswith(CONSOLE_PREFIX) or path == CONSOLE_PREFIX[:-1]:
             return await self._wsdev_route(request, path[len(CONSOLE_PREFIX) :])
@@ -192,6 +195,7 @@ async def _request_facts(request: web.Request, reverselookup: bool) -> RequestFa
     peer = request.transport.get_extra_info("peername") if request.transport else None
     remote_addr = request.remote or ""
     remote_port = str(peer[1]) if isinstance(peer, tuple) and len(peer) > 1 else ""
+    remote_port = request.get(FORWARDED_PORT, remote_port)
     remote_host = remote_addr
     if reverselookup and remote_addr:
         remote_host = await reverse_lookup(remote_addr)
@@ -204,4 +208,5 @@ async def _request_facts(request: web.Request, reverselookup: bool) -> RequestFa
         remote_addr=remote_addr,
         remote_port=remote_port,
         remote_host=remote_host,
+        https=request.secure,
     )

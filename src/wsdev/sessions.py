@@ -38,6 +38,7 @@ from wsdev.events import (
 )
 from wsdev.handshake import Handshake, switching_protocols
 from wsdev.process import Child, spawn
+from wsdev.proxies import apply_forwarding
 from wsdev.sinks import ConsoleSink, PlainSink, Sink
 from wsdev.urlmap import map_url
 
@@ -126,7 +127,8 @@ class SessionManager:
 
     def open(self, connection: Connection, engine: ServerProtocol, handshake: Handshake) -> None:
         target = _target(handshake.target)
-        facts = _facts(connection, handshake, target)
+        # Behind a trusted proxy, the client it names (behaviour B12).
+        facts = apply_forwarding(_facts(connection, handshake, target), self.config.trusted_proxies)
         if handshake.header("Sec-WebSocket-Version") != "13":
             # RFC 6455 §4.2.2: say which version wsdev speaks (the engine would answer 400).
             response = engine.reject(426, "426 this server speaks WebSocket version 13\n")
