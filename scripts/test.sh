@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh Debian machine, then runs it:
-# websocketd (the reference the comparison tests run against), chromium (the console tests),
+# websocketd (the reference the comparison tests run against), chromium (the console tests), nginx
+# (tests/test_nginx.py runs docs/deploy.md's configuration),
 # tmux (the dashboard test), the Python packages into .venv; then lint, types and pytest, and
 # then scripts/matrix.sh: a subset of the tests with the lowest dependency versions that
 # pyproject.toml declares, on Python 3.10 and on the newest Python here.
@@ -11,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
-  for tool in websocketd chromium tmux; do
+  for tool in websocketd chromium tmux nginx; do
     command -v "$tool" >/dev/null || missing+=("$tool")
   done
   if [ ${#missing[@]} -gt 0 ]; then
