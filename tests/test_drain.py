@@ -11,6 +11,8 @@ import websockets
 from websockets.asyncio.client import connect
 
 from conftest import ServerProcess, run_wsdev, timeout
+from wsdev.events import Draining
+from wsdev.tally import Tally
 
 
 async def exited(server: ServerProcess) -> int:
@@ -79,3 +81,9 @@ async def test_without_drain_sigterm_closes_every_session_with_1001_at_once() ->
         assert ws.close_code == 1001
         assert await exited(server) == 0
         assert not any("draining" in line for line in server.lines)
+
+
+def test_the_dashboard_shows_the_countdown() -> None:
+    tally = Tally()
+    tally.handle(Draining(seconds_left=12, live=3))
+    assert [entry.text for entry in tally.log] == ["draining: 3 left, 1001 in 12 s"]
