@@ -11,9 +11,12 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 from websockets.asyncio.client import connect, unix_connect
 
 from conftest import ROOT, ScriptWriter, ServerProcess, wsdev_argv
+from wsdev.activation import inherited_sockets
+from wsdev.errors import ServeError
 
 # What a service manager does between fork and exec: the socket to fd 3, LISTEN_PID its own pid
 # (exec keeps it), LISTEN_FDS; then the program.
@@ -97,10 +100,16 @@ async def test_serves_an_inherited_unix_socket(tmp_path: Path) -> None:
         assert path.is_socket()
 
 
-async def test_listen_pid_of_another_process_is_ignored() -> None:
+def test_sockets_passed_to_another_process_are_not_taken() -> None:
     # Only the process LISTEN_PID names may take the sockets (sd_listen_fds(3)).
-    with socket.create_server(("127.0.0.1", 0)) as listening:
-        args = ("--port=0", "--address=127.0.0.1", "cat")
-        async with activated(listening, *args, listen_pid="1") as server:
-            match = await server.wait_for_log(r"ws://127\.0\.0\.1:(\d+)/")
-            assert int(match.group(1)) != listening.getsockname()[1]
+    environ = {"LISTEN_PID": str(os.getpid() + 1), "LISTEN_FDS": "1"}
+    assert inherited_sockets(environ) == []
+    assert environ == {"LISTEN_PID": str(os.getpid() + 1), "LISTEN_FDS": "1"}
+
+
+def test_the_variables_are_taken_and_a_bad_count_is_one_clear_error() -> None:
+    environ = {"LISTEN_PID": str(os.getpid()), "LISTEN_FDS": "0", "LISTEN_FDNAMES": ""}
+    assert inherited_sockets(environ) == []
+    assert environ == {}  # the programs wsdev starts never see them
+    with pytest.raises(ServeError, match="LISTEN_FDS='three' is not a number"):
+        inherited_sockets({"LISTEN_PID": str(os.getpid()), "LISTEN_FDS": "three"})

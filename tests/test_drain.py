@@ -1,4 +1,7 @@
-"""Shutting down: 1001 at once by default (B6), or a graceful drain with --drain (B12)."""
+"""A graceful drain at shutdown with --drain, and health while serving and draining (B12).
+
+Without --drain, SIGTERM closes every session with 1001 at once: tests/test_process.py.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +26,11 @@ async def exited(server: ServerProcess) -> int:
 
 async def test_drain_refuses_new_sessions_and_waits_for_live_ones() -> None:
     async with run_wsdev("--drain=600", "cat") as server:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(server.http_url + "/_wsdev/health") as health:
+                assert (health.status, await health.text()) == (200, "ok\n")
+            async with http.get(server.http_url + "/_wsdev/metrics") as metrics:
+                assert metrics.status == 404  # metrics are off without --metrics
         first = await connect(server.ws_url + "/")
         second = await connect(server.ws_url + "/")
         server.proc.send_signal(signal.SIGTERM)
@@ -33,7 +41,7 @@ async def test_drain_refuses_new_sessions_and_waits_for_live_ones() -> None:
         assert refused.value.response.status_code == 503
         async with aiohttp.ClientSession() as http:
             async with http.get(server.http_url + "/_wsdev/health") as health:
-                assert health.status == 503
+                assert (health.status, await health.text()) == (503, "draining\n")
         # The live sessions go on as before.
         await second.send("still served")
         assert await second.recv() == "still served"
@@ -70,17 +78,6 @@ async def test_a_second_sigterm_ends_the_drain_at_once() -> None:
         assert ws.close_code == 1001
         assert await exited(server) == 0
         assert any("drain over: closing 1 connection" in line for line in server.lines)
-
-
-async def test_without_drain_sigterm_closes_every_session_with_1001_at_once() -> None:
-    async with run_wsdev("cat") as server:
-        ws = await connect(server.ws_url + "/")
-        server.proc.send_signal(signal.SIGTERM)
-        with pytest.raises(websockets.ConnectionClosed):
-            await ws.recv()
-        assert ws.close_code == 1001
-        assert await exited(server) == 0
-        assert not any("draining" in line for line in server.lines)
 
 
 def test_the_dashboard_shows_the_countdown() -> None:

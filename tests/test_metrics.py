@@ -60,16 +60,6 @@ async def test_metrics_count_sessions_messages_exits_refusals_and_stderr(
     assert {key: got.get(key) for key in expected} == expected
 
 
-async def test_health_answers_200_while_serving_and_metrics_are_off_by_default() -> None:
-    async with run_wsdev("cat") as server:
-        async with aiohttp.ClientSession() as http:
-            async with http.get(server.http_url + "/_wsdev/health") as health:
-                assert health.status == 200
-                assert await health.text() == "ok\n"
-            async with http.get(server.http_url + "/_wsdev/metrics") as metrics:
-                assert metrics.status == 404
-
-
 def test_health_and_metrics_answer_loopback_and_metrics_from_only() -> None:
     plain = build_config(parse_args(["cat"]))
     assert may_read(plain, "127.0.0.1")
