@@ -98,6 +98,7 @@ async def cluster(folder: Path, program: Path) -> AsyncIterator[Cluster]:
                 run_wsdev(
                     f"--unixsocket={folder}/{n}.sock",
                     "--trusted-proxy=unix",
+                    "--drain=600",
                     "--no-dashboard",
                     "--no-reload",
                     str(program),
@@ -167,21 +168,32 @@ async def test_three_instances_behind_nginx(tmp_path: Path, tmp_script: ScriptWr
         forged = {"Forwarded": "for=192.0.2.66", "X-Forwarded-For": "192.0.2.66"}
         sessions.append(await open_session(nodes.url, forged))
 
-        # One instance goes down: its sessions get 1001, every other one goes on.
+        # A rolling deploy: one instance drains. New sessions go to the others (its 503 makes
+        # nginx try the next one), its own sessions go on.
         victim = sessions[0].instance
         on_victim = [s for s in sessions if s.instance == victim]
         others = [s for s in sessions if s.instance != victim]
-        nodes.instances[victim - 1].proc.send_signal(signal.SIGTERM)
+        # With the fewest sessions, the draining instance is the one nginx tries first.
+        for session in on_victim[1:]:
+            await session.ws.close()
+        on_victim = on_victim[:1]
+        draining = nodes.instances[victim - 1]
+        draining.proc.send_signal(signal.SIGTERM)
+        await draining.wait_for_log(r"draining: 1 connection left")
+        fresh = [await open_session(nodes.url) for _ in range(2 * INSTANCES)]
+        assert victim not in {s.instance for s in fresh}
+        await draining.wait_for_log(r"server draining")  # it was asked, and said no
+        for n, session in enumerate(on_victim):
+            await echoes(session, f"draining but served {n}")
+        # Then it goes down: its sessions get 1001, every other one goes on.
+        draining.proc.send_signal(signal.SIGTERM)
         for session in on_victim:
             with pytest.raises(websockets.ConnectionClosed):
                 await session.ws.recv()
             assert session.ws.close_code == 1001
-        assert await nodes.instances[victim - 1].proc.wait() == 0
-        for n, session in enumerate(others):
+        assert await draining.proc.wait() == 0
+        for n, session in enumerate([*others, *fresh]):
             await echoes(session, f"still here {n}")
-        # New sessions go to the instances that are left.
-        fresh = [await open_session(nodes.url) for _ in range(2 * INSTANCES)]
-        assert victim not in {s.instance for s in fresh}
         for session in [*others, *fresh]:
             await session.ws.close()
             assert session.ws.close_code == 1000
