@@ -34,6 +34,8 @@ TESTS=(
   tests/test_staticfiles.py
   tests/test_http_compare.py
   tests/test_dashboard.py
+  tests/test_lan.py
+  tests/test_limits.py
   tests/test_edge_cases.py::test_environment_matches_websocketd_for_unusual_requests
   tests/test_edge_cases.py::test_line_exactly_at_the_limit_passes_and_one_more_byte_closes_1009
 )

@@ -1,10 +1,12 @@
-"""Regenerate screenshots/dashboard.png from a real session in a real terminal.
+"""Regenerate screenshots/dashboard.png and dashboard-connection.png from a real session in a
+real terminal.
 
 Runs ``python -m wsdev`` in a tmux pane on a small chat bot written to a temporary folder, drives
-it with real WebSocket clients (a conversation, an edit that restarts the bot, a crash, a
-``--maxforks`` rejection, a reply that lacks its newline), captures the pane with its colours
-(``tmux capture-pane -e``), turns that into an SVG with rich and the SVG into a PNG with
-headless Chromium. Run from the repository root:
+it with real WebSocket clients (a conversation, an edit that restarts the bot, a crash with a
+real traceback, a ``--maxforks`` rejection, a reply that lacks its newline), captures the pane
+with its colours (``tmux capture-pane -e``); then presses ↑ ↑ Enter to open one connection's
+view and captures that too. Each capture becomes an SVG with rich and a PNG with headless
+Chromium. Run from the repository root:
 
     python scripts/screenshot_dashboard.py [--chromium /usr/bin/chromium] [--out screenshots]
 """
@@ -27,7 +29,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import websockets
-from rich._export_format import CONSOLE_SVG_FORMAT  # the template export_svg uses
 from rich.console import Console
 from rich.text import Text
 
@@ -43,11 +44,8 @@ user = parse_qs(os.environ.get("QUERY_STRING", "")).get("user", ["guest"])[0]
 print(f"[bot] {user} joined from {os.environ['REMOTE_ADDR']}", file=sys.stderr)
 for n, line in enumerate(sys.stdin, 1):
     text = line.rstrip("\\n")
-    if text == "crash":
-        print("Traceback (most recent call last):", file=sys.stderr)
-        print('  File "bot.py", line 12, in <module>', file=sys.stderr)
-        print("ZeroDivisionError: division by zero", file=sys.stderr)
-        sys.exit(3)
+    if text.startswith("count "):
+        n = int(text[6:])  # a word instead of a number ends in a real traceback
     if text == "think":
         print("\\x1b[33mWARN\\x1b[0m slow reply for " + user, file=sys.stderr, flush=True)
         sys.stdout.write("thinking")
@@ -79,8 +77,8 @@ class Tmux:
         raise SystemExit(f"the dashboard never showed {what}:\n{screen}")
 
 
-async def drive(tmux: Tmux, bot: Path) -> str:
-    """Play the session; returns the pane as ANSI text."""
+async def drive(tmux: Tmux, bot: Path) -> tuple[str, str]:
+    """Play the session; returns the dashboard and one connection's view as ANSI text."""
     screen = await tmux.wait_for(lambda s: "ws://127.0.0.1:" in s, "its URL")
     port = re.search(r"ws://127\.0\.0\.1:(\d+)/", screen).group(1)  # type: ignore[union-attr]
     url = f"ws://127.0.0.1:{port}/chat"
@@ -104,9 +102,9 @@ async def drive(tmux: Tmux, bot: Path) -> str:
     ada = await websockets.connect(f"{url}?user=ada")
     grace = await websockets.connect(f"{url}?user=grace")
     await chat(ada, "back again", "what changed?", "ok")
-    await chat(grace, "hello", "ping")
+    await chat(grace, "hello", "ping", '{"op": "join", "room": "lobby", "nick": "grace"}')
     mallory = await websockets.connect(f"{url}?user=mallory")
-    await mallory.send("crash")
+    await mallory.send("count twelve")
     await asyncio.wait_for(mallory.wait_closed(), 30)
     ken = await websockets.connect(f"{url}?user=ken")
     await chat(ken, "hello")
@@ -118,9 +116,15 @@ async def drive(tmux: Tmux, bot: Path) -> str:
     await tmux.wait_for(lambda s: "without newline" in s and "429" in s, "the stall and the 429")
     await asyncio.sleep(1.2)  # let the ages read as seconds, as a user would see them
     ansi = tmux("capture-pane", "-e", "-p", "-t", "demo")
+    for key in ("Up", "Up"):  # the newest (ken), then the one before it (grace)
+        tmux("send-keys", "-t", "demo", key)
+    await tmux.wait_for(lambda s: "Enter: open" in s, "the selection")
+    tmux("send-keys", "-t", "demo", "Enter")
+    await tmux.wait_for(lambda s: "/chat?user=grace · " in s and "Esc: back" in s, "the view")
+    connection = tmux("capture-pane", "-e", "-p", "-t", "demo")
     for ws in (ada, grace, ken):
         await ws.close()
-    return ansi
+    return ansi, connection
 
 
 def to_svg(ansi: str) -> str:
@@ -129,13 +133,14 @@ def to_svg(ansi: str) -> str:
     )
     for line in ansi.rstrip("\n").split("\n"):
         console.print(Text.from_ansi(line, no_wrap=True), overflow="crop", no_wrap=True)
+    svg = console.export_svg(title="wsdev", font_aspect_ratio=0.602)
     # The default template fetches Fira Code from a CDN; use the font this machine has.
-    template = re.sub(r"@font-face \{\{.*?\}\}", "", CONSOLE_SVG_FORMAT, flags=re.S)
-    template = template.replace("Fira Code, monospace", "'DejaVu Sans Mono', monospace")
-    return console.export_svg(title="wsdev", code_format=template, font_aspect_ratio=0.602)
+    svg = re.sub(r"@font-face \{.*?\}", "", svg, flags=re.S)
+    return svg.replace("Fira Code, monospace", "'DejaVu Sans Mono', monospace")
 
 
 def to_png(svg: str, out: Path, chromium: str, folder: Path) -> None:
+    """``svg`` as a PNG the size of its view box, drawn by headless Chromium."""
     box = re.search(r'viewBox="0 0 ([\d.]+) ([\d.]+)"', svg)
     assert box is not None
     width, height = (round(float(v)) for v in box.groups())
@@ -186,16 +191,17 @@ def main() -> None:
             command,
         )  # fmt: skip
         try:
-            ansi = asyncio.run(drive(tmux, bot))
+            captures = asyncio.run(drive(tmux, bot))
         finally:
             with contextlib.suppress(subprocess.CalledProcessError):
                 tmux("send-keys", "-t", "demo", "C-c")
                 time.sleep(2)  # let wsdev end its programs before the server goes
                 tmux("kill-server")
         args.out.mkdir(parents=True, exist_ok=True)
-        out = args.out / "dashboard.png"
-        to_png(to_svg(ansi), out, args.chromium, folder)
-        print(f"wrote {out}")
+        for name, ansi in zip(("dashboard", "dashboard-connection"), captures, strict=True):
+            out = args.out / f"{name}.png"
+            to_png(to_svg(ansi), out, args.chromium, folder)
+            print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -121,6 +121,13 @@ class ServerProcess:
             log = "\n".join(self.lines[-40:])
             raise AssertionError(f"no log line matched {pattern!r}; log:\n{log}") from None
 
+    async def finished(self, within: float = 10) -> int:
+        """Wait until the process has exited and all its output is read; its exit status."""
+        tasks = self._tasks  # type: ignore[attr-defined]
+        await asyncio.wait_for(asyncio.gather(self.proc.wait(), *tasks), timeout(within))
+        assert self.proc.returncode is not None
+        return self.proc.returncode
+
     async def stop(self, sig: int = signal.SIGTERM) -> int:
         if self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):

@@ -142,7 +142,7 @@ async def test_client_vanishing_mid_message_ends_child(
     async with run_wsdev(str(prog)) as server:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(
-            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         )
         await reader.readuntil(b"\r\n\r\n")
@@ -224,7 +224,7 @@ async def test_pingms_drops_a_silent_client(tmp_script: ScriptWriter) -> None:
     async with run_wsdev("--pingms=100", str(prog)) as server:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(
-            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         )
         await reader.readuntil(b"\r\n\r\n")

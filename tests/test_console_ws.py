@@ -10,7 +10,7 @@ import asyncio
 import json
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import websockets
 from websockets.asyncio.client import connect
@@ -26,7 +26,9 @@ PER_CONNECTION = {"UNIQUE_ID", "REMOTE_PORT", "HTTP_SEC_WEBSOCKET_KEY"}
 
 async def console_session(url: str, send: tuple[str, ...] = ()) -> tuple[list[Any], int | None]:
     envelopes: list[Any] = []
-    async with connect(url, origin=Origin("http://localhost"), compression=None) as ws:
+    # The console page's own origin: wsdev's routes answer its own pages only (behaviour B10).
+    page = "http://" + urlsplit(url).netloc
+    async with connect(url, origin=Origin(page), compression=None) as ws:
         for message in send:
             await ws.send(message)
         try:
@@ -46,7 +48,7 @@ def console_url(base: str, path: str, query: str) -> str:
 async def test_console_program_sees_a_plain_clients_environment(tmp_script: ScriptWriter) -> None:
     script = tmp_script("env.sh", ENV_DUMP)
     async with run_wsdev(str(script)) as server:
-        plain = await converse(server.ws_url + "/room/7?user=ada&x=%20", origin="http://localhost")
+        plain = await converse(server.ws_url + "/room/7?user=ada&x=%20", origin=server.http_url)
         envelopes, _ = await console_session(
             console_url(server.ws_url, "/room/7", "user=ada&x=%20")
         )

@@ -34,6 +34,8 @@ from wsdev.events import (
     ServerStopping,
     StderrLine,
 )
+from wsdev.keys import Key
+from wsdev.navigation import View
 from wsdev.tally import Tally
 
 CONFIG = Config(command=("/usr/bin/python3", "bot.py"), command_display="bot.py")
@@ -179,19 +181,66 @@ def test_stderr_pane_tags_lines_with_their_connection(tally: Tally, clock: Clock
     assert "#2 Traceback (most recent call last):" in pane[3]
 
 
-def test_stderr_lines_are_one_line_each_and_cannot_move_the_cursor(
-    tally: Tally, clock: Clock
-) -> None:
+def squash(text: str) -> str:
+    """``text`` without spaces and box lines: what a wrapped line reads as, joined again."""
+    return re.sub(r"[\s│╭╮╰╯─]", "", text)
+
+
+def left_pane(lines: list[str], width: int = 120) -> str:
+    """The left half of the bottom panes (stderr, side by side with events)."""
+    top = next(i for i, line in enumerate(lines) if "─ stderr " in line)
+    return "\n".join(line[: width // 2] for line in lines[top:])
+
+
+def test_stderr_lines_wrap_whole_and_cannot_move_the_cursor(tally: Tally, clock: Clock) -> None:
     c = busy(tally, clock, 1)[0]
-    tally.handle(StderrLine(c, "\x1b[31mred\x1b[0m \x1b[2J\x07bell\tand " + "long " * 100 + "END"))
-    console = Console(file=io.StringIO(), width=80, height=24, force_terminal=True)
-    console.print(render(tally, CONFIG, clock.now, 80, 24))
+    long_line = "\x1b[31mred\x1b[0m \x1b[2J\x07bell\tand " + "long " * 30 + "END"
+    tally.handle(StderrLine(c, long_line))
+    console = Console(file=io.StringIO(), width=120, height=40, force_terminal=True)
+    console.print(render(tally, CONFIG, clock.now, 120, 40))
     raw = console.file.getvalue()  # type: ignore[attr-defined]
     assert "\x1b[2J" not in raw and "\x07" not in raw
+    lines = screen(tally, clock.now, 120, 40)
+    pane = left_pane(lines)
+    assert squash("red bell and " + "long " * 30 + "END") in squash(pane)
+    assert "…" not in pane
+    # Its further rows start under the text, not under the time and connection tag.
+    first = next(i for i, line in enumerate(lines) if "red bell" in line)
+    tag_width = lines[first].index("red")
+    assert lines[first + 1][:tag_width].strip(" │") == ""
+    assert fits(lines, 120, 40)
+
+
+TRACEBACK = [
+    "Traceback (most recent call last):",
+    '  File "/home/student/projects/websocket-course/week3/examples/bot.py", line 23, in <module>',
+    "    n = int(line)",
+    "        ^^^^^^^^^",
+    "ValueError: invalid literal for int() with base 10: 'twelve please, or maybe thirteen'",
+]
+
+
+def test_a_traceback_reads_whole_at_120_columns(tally: Tally, clock: Clock) -> None:
+    c = busy(tally, clock, 3)[1]
+    for line in TRACEBACK:
+        tally.handle(StderrLine(c, line))
+    lines = screen(tally, clock.now, 120, 35)
+    pane = squash(left_pane(lines))
+    for line in TRACEBACK:
+        assert squash(f"#2 {line}") in pane, line
+    assert "…" not in left_pane(lines)
+
+
+def test_a_line_taller_than_the_pane_shows_its_end(tally: Tally, clock: Clock) -> None:
+    c = busy(tally, clock, 1)[0]
+    tally.handle(StderrLine(c, "start " + "word " * 700 + "END"))
     lines = screen(tally, clock.now, 80, 24)
-    line = next(line for line in lines if "red bell" in line)
-    assert line.rstrip(" │").endswith("…") and "END" not in line
+    text = "\n".join(lines)
+    assert "END" in text and "start" not in text
     assert fits(lines, 80, 24)
+    tally.handle(StderrLine(c, "x" * 5000))
+    text = "\n".join(screen(tally, clock.now, 80, 24))
+    assert "… (1000 more characters)" in text  # stored cut, and said so
 
 
 def test_event_log_shows_exit_status_restart_and_rejections(tally: Tally, clock: Clock) -> None:
@@ -255,14 +304,74 @@ def test_narrow_terminal_keeps_the_essential_columns(tally: Tally, clock: Clock)
     assert "1" in row.split() and "2" in row.split()
 
 
-def test_many_connections_show_the_newest_and_a_count(tally: Tally, clock: Clock) -> None:
+def rows_shown(lines: list[str]) -> list[int]:
+    return [int(m.group(1)) for line in lines if (m := re.match(r"│ *#(\d+) +127\.0\.0\.1", line))]
+
+
+def test_many_connections_show_the_newest_and_say_how_many_more(tally: Tally, clock: Clock) -> None:
     busy(tally, clock, 40)
     lines = screen(tally, clock.now, 100, 24)
-    assert any("#40" in line for line in lines)
-    assert not any("#1 " in line and "4001" in line for line in lines)
-    hidden = next(line for line in lines if "older" in line)
-    shown = sum(1 for line in lines if "40" in line and "#" in line and "·" in line)
-    assert f"+{40 - shown} older" in hidden
+    shown = rows_shown(lines)
+    assert shown == list(range(41 - len(shown), 41))
+    assert any(f"connections · 40 live · {41 - len(shown)}–40 shown" in line for line in lines)
+    assert any(f"↑ {40 - len(shown)} more" in line for line in lines)
+
+
+def test_thirty_connections_at_120x35_scroll_with_the_selection(tally: Tally, clock: Clock) -> None:
+    busy(tally, clock, 30)
+    view = View(keys=True)
+
+    def draw() -> list[str]:
+        console = Console(file=io.StringIO(), width=120, height=35, force_terminal=False)
+        console.print(render(tally, CONFIG, clock.now, 120, 35, view))
+        return console.file.getvalue().splitlines()  # type: ignore[attr-defined,no-any-return]
+
+    lines = draw()
+    page = len(rows_shown(lines))
+    assert rows_shown(lines)[-1] == 30 and 8 <= page < 30
+    assert any("↑↓: select" in line for line in lines)
+
+    view.press(Key.UP, tally)  # the first key selects the newest, in view
+    assert view.selected is not None and view.selected.seq == 30
+    seen = set()
+    for expected in range(29, 0, -1):
+        view.press(Key.UP, tally)
+        assert view.selected.seq == expected
+        shown = rows_shown(draw())
+        assert expected in shown and len(shown) == page
+        seen.update(shown)
+    assert seen == set(range(1, 31))  # every connection could be seen
+    lines = draw()
+    assert rows_shown(lines)[0] == 1 and any(f"↓ {30 - page} more" in line for line in lines)
+
+    view.press(Key.PAGE_DOWN, tally)
+    assert view.selected.seq == 1 + page and 1 + page in rows_shown(draw())
+    view.press(Key.END, tally)
+    assert rows_shown(draw())[-1] == 30
+    view.press(Key.HOME, tally)
+    assert rows_shown(draw())[0] == 1
+    view.press(Key.ESCAPE, tally)  # no selection: the table follows the newest again
+    assert view.selected is None and rows_shown(draw())[-1] == 30
+
+
+def test_the_selected_row_is_highlighted_and_follows_its_connection(
+    tally: Tally, clock: Clock
+) -> None:
+    conns = busy(tally, clock, 5)
+    view = View(keys=True)
+    view.press(Key.UP, tally)
+    view.press(Key.UP, tally)
+    assert view.selected is conns[3]
+    console = Console(file=io.StringIO(), width=120, height=35, force_terminal=True)
+    console.print(render(tally, CONFIG, clock.now, 120, 35, view))
+    raw = console.file.getvalue()  # type: ignore[attr-defined]
+    row = next(line for line in raw.splitlines() if "4004" in line)
+    assert "\x1b[7m" in row or ";7m" in row or ";7;" in row  # reverse video
+    # The selected connection leaves: its newer neighbour is selected, not a row number.
+    tally.handle(Disconnected(conns[3], 1000, "exit 0", ExitStatus(code=0), 1.0))
+    screen_lines = screen(tally, clock.now, 120, 35)
+    assert screen_lines
+    assert view.row(list(tally.live.values())) == 3 and view.selected is conns[4]
 
 
 def test_any_size_renders(tally: Tally, clock: Clock) -> None:
@@ -454,3 +563,139 @@ async def test_terminal_resize_redraws_at_once(monkeypatch: pytest.MonkeyPatch) 
         await draws.next()  # long before the 60 s clock tick
     finally:
         await dash.stop()
+
+
+# ---------------------------------------------------------------- one connection's view
+
+
+def draw(tally: Tally, clock: Clock, view: View, width: int = 120, height: int = 35) -> str:
+    console = Console(file=io.StringIO(), width=width, height=height, force_terminal=False)
+    console.print(render(tally, CONFIG, clock.now, width, height, view))
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert isinstance(text, str) and fits(text.splitlines(), width, height)
+    return text
+
+
+def test_enter_opens_a_connections_traffic_and_stderr_and_escape_goes_back(
+    tally: Tally, clock: Clock
+) -> None:
+    conns = busy(tally, clock, 3)
+    second = conns[1]
+    tally.handle(MessageIn(second, '{"cmd": "count", "n": "' + "9" * 500 + '"}'))
+    tally.handle(MessagesOut(second, [b"one", b"two"], 6, False))
+    for line in TRACEBACK:
+        tally.handle(StderrLine(second, line))
+    tally.handle(StderrLine(conns[2], "not from #2"))
+    view = View(keys=True)
+    for key in (Key.UP, Key.UP, Key.ENTER):
+        view.press(key, tally)
+    text = draw(tally, clock, view)
+    assert "#2 / · 127.0.0.1:50002 · pid 4002 · up" in text
+    assert "connections ·" not in text  # the table gave way to the connection
+    rows = [line for line in text.splitlines() if re.search(r"\d\d:\d\d:\d\d (in|out) ", line)]
+    assert [re.search(r" (in|out) ", row).group(1) for row in rows] == [  # type: ignore[union-attr]
+        "in", "out", "out", "in", "out", "out"
+    ]  # fmt: skip
+    assert "in      5 B hello" in rows[0] and "out     5 B WORLD" in rows[2]
+    assert 'in    525 B {"cmd"' in rows[3] and "…" in text  # cut when kept, and its size said
+    assert "out     3 B two" in rows[-1]
+    assert "in 2 · 530 B   out 4 · 16 B" in text
+    for line in TRACEBACK:
+        assert line.strip() in text  # at full width, each on its row
+    assert "not from #2" not in text and "Esc: back" in text
+
+    # It ends while on screen: the view stays, saying how it ended.
+    tally.handle(Disconnected(second, 1011, "exit 1", ExitStatus(code=1), 4.0))
+    assert "#2 / · 127.0.0.1:50002 · pid 4002 · closed 1011 · exit 1 · 4.0s" in draw(
+        tally, clock, view
+    )
+    view.press(Key.UP, tally)  # the previous live connection's view
+    assert view.opened is not None and view.opened.info is conns[0]
+    view.press(Key.DOWN, tally)
+    assert view.opened is not None and view.opened.info is conns[2]
+    view.press(Key.ESCAPE, tally)
+    text = draw(tally, clock, view)
+    assert view.opened is None and "connections · 2 live" in text
+
+
+def test_recent_traffic_stays_bounded_under_a_flood(tally: Tally, clock: Clock) -> None:
+    from wsdev import tally as tally_module
+
+    c = busy(tally, clock, 1)[0]
+    for n in range(5000):
+        tally.handle(MessagesOut(c, [b"x" * 30] * 20, 600, False))
+        tally.handle(MessagesOut(c, [b"y" * 5000, b"z" * 2], 5002, False))
+        tally.handle(MessageIn(c, f"{n}" * 2000))
+        tally.handle(StderrLine(c, f"err {n}"))
+    stats = tally.live[c.id]
+    assert len(stats.recent) == tally_module.RECENT and len(stats.stderr) == tally_module.RECENT
+    assert all(len(t.messages) <= tally_module.RECENT_BATCH for t in stats.recent)
+    kept = [m for t in stats.recent for m in t.messages]
+    assert max(len(m) for m in kept) <= tally_module.RECENT_TEXT
+    assert stats.recent[-1].sizes == (len(f"{4999}" * 2000),)
+    assert stats.recent[-2].sizes == [5000, 2] and stats.stderr[-1].line == "err 4999"
+
+
+# ---------------------------------------------------------------- keys from a terminal
+
+
+async def test_keys_from_a_terminal_select_open_and_go_back_then_the_terminal_is_restored(
+    clock: Clock,
+) -> None:
+    import termios
+
+    controller, terminal_fd = os.openpty()
+    before = termios.tcgetattr(terminal_fd)
+    bus = EventBus()
+    console = terminal(120, 35)
+    dash = Dashboard(bus, CONFIG, console=console, clock=clock, keys_fd=terminal_fd)
+    draws = Draws(dash)
+    try:
+        dash.start()
+        assert dash.view.keys
+        during = termios.tcgetattr(terminal_fd)
+        assert not during[3] & termios.ICANON and not during[3] & termios.ECHO
+        assert during[3] & termios.ISIG  # Ctrl+C still stops wsdev
+        bus.publish(started())
+        conns = [conn(seq) for seq in (1, 2, 3)]
+        for c in conns:
+            bus.publish(Connected(c))
+        bus.publish(MessageIn(conns[1], "from the second"))
+        await draws.until(lambda out: "connections · 3 live" in out, console)
+
+        os.write(controller, b"\x1b[A\x1b[A")  # two presses of the up arrow, in one read
+        await draws.until(lambda out: "Enter: open" in out, console)
+        assert dash.view.selected is conns[1]
+        os.write(controller, b"\r")
+        await draws.until(lambda out: "in     15 B from the second" in out, console)
+        os.write(controller, b"\x1b")
+        await draws.until(lambda out: dash.view.opened is None, console)
+    finally:
+        await dash.stop()
+    assert termios.tcgetattr(terminal_fd) == before
+    os.close(controller)
+    os.close(terminal_fd)
+
+
+async def test_no_keys_when_stdin_is_not_a_terminal() -> None:
+    read_end, write_end = os.pipe()
+    dash = Dashboard(EventBus(), CONFIG, console=terminal(), keys_fd=read_end)
+    dash.start()
+    await dash.stop()
+    assert not dash.view.keys
+    os.close(read_end)
+    os.close(write_end)
+
+
+def test_the_connection_view_fits_any_size(tally: Tally, clock: Clock) -> None:
+    conns = busy(tally, clock, 3)
+    for line in TRACEBACK:
+        tally.handle(StderrLine(conns[2], line))
+    tally.handle(MessagesOut(conns[2], [bytes(range(256))], 256, True))
+    view = View(keys=True)
+    view.press(Key.ENTER, tally)
+    assert view.opened is not None and view.opened.info is conns[2]
+    assert "out   256 B 00 01 02" in draw(tally, clock, view)  # binary as hex
+    for width in range(1, 220, 17):
+        for height in range(1, 70, 7):
+            draw(tally, clock, view, width, height)  # fits, or draw() fails

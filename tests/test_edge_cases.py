@@ -71,7 +71,9 @@ async def test_environment_matches_websocketd_for_unusual_requests(
     tmp_script: ScriptWriter,
 ) -> None:
     script = tmp_script("env.sh", "#!/bin/sh\nenv\n")
-    async with run_wsdev(str(script)) as ours, run_websocketd(str(script)) as theirs:
+    # A Host that is not this machine needs --allow-host on loopback (behaviour B10).
+    ours_running = run_wsdev("--allow-host=example.com", str(script))
+    async with ours_running as ours, run_websocketd(str(script)) as theirs:
         for target, headers in REQUESTS:
             mine = await _env_over_raw_socket(ours.port, target, headers)
             ref = await _env_over_raw_socket(theirs.port, target, headers)

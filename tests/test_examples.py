@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES, converse, run_wsdev
+from conftest import EXAMPLES, converse, run_wsdev, timeout
 
 
 @pytest.mark.parametrize(
@@ -52,3 +54,32 @@ async def test_counter_counts_then_exits() -> None:
     async with run_wsdev(str(EXAMPLES / "counter.sh")) as server:
         got = await converse(server.ws_url + "/", read=2)
     assert got.messages == ["1", "2"]
+
+
+async def test_room_example_shares_chat_and_scores_between_processes(tmp_path: Path) -> None:
+    from websockets.asyncio.client import connect
+
+    async def recv_until(ws: object, text: str) -> str:
+        async def find() -> str:
+            while True:
+                message = await ws.recv()  # type: ignore[attr-defined]
+                if text in message:
+                    return str(message)
+
+        return await asyncio.wait_for(find(), timeout(10))
+
+    env = {"ROOM_DIR": str(tmp_path / "room")}
+    room = str(EXAMPLES / "room.py")
+    async with run_wsdev("--passenv=PATH,ROOM_DIR", room, env=env) as server:
+        url = server.ws_url + "/"
+        async with connect(url + "?name=ada") as ada, connect(url + "?name=bo") as bo:
+            await recv_until(ada, "Welcome to the quiz room, ada!")
+            await recv_until(bo, "Welcome to the quiz room, bo!")
+            await ada.send("say hello room")
+            assert await recv_until(bo, "hello room") == "[ada] hello room"
+            await bo.send("ask")
+            await recv_until(bo, "Q1: What is 2 + 2?")
+            await bo.send("answer 4")
+            await recv_until(bo, "Right! bo has 1 point(s)")
+            await ada.send("scores")
+            assert await recv_until(ada, "Scores:") == "Scores: bo 1, ada 0"

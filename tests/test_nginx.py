@@ -106,7 +106,7 @@ async def cluster(folder: Path, program: Path) -> AsyncIterator[Cluster]:
                     defaults=False,
                 )
             )
-            await server.wait_for_log(r"ws\+unix:")
+            await server.wait_for_log("unix socket at ")
             instances.append(server)
         port = free_port()
         conf = folder / "nginx.conf"

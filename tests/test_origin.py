@@ -77,7 +77,7 @@ ORIGIN_LIST_CASES = [
     (("[::1]",), "http://[::1]:18802", True),
     (("[::1]",), "http://[::1]:80", True),
     # websocketd 0.4.1's handler panics on entries under three characters; here they match
-    # only themselves.
+    # only themselves (guard.py takes "*" and "null" as wsdev's own before this rule runs).
     (("*",), "http://example.com", False),
     (("*",), "http://*", True),
 ]

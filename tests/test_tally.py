@@ -159,10 +159,11 @@ def test_long_texts_are_cut_when_stored(tally: Tally) -> None:
     c = conn(1)
     tally.handle(Connected(c))
     tally.handle(StderrLine(c, "x" * 100_000))
-    assert len(tally.stderr[-1].line) == 1000
-    assert tally.stderr[-1].line.endswith("…")
+    assert tally.stderr[-1].line == "x" * 4000 + "… (96000 more characters)"
     tally.handle(MessagesOut(c, [b"y" * 100_000], 100_000, False))
     assert len(tally.live["id-1"].last_preview) <= 80
+    assert tally.live["id-1"].recent[-1].sizes == [100_000]
+    assert len(tally.live["id-1"].recent[-1].messages[0]) == 300
 
 
 def test_binary_preview_is_hex(tally: Tally) -> None:

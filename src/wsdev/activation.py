@@ -8,14 +8,11 @@ the connections queued on it) across restarts.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
-import ssl
-from collections.abc import Callable, MutableMapping
+from collections.abc import MutableMapping
 
 from wsdev.errors import ServeError
-from wsdev.stream import Acceptor
 
 # The first inherited fd: after stdin, stdout and stderr.
 FIRST_FD = 3
@@ -58,28 +55,12 @@ def inherited_sockets(environ: MutableMapping[str, str] | None = None) -> list[s
     return sockets
 
 
-async def serve_sockets(
-    sockets: list[socket.socket],
-    factory: Callable[[], asyncio.Protocol],
-    ssl_context: ssl.SSLContext | None,
-) -> tuple[Acceptor | None, list[asyncio.Server]]:
-    """Serve already-listening ``sockets`` the way wsdev serves the ones it binds."""
-    if ssl_context is None:
-        acceptor = Acceptor(factory)
-        for sock in sockets:
-            acceptor.serve(sock)
-        return acceptor, []
-    loop = asyncio.get_running_loop()
-    listeners = [await loop.create_server(factory, sock=s, ssl=ssl_context) for s in sockets]
-    return None, listeners
-
-
 def socket_url(sock: socket.socket, scheme: str) -> str:
     """What the start-up line shows for an inherited socket."""
     if sock.family == socket.AF_UNIX:
         name = sock.getsockname()
         path = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
-        return f"{scheme}+unix:{path or '(unnamed)'}"
+        return f"unix socket at {path or '(unnamed)'}"  # as for --unixsocket
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     return f"{scheme}://{shown}:{port}/"

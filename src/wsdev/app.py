@@ -15,16 +15,21 @@ import os
 import signal
 import sys
 import webbrowser
+from pathlib import Path
 
 from wsdev import eventloop
+from wsdev.cli import script_of
 from wsdev.config import Config
 from wsdev.drain import Drain
 from wsdev.events import EventBus, ServerStarted, ServerStopping
 from wsdev.logs import LogWriter, configure_logging
+from wsdev.msgtrace import trace_messages
 from wsdev.orphans import OrphanReaper
 from wsdev.process import own_pids
-from wsdev.reload import Reloader, watched_paths
+from wsdev.reload import Reloader
+from wsdev.scripts import startup_problems
 from wsdev.server import Server
+from wsdev.watchset import watch_set
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +56,7 @@ async def serve(config: Config) -> int:
         dashboard.start()
     if dashboard is None:
         views.append(LogWriter(bus, config, log_output))
+        views.append(trace_messages(bus))  # --loglevel=trace: each message too
 
     server = Server(config, bus)
     try:
@@ -62,9 +68,9 @@ async def serve(config: Config) -> int:
     # Everything alive now lives as long as wsdev: keep it out of every garbage collection, so
     # the collections that connections trigger stay small.
     gc.freeze()
-    paths = watched_paths(config) if config.reload else ()
+    watched = watch_set(config, script_of(config), Path.cwd().resolve()) if config.reload else None
     stop = asyncio.Event()
-    reloader = Reloader(paths, server) if paths else None
+    reloader = Reloader(watched, server, after=lambda: _say_problems(config)) if watched else None
     reload_task = asyncio.ensure_future(reloader.run(stop)) if reloader else None
     if reload_task is not None:
         # The watcher sets up its inotify watches synchronously in its first step: let that
@@ -76,9 +82,10 @@ async def serve(config: Config) -> int:
             console_urls=tuple(server.console_urls) if config.console else (),
             command=config.command_display,
             binary=config.binary,
-            watched=tuple(str(p) for p in paths),
+            watched=watched.describe(Path.cwd().resolve()) if watched else (),
         )
     )
+    _say_problems(config)
 
     orphans = OrphanReaper(own_pids)
     orphans.start()
@@ -101,6 +108,7 @@ async def serve(config: Config) -> int:
             orphans.kill_all()
             if dashboard is not None:
                 dashboard.close()  # os._exit skips atexit: leave the alternate screen now
+            log_output.flush()  # and write the log's last lines (behaviour A6)
             os._exit(130)
         stop.set()
 
@@ -127,6 +135,13 @@ async def serve(config: Config) -> int:
             await dashboard.stop()
         log_output.flush()
     return 0
+
+
+def _say_problems(config: Config) -> None:
+    """A program that cannot run fails on every connection: say what to do once, at start-up
+    and after each restart on edit (F)."""
+    for problem in startup_problems(config):
+        logger.warning("%s", problem, extra={"category": "server"})
 
 
 async def _open_browser(url: str) -> None:

@@ -36,6 +36,7 @@ from wsdev.events import (
     StderrLine,
 )
 from wsdev.lifecycle import Cause, Lifecycle, Phase
+from wsdev.limits import SessionClock
 from wsdev.pipes import PipeReader, PipeWriter
 from wsdev.process import Child
 from wsdev.sinks import Sink
@@ -82,6 +83,7 @@ class Bridge:
         self._released: Callable[[Bridge], object] | None = released
         self._last_seen = time.monotonic()
         self._ping_timer: asyncio.TimerHandle | None = None
+        self._clock: SessionClock | None = None  # --max-lifetime, --idle-timeout
         self._stdout_done = False
         loop = asyncio.get_running_loop()
         self._stdout_eof: asyncio.Future[None] = loop.create_future()
@@ -107,6 +109,8 @@ class Bridge:
             self._program_progress()
         if self._config.pingms > 0:
             self._schedule_ping()
+        if SessionClock.wanted(self._config):
+            self._clock = SessionClock(self._config, self.close)
 
     @property
     def closing(self) -> bool:
@@ -128,6 +132,8 @@ class Bridge:
         self._last_seen = time.monotonic()
         if self.state.phase is not Phase.OPEN:
             return
+        if self._clock is not None:
+            self._clock.touch()
         self._stdin.write(data if binary else data + b"\n")
         if self._bus.wants_messages:
             self._bus.publish_message(MessageIn(self.conn, data if binary else data.decode()))
@@ -241,6 +247,8 @@ class Bridge:
         """End the program, send the program's Close if it is still due, then the bookkeeping."""
         if self._ping_timer is not None:
             self._ping_timer.cancel()
+        if self._clock is not None:
+            self._clock.cancel()
         if self.state.cause is Cause.PROGRAM:
             # The client has its Close: the rest waits for a moment that keeps nobody waiting.
             await until_idle()

@@ -20,11 +20,22 @@ from pathlib import Path
 from wsdev import __version__
 from wsdev.config import LOG_LEVELS, WEBSOCKETD_COMPAT_VERSION, Config
 from wsdev.errors import ConfigError, UsageError, WsdevError
-from wsdev.flags import ALIASES, BY_NAME, FALSE, LICENSE, TRUE, env_options, help_text, parse_int
+from wsdev.flags import (
+    ALIASES,
+    BY_NAME,
+    FALSE,
+    LICENSE,
+    TRUE,
+    env_options,
+    help_text,
+    parse_int,
+    parse_seconds,
+)
 
 # Re-exported: the flag table moved to flags.py, and callers still import it from here.
 from wsdev.flags import FLAGS as FLAGS
 from wsdev.proxies import Network, TrustedProxies, parse_network, parse_trusted
+from wsdev.scripts import is_python_command, is_script_file
 
 # ---------------------------------------------------------------- parsing
 
@@ -101,6 +112,8 @@ def _take_flag(args: list[str], index: int, values: dict[str, object], *, wsdev_
         value = args[index]
     if flag.kind == "int":
         values[name] = parse_int(name, value)
+    elif flag.kind == "seconds":
+        values[name] = parse_seconds(name, value)
     elif flag.kind == "list":
         existing = values.setdefault(name, [])
         assert isinstance(existing, list)
@@ -133,6 +146,10 @@ def build_config(
     def opt_list(name: str) -> list[str]:
         value = v.get(name, [])
         return value if isinstance(value, list) else []
+
+    def opt_seconds(name: str) -> float:
+        value = v.get(name, 0.0)
+        return float(value) if isinstance(value, (int, float)) else 0.0
 
     def opt_int(name: str, default: int) -> int:
         value = v.get(name, default)
@@ -181,7 +198,7 @@ def build_config(
         program = _resolve_command(parsed.command[0])
         command = (program, *parsed.command[1:])
         display = " ".join(parsed.command)
-        python_child = _is_python(program, parsed.command[1:])
+        python_child = is_python_command(program)
 
     reload_on = not bool(v.get("no-reload"))
     watch = tuple(Path(p).resolve() for p in opt_list("watch"))
@@ -236,7 +253,11 @@ def build_config(
         dashboard=dashboard_on,
         max_line_bytes=opt_int("max-line-bytes", 16 * 1024 * 1024),
         python_child=python_child,
-        drain=opt_int("drain", 0),
+        max_per_client=opt_int("max-per-client", 0),
+        max_lifetime=opt_seconds("max-lifetime"),
+        idle_timeout=opt_seconds("idle-timeout"),
+        allow_hosts=_allow_hosts(opt_list("allow-host")),
+        drain=opt_seconds("drain"),
         metrics=bool(v.get("metrics")) or bool(metrics_from),
         trusted_proxies=trusted_proxies,
         metrics_from=metrics_from,
@@ -277,6 +298,24 @@ def _existing_file(flag: str, value: str | None) -> Path | None:
     return path.resolve()
 
 
+def _allow_hosts(values: list[str]) -> tuple[str, ...]:
+    """--allow-host names (behaviour B10): a host name or address, any port; ``*`` for any."""
+    names: list[str] = []
+    for value in values:
+        name = value.strip().lower().rstrip(".")
+        if name.startswith("[") and name.endswith("]"):
+            name = name[1:-1]
+        if name != "*" and (
+            not name or not all(c.isalnum() or c in "-._:" for c in name) or name.count(":") == 1
+        ):
+            raise ConfigError(
+                f"--allow-host={value!r}: expected a host name or address without a port"
+                " (every port is allowed), e.g. --allow-host=myapp.test"
+            )
+        names.append(name)
+    return tuple(dict.fromkeys(names))
+
+
 def _headers(flag: str, values: list[str]) -> tuple[tuple[str, str], ...]:
     out = []
     for value in values:
@@ -309,38 +348,18 @@ def _resolve_command(name: str) -> str:
     return found
 
 
-def _is_python(program: str, args: Sequence[str]) -> bool:
-    base = Path(program).name
-    if base.startswith("python") or program.endswith(".py"):
-        return True
-    try:
-        with open(program, "rb") as f:
-            first = f.readline(200)
-    except OSError:
-        return False
-    return first.startswith(b"#!") and b"python" in first
-
-
 def script_of(config: Config) -> Path | None:
     """The script file COMMAND names, if any: watched for restart on edit (behaviour D1)."""
     if config.script_dir is not None or not config.command:
         return None
     program = Path(config.command[0])
-    if _looks_like_script(program):
+    if is_script_file(program):
         return program
     for arg in config.command[1:]:
         candidate = Path(arg)
         if candidate.is_file():
             return candidate.resolve()
     return None
-
-
-def _looks_like_script(program: Path) -> bool:
-    try:
-        with open(program, "rb") as f:
-            return f.read(2) == b"#!"
-    except OSError:
-        return False
 
 
 # ---------------------------------------------------------------- entry point

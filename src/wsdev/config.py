@@ -65,8 +65,14 @@ class Config:
     max_line_bytes: int = 16 * 1024 * 1024
     # Python children get PYTHONUNBUFFERED=1 (behaviour B9); decided once from the command.
     python_child: bool = False
+    # Limits for a shared server (behaviour B13); 0 means none.
+    max_per_client: int = 0
+    max_lifetime: float = 0.0
+    idle_timeout: float = 0.0
+    # Host names answered on loopback besides this machine's own (behaviour B10); "*": any.
+    allow_hosts: tuple[str, ...] = ()
     # Running as a service: behind proxies, several instances, a service manager (behaviour B12).
-    drain: int = 0  # seconds live sessions get to end by themselves at shutdown
+    drain: float = 0.0  # seconds live sessions get to end by themselves at shutdown
     trusted_proxies: TrustedProxies = NO_PROXIES
     metrics: bool = False
     metrics_from: tuple[Network, ...] = ()  # besides loopback, who may read health and metrics

@@ -12,6 +12,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from wsdev.navigation import View
 from wsdev.tally import ConnectionStats, Tally, human_bytes, human_duration
 
 # One colour per connection, reused round-robin by ``seq``; red is kept for errors.
@@ -59,7 +60,11 @@ _COLUMNS = (
 _DROP_ORDER = ("remote", "pid", "last", "age", "bytes", "path")
 
 
-def connections(tally: Tally, now: float, width: int, height: int) -> Panel:
+def connections(
+    tally: Tally, now: float, width: int, height: int, view: View | None = None
+) -> Panel:
+    """The table in a panel of ``height`` rows; it scrolls to keep ``view``'s selection in
+    sight (behaviour E3) and otherwise shows the newest connections."""
     live = list(tally.live.values())
     title = f"connections · {len(live)} live" if live else "connections"
     if not live:
@@ -70,12 +75,14 @@ def connections(tally: Tally, now: float, width: int, height: int) -> Panel:
         body: RenderableType = Text(hint, style="dim", no_wrap=True, overflow="ellipsis")
         return Panel(body, title=title, title_align="left", height=height, border_style="blue")
 
-    room = max(height - 3, 0)
-    hidden = 0
-    if len(live) > room:
-        # Keep the newest connections in view and say how many older ones are hidden.
-        hidden = len(live) - max(room - 1, 0)
-        live = live[hidden:] if room > 1 else []
+    view = view if view is not None else View()
+    count = len(live)
+    selected = view.row(live)
+    room = max(height - 3, 0)  # borders and column titles
+    top = view.window(count, room, selected)
+    live = live[top : top + room]
+    if live and len(live) < count:
+        title += f" · {top + 1}–{top + len(live)} shown"
     rows = [_cells(stats, now) for stats in live]
     columns, short_bytes = _fit(rows, width - 2)
     widths = {column.key: _natural(column, rows, short_bytes, width) for column in columns}
@@ -94,27 +101,38 @@ def connections(tally: Tally, now: float, width: int, height: int) -> Panel:
             min_width=column.min_width or None,
             max_width=None if column.flexible else widths[column.key],
         )
+    chosen = view.selected
     for stats, cells in zip(live, rows, strict=True):
         styles = {
             "seq": f"bold {seq_style(stats.info.seq)}",
             "last": "bold yellow" if stats.stalled_bytes else "",
         }
         table.add_row(
-            *(Text(cells[column.key], style=styles.get(column.key, "")) for column in columns)
+            *(Text(cells[column.key], style=styles.get(column.key, "")) for column in columns),
+            style="reverse" if stats.info is chosen else None,
         )
-    if hidden:
-        # In the widest column that is surely there, so the "#" column stays narrow.
-        label = Text(f"+{hidden} older", style="dim")
-        where = "path" if any(column.key == "path" for column in columns) else "in"
-        table.add_row(*(label if column.key == where else "" for column in columns))
     return Panel(
         table,
         title=title,
         title_align="left",
+        subtitle=_scroll_hint(top, len(live), count, view),
+        subtitle_align="right",
         height=height,
         border_style="blue",
         padding=(0, 0),
     )
+
+
+def _scroll_hint(top: int, shown: int, count: int, view: View) -> Text | None:
+    """What the bottom border says: rows out of sight, and the keys when they are read."""
+    parts = []
+    if top:
+        parts.append(f"↑ {top} more")
+    if count - top - shown:
+        parts.append(f"↓ {count - top - shown} more")
+    if view.keys:
+        parts.append("Enter: open · Esc: unselect" if view.selected else "↑↓: select")
+    return Text(" · ".join(parts), style="dim") if parts else None
 
 
 def _cells(stats: ConnectionStats, now: float) -> dict[str, str]:

@@ -2,7 +2,8 @@
 
 ``Dashboard`` subscribes a tally to the event bus and redraws the screen at most a few times a
 second, only when an event arrived (or once a second, for the clocks), so an idle wsdev costs next
-to nothing. What the screen shows is ``render`` (in ``panes.py``), a pure function of the tally.
+to nothing. What the screen shows is ``render`` (in ``panes.py``), a function of the tally and of
+the ``View`` the keys have chosen (behaviour E3): a key redraws at once.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from rich.text import Text
 
 from wsdev.config import Config
 from wsdev.events import Event, EventBus
+from wsdev.keys import Key, KeyReader
+from wsdev.navigation import View
 
 # Re-exported: callers import render from here, and tests replace it here to break a draw.
 from wsdev.panes import render as render
@@ -49,7 +52,9 @@ class Dashboard:
         console: Console | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        keys_fd: int | None = 0,
     ) -> None:
+        """``keys_fd``: the terminal to read keys from (stdin), used only if it is a terminal."""
         self._bus = bus
         self._config = config
         self._console = console if console is not None else Console()
@@ -61,6 +66,9 @@ class Dashboard:
         self._unsubscribe: Callable[[], None] | None = None
         self._winch = False
         self._render_failed = False
+        self.view = View()
+        self._key_draw = False
+        self._keys = KeyReader(keys_fd, self._on_key) if keys_fd is not None else None
         #: How many times the screen was drawn; for tests and the overhead bench.
         self.draws = 0
         #: Add this to the root logger while the dashboard is on: wsdev's own warnings and
@@ -83,8 +91,11 @@ class Dashboard:
             redirect_stderr=False,
         )
         self._live.start()
-        # A process that ends without ``stop`` must not leave the terminal on the other screen.
+        # A process that ends without ``stop`` must not leave the terminal on the other screen,
+        # nor in cbreak mode.
         atexit.register(self.close)
+        if self._keys is not None and self._console.is_terminal:
+            self.view.keys = self._keys.start()
         loop = self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
         with contextlib.suppress(AttributeError, NotImplementedError, RuntimeError, ValueError):
@@ -110,6 +121,8 @@ class Dashboard:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        if self._keys is not None:
+            self._keys.stop()
         if self._winch:
             self._winch = False
             with contextlib.suppress(Exception):
@@ -134,6 +147,18 @@ class Dashboard:
     def _on_event(self, event: Event) -> None:
         self.tally.handle(event)
         self._dirty.set()
+
+    def _on_key(self, key: Key) -> None:
+        self.view.press(key, self.tally)
+        # A person is waiting for this one: draw now, outside the redraw budget for events,
+        # once for all the keys of one read (a held key arrives many at a time).
+        if not self._key_draw:
+            self._key_draw = True
+            asyncio.get_running_loop().call_soon(self._draw_for_keys)
+
+    def _draw_for_keys(self) -> None:
+        self._key_draw = False
+        self._draw()
 
     def note_error(self, text: str) -> None:
         """Show ``text`` in the event log as an error; safe from any thread."""
@@ -164,7 +189,7 @@ class Dashboard:
             return
         width, height = self._console.size
         try:
-            renderable = render(self.tally, self._config, self._clock(), width, height)
+            renderable = render(self.tally, self._config, self._clock(), width, height, self.view)
         except Exception as exc:  # a view must never take the server down
             if not self._render_failed:
                 self._render_failed = True

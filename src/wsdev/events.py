@@ -68,6 +68,8 @@ class ConnectionInfo:
     console: bool = False
     started: float = field(default_factory=time.monotonic)
     pid: int | None = None
+    # How many restarts on edit came before its program started (D2).
+    generation: int = 0
 
 
 # ---------------------------------------------------------------- server-wide events
@@ -93,6 +95,8 @@ class Restarting:
 
     changed: tuple[str, ...]
     live: int
+    # Restarts so far, this one included; a console compares it with its program's (D2).
+    generation: int = 0
 
 
 @dataclass(frozen=True, slots=True)

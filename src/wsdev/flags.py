@@ -15,7 +15,7 @@ from wsdev.errors import UsageError
 @dataclass(frozen=True)
 class Flag:
     name: str
-    kind: str  # "bool", "int", "str", "list" (repeatable)
+    kind: str  # "bool", "int", "seconds", "str", "list" (repeatable)
     help: str
     metavar: str = ""
     wsdev_only: bool = False
@@ -24,8 +24,12 @@ class Flag:
 FLAGS: tuple[Flag, ...] = (
     Flag("port", "int", "HTTP port to listen on (default 8080; 0 picks a free port)", "PORT"),
     Flag("address", "list", "address to bind to, repeatable (default: localhost only)", "ADDR"),
-    Flag("sameorigin", "bool", "refuse upgrades (403) whose Origin differs from the Host"),
-    Flag("origin", "str", "refuse upgrades (403) unless Origin matches host[:port],…", "LIST"),
+    Flag(
+        "sameorigin", "bool", "allow upgrades only from pages of the Host's origin (websocketd's)"
+    ),
+    Flag(
+        "origin", "str", "allow upgrades only from host[:port],scheme://host[:port] (* any)", "LIST"
+    ),
     Flag("ssl", "bool", "serve over TLS (needs --sslcert and --sslkey)"),
     Flag("sslcert", "str", "TLS certificate (PEM) for --ssl", "FILE"),
     Flag("sslkey", "str", "TLS private key (PEM) for --ssl", "FILE"),
@@ -73,16 +77,44 @@ FLAGS: tuple[Flag, ...] = (
     ),
     Flag("no-dashboard", "bool", "plain websocketd log lines even on a terminal", wsdev_only=True),
     Flag(
+        "allow-host",
+        "list",
+        "also answer requests for Host NAME on loopback, repeatable (* any)",
+        "NAME",
+        True,
+    ),
+    Flag(
         "max-line-bytes",
         "int",
         "longest stdout line before closing with 1009 (default 16 MiB)",
         "BYTES",
         True,
     ),
+    Flag(
+        "max-per-client",
+        "int",
+        "refuse (429) connections over N live ones from one client address",
+        "N",
+        True,
+    ),
+    Flag(
+        "max-lifetime",
+        "seconds",
+        "close connections open this long (1008, with the reason)",
+        "SECONDS",
+        True,
+    ),
+    Flag(
+        "idle-timeout",
+        "seconds",
+        "close connections whose client sent nothing this long (1008)",
+        "SECONDS",
+        True,
+    ),
     # Running as a service (behaviour B12).
     Flag(
         "drain",
-        "int",
+        "seconds",
         "on SIGTERM/SIGINT refuse new connections (503) and give live ones up to SECONDS",
         "SECONDS",
         True,
@@ -163,6 +195,9 @@ def help_text() -> str:
         "",
         "After COMMAND, arguments that are not wsdev options go to the program; everything after",
         "a '--' goes to it untouched. The console is at http://localhost:PORT/ (or /_wsdev/).",
+        "While wsdev listens on loopback only (the default), pages of other sites get 403 (add",
+        "their origin to --origin; --origin=null for file:// pages) and so does a Host that is",
+        "not this machine (--allow-host); --origin or --sameorigin apply websocketd's rule.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -179,6 +214,17 @@ def parse_int(name: str, value: str) -> int:
         raise UsageError(f"invalid value {value!r} for --{name}: expected a whole number") from None
     if number < 0:
         raise UsageError(f"invalid value {value!r} for --{name}: must not be negative")
+    return number
+
+
+def parse_seconds(name: str, value: str) -> float:
+    """A duration in seconds (``90``, ``1.5``); 0 turns the limit off."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise UsageError(f"invalid value {value!r} for --{name}: expected seconds") from None
+    if not number >= 0 or number == float("inf"):
+        raise UsageError(f"invalid value {value!r} for --{name}: must be 0 or more seconds")
     return number
 
 
@@ -206,6 +252,11 @@ def env_options(environ: Mapping[str, str]) -> dict[str, object]:
                 raise UsageError(
                     f"invalid value {raw!r} for {key}: expected a whole number"
                 ) from None
+        elif flag.kind == "seconds":
+            try:
+                values[flag.name] = parse_seconds(flag.name, raw)
+            except UsageError:
+                raise UsageError(f"invalid value {raw!r} for {key}: expected seconds") from None
         else:
             values[flag.name] = [p for p in raw.split(os.pathsep) if p]
     return values

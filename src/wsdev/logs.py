@@ -10,6 +10,7 @@ one handler, which is the only place log output is set up.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
 import os
@@ -62,8 +63,8 @@ _NAMES = {
 
 logger = logging.getLogger("wsdev")
 
-# How long a log line may wait for others to share its write: well below what a reader notices.
-FLUSH_DELAY = 0.02
+# The output ``configure_logging`` installed last, flushed when the interpreter exits.
+_installed: LogOutput | None = None
 
 
 def timestamp(when: datetime | None = None) -> str:
@@ -72,12 +73,14 @@ def timestamp(when: datetime | None = None) -> str:
 
 
 class LogOutput:
-    """Where log lines go: gathered for a few milliseconds, written in one go.
+    """Where log lines go: each loop turn's lines in one write, at the end of that turn.
 
-    A connection logs a few lines; formatting them straight to text and writing them together
-    keeps logging off the connection's path (it was the largest cost of a short session). Each
-    write also wakes whoever reads the log, on a machine the connections' programs share: short
-    sessions in a row share one write instead of each waking the reader twice.
+    A line is never held back by a timer (behaviour A6): the first line of a loop turn schedules
+    one flush with ``call_soon``, which runs before the loop looks at any new I/O, so what a
+    turn logged is written before anything the next turn does. A program flooding stderr costs
+    one write per pipe read, not one per line. Without a running loop (start-up, shutdown,
+    another thread) a line is written at once, and whatever is still pending when the
+    interpreter exits is written then (``atexit``), so no exit short of SIGKILL loses a line.
     Once the reader of the log has gone (``wsdev … | head``), lines are dropped quietly.
     """
 
@@ -103,11 +106,12 @@ class LogOutput:
         )
         if len(self._pending) == 1:
             try:
-                asyncio.get_running_loop().call_later(FLUSH_DELAY, self.flush)
+                asyncio.get_running_loop().call_soon(self.flush)
             except RuntimeError:
-                self.flush()  # no loop (start-up, shutdown): write at once
+                self.flush()  # no loop in this thread: write at once
 
     def flush(self) -> None:
+        """Write every pending line now, in one write."""
         if not self._pending:
             return
         text = "".join(self._pending)
@@ -154,7 +158,14 @@ def _assoc(context: tuple[tuple[str, str], ...]) -> str:
 
 def configure_logging(config: Config, stream: IO[str] | None = None) -> LogOutput:
     """Send wsdev's log, in websocketd's format, to ``stream`` (stdout) at ``--loglevel``."""
+    global _installed
     output = LogOutput(stream or sys.stdout)
+    # Whatever is pending when the interpreter exits is written then; only the newest output
+    # is flushed, so a run that configures logging again leaves no stale stream behind.
+    if _installed is not None:
+        atexit.unregister(_installed.flush)
+    atexit.register(output.flush)
+    _installed = output
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -270,13 +281,17 @@ class LogWriter:
         conn = event.conn
         self._log(ACCESS, "session", "DISCONNECT", context=connection_context(conn, with_pid=True))
         if event.exit is not None:
+            ended = event.exit.describe()
+            code = str(event.code) if event.code is not None else "none"
+            if event.reason and event.reason != ended:
+                code += f": {event.reason}"  # the server's own reason, such as a limit's
             self._log(
                 logging.INFO,
                 "process",
                 "Process ended: %s after %.2fs (close %s)",
-                event.exit.describe(),
+                ended,
                 event.duration,
-                event.code if event.code is not None else "none",
+                code,
                 context=_ctx(conn),
             )
 
@@ -296,6 +311,9 @@ class LogWriter:
             self._log(logging.INFO, "server", "Starting WebSocket server   : %s", url)
         for url in event.console_urls:
             self._log(logging.INFO, "server", "Console                     : %s", url)
+        # Written now, not at the end of this turn: a client's connection accepted later in the
+        # same turn is answered in it, and the lines say what is served before anyone is.
+        self._output.flush()
 
 
 def _ctx(conn: ConnectionInfo) -> tuple[tuple[str, str], ...]:

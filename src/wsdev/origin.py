@@ -14,11 +14,15 @@ The rules are websocketd's, checked against 0.4.1 by running it:
   without a port accepts any port; one with a scheme accepts only that scheme. Both flags
   together must both pass.
 
+The entries ``*`` (every origin) and ``null`` (``Origin: null``) are wsdev's own: ``guard.py``
+decides them and hands this rule the other entries (behaviour B10).
+
 Where websocketd misbehaves wsdev does the sensible thing instead: an entry shorter than three
-characters (``--origin=*``) crashes websocketd's handler and matches nothing here; a bracketed
-IPv6 host without a port (``[::1]``) keeps its brackets in websocketd and so never matches, while
-here it means that address on any port. An unparsable Origin with neither flag set is refused
-by websocketd but allowed here: without a restriction there is nothing to check.
+characters crashes websocketd's handler and matches nothing here; a bracketed IPv6 host without a
+port (``[::1]``) keeps its brackets in websocketd and so never matches, while here it means that
+address on any port. An unparsable Origin with neither flag set is refused by websocketd but
+allowed here: without a restriction there is nothing to check (``guard.py`` then applies wsdev's
+default).
 """
 
 from __future__ import annotations

@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-import re
-import time
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
@@ -17,7 +15,11 @@ from rich.text import Text
 from wsdev import __version__
 from wsdev.config import Config
 from wsdev.conntable import connections, seq_style
-from wsdev.tally import Kind, LogEntry, StderrEntry, Tally, human_bytes, human_duration
+from wsdev.connview import connection_view
+from wsdev.entries import clock, stderr_entry
+from wsdev.navigation import View
+from wsdev.tail import Tail
+from wsdev.tally import Kind, LogEntry, Tally, human_bytes, human_duration
 
 _T = TypeVar("_T")
 
@@ -35,17 +37,21 @@ _MARKS: dict[Kind, tuple[str, str]] = {
     Kind.ERROR: ("!", "bold red"),
 }
 
-# Control characters other than ESC (colours are kept) and TAB would move the cursor about.
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1a\x1c-\x1f\x7f]")
-
 
 def render(
-    tally: Tally, config: Config, now: float, width: int = 100, height: int = 30
+    tally: Tally,
+    config: Config,
+    now: float,
+    width: int = 100,
+    height: int = 30,
+    view: View | None = None,
 ) -> RenderableType:
     """The whole dashboard for a ``width`` x ``height`` screen at monotonic time ``now``.
 
-    Every part is cut to fit: the header and each pane line are single lines with an ellipsis,
-    the panes get fixed heights and show their newest entries.
+    Every part fits: the header and the table's cells are single lines cut with an ellipsis,
+    the panes get fixed heights and show their newest entries, wrapped to the pane (behaviour
+    E1). ``view`` is where the keys have taken the user (behaviour E3): a selection in the
+    table, or one connection's own view; ``render`` keeps its scroll position current.
     """
     width = max(width, 20)
     height = max(height, 1)
@@ -53,10 +59,13 @@ def render(
     rest = height - len(parts)
     if rest < 3:
         return Group(*parts)
+    if view is not None and view.opened is not None:
+        parts += connection_view(view.opened, tally, now, width, rest)
+        return Group(*parts)
 
     wanted = 3 + len(tally.live) if tally.live else 3  # borders, column titles, rows
     connections_height = rest if rest < 10 else min(wanted, max(4, rest // 2))
-    parts.append(connections(tally, now, width, connections_height))
+    parts.append(connections(tally, now, width, connections_height, view))
     bottom = rest - connections_height
     if bottom < 3:
         return Group(*parts)
@@ -177,9 +186,7 @@ def _one_line(text: Text) -> Text:
 # ---------------------------------------------------------------- stderr and events
 
 
-def _pane(title: str, lines: list[Text], height: int, empty: str) -> Panel:
-    placeholder = Text(empty, style="dim", no_wrap=True, overflow="ellipsis")
-    body: RenderableType = Group(*lines) if lines else placeholder
+def _pane(title: str, body: RenderableType, height: int) -> Panel:
     return Panel(
         body,
         title=title,
@@ -191,32 +198,22 @@ def _pane(title: str, lines: list[Text], height: int, empty: str) -> Panel:
 
 
 def _stderr_pane(tally: Tally, height: int, *, wide: bool) -> Panel:
-    entries = _newest(tally.stderr, height - 2)
-    lines = [_stderr_line(entry, wide) for entry in entries]
-    return _pane("stderr", lines, height, "nothing on stderr yet")
-
-
-def _stderr_line(entry: StderrEntry, wide: bool) -> Text:
-    text = Text(no_wrap=True, overflow="ellipsis")
-    if wide:
-        text.append(_clock(entry.wall) + " ", style="dim")
-    text.append(f"#{entry.seq} ", style=f"bold {seq_style(entry.seq)}")
-    # Keep the program's own colours, drop anything else that could move the cursor.
-    text.append_text(Text.from_ansi(_CONTROL.sub("", entry.line), no_wrap=True))
-    return text
+    # Wrapped, never cut (behaviour E1): a traceback's file, line and error are what matter.
+    entries = [stderr_entry(entry, wide=wide) for entry in _newest(tally.stderr, height - 2)]
+    return _pane("stderr", Tail(entries, height - 2, empty="nothing on stderr yet"), height)
 
 
 def _events_pane(tally: Tally, height: int, *, wide: bool) -> Panel:
-    entries = _newest(tally.log, height - 2)
-    lines = [_event_line(entry, wide) for entry in entries]
-    return _pane("events", lines, height, "no events yet")
+    lines = [_event_line(entry, wide) for entry in _newest(tally.log, height - 2)]
+    empty = Text("no events yet", style="dim", no_wrap=True, overflow="ellipsis")
+    return _pane("events", Group(*lines) if lines else empty, height)
 
 
 def _event_line(entry: LogEntry, wide: bool) -> Text:
     mark, style = _MARKS[entry.kind]
     text = Text(no_wrap=True, overflow="ellipsis")
     if wide:
-        text.append(_clock(entry.wall) + " ", style="dim")
+        text.append(clock(entry.wall) + " ", style="dim")
     text.append(f"{mark} ", style=style or "dim")
     if entry.seq is not None:
         text.append(f"#{entry.seq} ", style=f"bold {seq_style(entry.seq)}")
@@ -229,7 +226,3 @@ def _newest(entries: Sequence[_T], count: int) -> list[_T]:
         return []
     start = max(len(entries) - count, 0)
     return [entries[i] for i in range(start, len(entries))]
-
-
-def _clock(wall: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(wall))

@@ -1,9 +1,10 @@
 """Restart on edit: watch the program's files and restart its connections when they change (D1–D2).
 
-The reloader is a supervisor loop in uvicorn's style, ``for changes in watcher: restart()``:
-watchfiles coalesces a burst of saves (an editor writing a temp file and renaming it) into one
-batch, and each batch closes every live connection with 1012 once. New connections simply run
-the program as it is on disk now.
+The reloader is a supervisor loop in uvicorn's style: the watcher gathers changed files, and the
+restarter closes every live connection with 1012 once per burst. A burst ends after ``QUIET_S``
+without a change (an editor's save is several writes; a formatter on save is a second save), and
+a restart is not followed by the next until the programs it closed have ended, so there is never
+more than one in flight. New connections simply run the program as it is on disk now.
 """
 
 from __future__ import annotations
@@ -11,56 +12,55 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import watchfiles
 
-from wsdev.config import Config
+from wsdev.watchset import WatchSet
 
 logger = logging.getLogger(__name__)
 # watchfiles logs "N changes detected" at INFO; our own restart line says more.
 logging.getLogger("watchfiles").setLevel(logging.WARNING)
 
-# How long the watcher waits for a burst of writes to settle before reporting it.
-STEP_MS = 50
+# How often the watcher looks at what it has gathered. watchfiles' own grouping of a burst
+# cannot be relied on: it ends a group when the set of changed files stops growing, so the
+# second save of the same file already makes a new group. The quiet period is ours.
+STEP_MS = 25
+# A burst of saves is one restart: it ends after this much quiet (D2).
+QUIET_S = 0.15
+# A program that ignores SIGINT may take the whole A4 escalation to end; a restart waits for the
+# old programs no longer than this before the next one may start.
+IN_FLIGHT_LIMIT_S = 5.0
 
 
 class Restartable(Protocol):
-    def restart(self, files: Sequence[str]) -> None: ...
-
-
-def watched_paths(config: Config) -> tuple[Path, ...]:
-    """What to watch: ``--watch``, else the script (and the working folder when it holds it)."""
-    from wsdev.cli import script_of
-
-    if config.watch:
-        return config.watch
-    cwd = Path.cwd().resolve()
-    if config.script_dir is not None:
-        return (config.script_dir,)
-    script = script_of(config)
-    if script is None:
-        return ()
-    script = script.resolve()
-    if script.is_relative_to(cwd):
-        return (cwd,)
-    return (script,)
+    def restart(self, files: Sequence[str]) -> Sequence[asyncio.Future[None]]:
+        """Close every live session with 1012; returns the endings of their programs."""
+        ...
 
 
 class _Filter(watchfiles.DefaultFilter):
-    """watchfiles' ignores (.git, __pycache__, node_modules, swap files…), plus wsdev's own output.
+    """watchfiles' ignores (.git, __pycache__, node_modules, swap files…), the files outside the
+    watch set, and wsdev's own output.
 
     ``wsdev ./bot.py > wsdev.log`` in the watched folder must not restart on every log line.
     """
 
-    def __init__(self, own_outputs: frozenset[str]) -> None:
-        super().__init__(ignore_entity_patterns=(*self.ignore_entity_patterns, r"\.log$"))
+    def __init__(self, watched: WatchSet, own_outputs: frozenset[str]) -> None:
+        super().__init__(
+            ignore_dirs=(*self.ignore_dirs, "venv", "site-packages", ".ruff_cache"),
+            ignore_entity_patterns=(*self.ignore_entity_patterns, r"\.log$"),
+        )
+        self._watched = watched
         self._own_outputs = own_outputs
 
     def __call__(self, change: watchfiles.Change, path: str) -> bool:
-        return path not in self._own_outputs and super().__call__(change, path)
+        return (
+            path not in self._own_outputs
+            and super().__call__(change, path)
+            and self._watched.wants(path)
+        )
 
 
 def _own_output_files() -> frozenset[str]:
@@ -75,10 +75,17 @@ def _own_output_files() -> frozenset[str]:
 
 
 class Reloader:
-    def __init__(self, paths: Sequence[Path], server: Restartable) -> None:
-        self._paths = tuple(paths)
+    def __init__(
+        self, watched: WatchSet, server: Restartable, after: Callable[[], None] | None = None
+    ) -> None:
+        """``after`` runs after each restart (to look the edited program over again)."""
+        self._watched = watched
         self._server = server
-        self._filter = _Filter(_own_output_files())
+        self._after = after
+        self._filter = _Filter(watched, _own_output_files())
+        self._pending: set[str] = set()
+        self._changed = asyncio.Event()
+        self._last_change = 0.0
 
     def _display(self, path: str) -> str:
         try:
@@ -87,14 +94,44 @@ class Reloader:
             return path
 
     async def run(self, stop: asyncio.Event) -> None:
-        async for changes in watchfiles.awatch(
-            *self._paths,
-            watch_filter=self._filter,
-            stop_event=stop,
-            step=STEP_MS,
-            debounce=1600,
-            raise_interrupt=False,
-            ignore_permission_denied=True,
-        ):
-            files = sorted({self._display(path) for _, path in changes})
-            self._server.restart(files)
+        """Watch until ``stop`` is set (or the task is cancelled).
+
+        The watcher sets its watches up in this coroutine's first step, so a caller that lets
+        that step run knows no later save is missed.
+        """
+        loop = asyncio.get_running_loop()
+        restarter = asyncio.ensure_future(self._restart_after_quiet())
+        try:
+            async for changes in watchfiles.awatch(
+                *self._watched.roots,
+                watch_filter=self._filter,
+                stop_event=stop,
+                step=STEP_MS,
+                raise_interrupt=False,
+                ignore_permission_denied=True,
+            ):
+                self._pending.update(self._display(path) for _, path in changes)
+                self._last_change = loop.time()
+                self._changed.set()
+        finally:
+            restarter.cancel()
+
+    async def _restart_after_quiet(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._changed.wait()
+            while (left := self._last_change + QUIET_S - loop.time()) > 0:
+                await asyncio.sleep(left)
+            self._changed.clear()
+            files = sorted(self._pending)
+            self._pending.clear()
+            try:
+                endings = self._server.restart(files)
+                if self._after is not None:
+                    self._after()
+            except Exception:
+                logger.exception("restart failed", extra={"category": "server"})
+                continue
+            if endings:
+                # One restart in flight (D2): saves made meanwhile make the next one.
+                await asyncio.wait(endings, timeout=IN_FLIGHT_LIMIT_S)

@@ -18,8 +18,10 @@ from wsdev.config import Config
 from wsdev.environ import RequestFacts, cgi_environ, reverse_lookup
 from wsdev.events import EventBus, HttpRequest, Rejected
 from wsdev.feed import serve_feed
+from wsdev.guard import Route
 from wsdev.metrics import Metrics, health_response, may_read, metrics_response
 from wsdev.proxies import FORWARDED_PORT, as_the_client_sent
+from wsdev.restartfeed import serve_restarts
 from wsdev.sessions import CONSOLE_PREFIX, NOT_FOUND_BODY, SessionManager, response_headers
 
 # The largest request body read (a CGI POST): aiohttp refuses bigger ones with 413.
@@ -47,10 +49,23 @@ class Routes:
         if config.trusted_proxies:
             request = as_the_client_sent(request, config.trusted_proxies)
         path = request.path
-        if path.startswith(CONSOLE_PREFIX) or path == CONSOLE_PREFIX[:-1]:
+        own = path.startswith(CONSOLE_PREFIX) or path == CONSOLE_PREFIX[:-1]
+        headers = request.headers
+        forbidden = self.sessions.guard.refusal(  # behaviour B10, as for upgrades
+            Route.OWN if own else Route.PLAIN, headers.get("Host", ""), headers.get("Origin")
+        )
+        if forbidden is not None:
+            return self._refuse(request, 403, forbidden)
+        if own:
             return await self._wsdev_route(request, path[len(CONSOLE_PREFIX) :])
         if _is_upgrade(request) and config.serves_websocket:
             return self._bad_handshake(request)
+        if config.script_dir or config.staticdir or config.cgidir:  # the folders own the paths
+            from wsdev.cleanpath import moved_to
+
+            location = moved_to(request.raw_path)
+            if location is not None:
+                return self._moved(request, location)
         if config.cgidir is not None:
             from wsdev.cgi import find_cgi_script
 
@@ -78,6 +93,9 @@ class Routes:
             if not _is_loopback(request.remote):
                 return self._refuse(request, 403, "the events feed answers loopback clients only")
             return await serve_feed(request, self.bus)
+        if rest == "restarts" and _is_upgrade(request):
+            # The console's notice of restarts on edit (D2); the guard let same-origin pages only.
+            return await serve_restarts(request, self.bus, lambda: self.sessions.generation)
         if self.config.console:
             if rest in ("", "index.html") and request.method in ("GET", "HEAD"):
                 return self._console_page(request, "/", "")
@@ -124,6 +142,20 @@ class Routes:
         )
         return web.Response(status=400, text=text, headers=headers)
 
+    def _moved(self, request: web.Request, location: str) -> web.Response:
+        """A path with ``.``/``..`` segments or doubled slashes: 301 to its cleaned form, with
+        the body and type Go's ``http.Redirect`` gives each method (behaviour A5)."""
+        from wsdev.cleanpath import moved_body
+
+        self._access(request, 301, "REDIRECT")
+        headers = {"Location": location}
+        if request.method not in ("GET", "HEAD"):
+            return web.Response(status=301, headers=headers)
+        body = moved_body(location)
+        return web.Response(
+            status=301, headers=headers, text=body, content_type="text/html", charset="utf-8"
+        )
+
     def _not_found(self, request: web.Request) -> web.Response:
         self._access(request, 404, "NOT FOUND")
         return web.Response(status=404, text=NOT_FOUND_BODY)
@@ -142,7 +174,7 @@ class Routes:
         self, request: web.Request, script: Path, script_name: str, path_info: str
     ) -> web.StreamResponse:
         sessions = self.sessions
-        why = sessions.refusal(None, request.headers.get("Host", ""), check_origin=False)
+        why = sessions.refusal()
         if why is not None:
             return self._refuse(request, *why)
         from wsdev.cgi import serve_cgi

@@ -15,21 +15,27 @@ import socket
 import ssl
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from wsdev.activation import inherited_sockets, serve_sockets, socket_url
+from wsdev.activation import inherited_sockets, socket_url
 from wsdev.config import Config
 from wsdev.errors import ServeError
-from wsdev.events import EventBus, Restarting
+from wsdev.events import EventBus, Restarting, ServerError
 from wsdev.routes import Routes
 from wsdev.sessions import CONSOLE_PREFIX, SessionManager
 from wsdev.stream import Acceptor
+
+if TYPE_CHECKING:
+    from wsdev.tls import TlsHandshakes
 
 logger = logging.getLogger(__name__)
 
 # How long aiohttp's connections get to finish their requests at shutdown.
 HTTP_SHUTDOWN_SECONDS = 2.0
+# How long a socket file at --unixsocket gets to show that a server still answers on it.
+UNIX_PROBE_SECONDS = 2.0
 
 
 def listen_backlog() -> int:
@@ -52,7 +58,7 @@ class Server:
         self._runner: web.AppRunner | None = None
         self._redirect: web.AppRunner | None = None
         self._acceptor: Acceptor | None = None
-        self._tls_listeners: list[asyncio.Server] = []
+        self._tls: TlsHandshakes | None = None
         self.sessions: SessionManager | None = None
         self._closed = False
         self.urls: list[str] = []
@@ -76,30 +82,31 @@ class Server:
         inherited = inherited_sockets()
         if inherited:
             # Socket activation: the service manager's sockets, nothing bound here (behaviour B12).
-            factory = self.sessions.connection
-            self._acceptor, self._tls_listeners = await serve_sockets(
-                inherited, factory, ssl_context
-            )
             self.urls += [socket_url(sock, config.scheme) for sock in inherited]
             self.config = config.replace(unixsocket=None)  # its socket file is the manager's
+            self._serve(inherited, ssl_context)
             return
         if config.unixsocket is not None:
-            await self._listen(str(config.unixsocket), 0, ssl_context, unix=True)
-            self.urls.append(f"{config.scheme}+unix:{config.unixsocket}")
+            bound = self._bind(str(config.unixsocket), 0, unix=True)
+            # websocketd 0.5.0's words for it, in the start-up line and the dashboard's header.
+            self.urls.append(f"unix socket at {config.unixsocket}")
+            self._serve(bound, ssl_context)
             return
         hosts: Sequence[str] = config.addresses or ("127.0.0.1", "::1")
         port = config.port
+        bound = []
         for index, host in enumerate(hosts):
             try:
-                listener = await self._listen(host, port, ssl_context)
+                sockets = self._bind(host, port)
             except ServeError:
                 # The default ::1 is a courtesy: a machine without IPv6 still serves on 127.0.0.1.
                 if config.addresses or index == 0:
                     raise
                 continue
+            bound += sockets
             if port == 0:
                 # Every address shares the port the first one was given.
-                port = int(listener[0].getsockname()[1])
+                port = int(sockets[0].getsockname()[1])
             self.port = port
             shown = "localhost" if not config.addresses else _url_host(host)
             url = f"{config.scheme}://{shown}:{port}/"
@@ -110,6 +117,10 @@ class Server:
                 )
         if config.redirport:
             await self._start_redirect(hosts, port)
+        # Accepting starts last, with no wait between it and the caller's start-up lines: the
+        # kernel queues early clients, and none is answered before those lines are written
+        # (behaviour A6).
+        self._serve(bound, ssl_context)
 
     def _http_protocol(self) -> asyncio.Protocol:
         """A protocol of aiohttp's server, for a connection that turned out to be plain HTTP."""
@@ -134,43 +145,46 @@ class Server:
     def console_path(self) -> str:
         return "/" if self.config.console_on_any_path else CONSOLE_PREFIX
 
-    async def _listen(
-        self, host: str, port: int, ssl_context: ssl.SSLContext | None, *, unix: bool = False
-    ) -> list[socket.socket]:
-        """Bind and serve ``host:port`` (or the Unix socket at ``host``); the bound sockets."""
-        assert self.sessions is not None
+    def _bind(self, host: str, port: int, *, unix: bool = False) -> list[socket.socket]:
+        """Listening sockets for ``host:port`` (or the Unix socket at ``host``)."""
         where = host if unix else f"{_url_host(host)}:{port}"
         try:
-            sockets = [bind_unix(host)] if unix else bind_tcp(host, port)
+            return [bind_unix(host)] if unix else bind_tcp(host, port)
         except OSError as exc:
-            raise _listen_error(exc, where) from None
+            raise _listen_error(exc, where, unix=unix) from None
+
+    def _serve(self, sockets: Sequence[socket.socket], ssl_context: ssl.SSLContext | None) -> None:
+        """Accept connections on ``sockets`` from now on."""
+        assert self.sessions is not None
         factory = self.sessions.connection
         if ssl_context is None:
-            if self._acceptor is None:
-                self._acceptor = Acceptor(factory)
-            for sock in sockets:
-                self._acceptor.serve(sock)
-            return sockets
-        # TLS: asyncio's accept and TLS transport, the same protocol on top.
-        loop = asyncio.get_running_loop()
+            self._acceptor = Acceptor(factory)
+        else:
+            # TLS: asyncio's TLS transport, the same protocol on top, refusals logged.
+            from wsdev.tls import TlsHandshakes
+
+            self._tls = TlsHandshakes(ssl_context, factory, self._tls_refused)
+            self._acceptor = Acceptor(factory, handoff=self._tls.start)
         for sock in sockets:
-            listener = await loop.create_server(
-                factory, sock=sock, ssl=ssl_context, backlog=listen_backlog()
-            )
-            self._tls_listeners.append(listener)
-        return sockets
+            self._acceptor.serve(sock)
+
+    def _tls_refused(self, remote: str, reason: str) -> None:
+        self.bus.publish(ServerError(f"TLS handshake with {remote} refused: {reason}", "http"))
 
     @property
     def live_connections(self) -> int:
         return len(self.sessions.bridges) if self.sessions is not None else 0
 
-    def restart(self, files: Sequence[str]) -> None:
-        """Close every live session with 1012 and end its program in the background (D2)."""
+    def restart(self, files: Sequence[str]) -> list[asyncio.Task[None]]:
+        """Close every live session with 1012 and end its program in the background (D2).
+
+        Returns the endings of those programs (the reloader waits for them, D2)."""
         sessions = self.sessions
         if sessions is None:
-            return
-        self.bus.publish(Restarting(tuple(files), len(sessions.bridges)))
-        sessions.restart(files)
+            return []
+        generation = sessions.new_generation()
+        self.bus.publish(Restarting(tuple(files), len(sessions.bridges), generation))
+        return sessions.restart(files)
 
     async def close(self) -> None:
         """Close every session with 1001, end every program (B6), stop listening."""
@@ -179,8 +193,8 @@ class Server:
         self._closed = True
         if self._acceptor is not None:
             self._acceptor.close()
-        for listener in self._tls_listeners:
-            listener.close()
+        if self._tls is not None:
+            self._tls.close()
         if self.config.unixsocket is not None:
             with contextlib.suppress(OSError):
                 self.config.unixsocket.unlink()
@@ -228,18 +242,30 @@ def bind_tcp(host: str, port: int) -> list[socket.socket]:
 
 
 def bind_unix(path: str) -> socket.socket:
-    """A listening Unix socket at ``path``: a stale socket file there is replaced, a live one
-    (another server answers on it) is left alone and refused as in use."""
-    if Path(path).is_socket():
+    """A listening Unix socket at ``path`` (behaviour A5).
+
+    A socket file that nobody answers on is what a server that is gone left behind: it is
+    replaced. One that answers belongs to a live server, which must not lose it (asyncio's own
+    ``create_unix_server`` would delete it): that is refused as in use. Any other kind of file
+    at ``path`` is refused too, and never removed.
+    """
+    where = Path(path)
+    if where.is_socket():
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        # A live server whose queue is full keeps a connect waiting: it is still live.
+        probe.settimeout(UNIX_PROBE_SECONDS)
         try:
             probe.connect(path)
-        except OSError:
-            Path(path).unlink()  # nobody answers: a server that is gone left it
+        except (ConnectionRefusedError, FileNotFoundError):
+            where.unlink(missing_ok=True)
+        except OSError as exc:
+            raise OSError(errno.EADDRINUSE, f"it cannot be probed: {exc}") from None
         else:
-            raise OSError(errno.EADDRINUSE, "address already in use")
+            raise OSError(errno.EADDRINUSE, "a server answers on it")
         finally:
             probe.close()
+    elif where.exists():
+        raise OSError(errno.EEXIST, "a file that is not a socket is there")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(path)
@@ -250,7 +276,17 @@ def bind_unix(path: str) -> socket.socket:
     return sock
 
 
-def _listen_error(exc: OSError, where: str) -> ServeError:
+def _listen_error(exc: OSError, where: str, *, unix: bool = False) -> ServeError:
+    if unix and exc.errno == errno.EADDRINUSE:
+        return ServeError(
+            f"unix socket {where} is already in use ({exc.strerror}): stop the server that "
+            "listens there, or choose another --unixsocket path"
+        )
+    if unix and exc.errno == errno.EEXIST:
+        return ServeError(
+            f"cannot listen on {where}: {exc.strerror} (only a socket nobody answers on is "
+            "replaced): remove it, or choose another --unixsocket path"
+        )
     if exc.errno == errno.EADDRINUSE:
         return ServeError(
             f"{where} is already in use: stop what listens there, or choose another "

@@ -3,8 +3,9 @@
 Every connection that runs a program takes this one path, whatever it came through (plain, TLS,
 a Unix socket, ``--dir``, the console's envelope at ``/_wsdev/ws``): the handshake is checked
 (``426`` for a version other than 13, the engine's own checks), admission decides once
-(``refusal``: origin 403, ``--maxforks`` 429; CGI asks the same question), then one place builds
-the environment and the connection record and starts the child (``_start``).
+(``guard``: Host and Origin 403, the same decision as for plain HTTP; ``refusal``: ``--maxforks``
+429, which CGI asks too), then one place builds the environment and the connection record and
+starts the child (``_start``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from yarl import URL
 
 from wsdev import __version__
 from wsdev.bridge import CLOSE_INTERNAL, Bridge
+from wsdev.cleanpath import MOVED_CONTENT_TYPE, moved_body, moved_to
 from wsdev.config import Config
 from wsdev.connection import Connection
 from wsdev.environ import RequestFacts, cgi_environ, inherited_environ, reverse_lookup
@@ -36,9 +38,12 @@ from wsdev.events import (
     Rejected,
     SpawnFailed,
 )
+from wsdev.guard import Guard, Route
 from wsdev.handshake import Handshake, switching_protocols
+from wsdev.limits import ClientTally
 from wsdev.process import Child, spawn
 from wsdev.proxies import apply_forwarding
+from wsdev.scripts import inspect_script, spawn_failure_hint
 from wsdev.sinks import ConsoleSink, PlainSink, Sink
 from wsdev.urlmap import map_url
 
@@ -89,11 +94,15 @@ class SessionManager:
         self._lookups: set[asyncio.Task[None]] = set()
         self._handoffs: set[asyncio.Task[None]] = set()  # plain HTTP on its way to aiohttp
         self.ids = IdSource()
+        # Host and Origin (behaviour B10): one decision for upgrades here and plain HTTP in routes.
+        self.guard = Guard(config)
         # wsdev's own environment does not change while it runs: read --passenv from it once.
         self.inherited = inherited_environ(config)
         self._http = http
         self.max_message_size = config.maxframesize
         self.accepting = True
+        self.clients = ClientTally(config.max_per_client)
+        self.generation = 0  # restarts on edit so far (D2)
         # Shutting down with --drain: new sessions and CGI runs get 503 (behaviour B12).
         self.draining = False
 
@@ -140,24 +149,51 @@ class SessionManager:
             response.headers["Sec-WebSocket-Version"] = "13"
             self._respond(connection, engine, response, facts, "BAD HANDSHAKE")
             return
+        route = Route.OWN if target.console else Route.PROGRAM
+        forbidden = self.guard.refusal(
+            route, handshake.header("Host"), handshake.first.get("origin")
+        )
+        if forbidden is not None:
+            self._refuse(connection, engine, response, facts, target, 403, forbidden)
+            return
         config = self.config
         if config.script_dir is not None:
+            location = None if target.console else moved_to(target.raw)
+            if location is not None:
+                self._moved(connection, engine, facts, location)
+                return
             match = map_url(config.script_dir, target.path)
             if match is None:
                 self._refuse(connection, engine, response, facts, target, 404, "")
                 return
             argv: Sequence[str] = (str(match.file),)
             script_name, path_info = match.script_name, match.path_info
+            # Any file of the folder may be the program: Python or not (B9), runnable or not (F).
+            script = inspect_script(match.file)
+            python, problem = script.python, script.problem
         else:
             argv = config.command
             script_name, path_info = "/", target.path
-        origin = handshake.first.get("origin")
-        why = self.refusal(origin, handshake.header("Host"), check_origin=True)
+            python, problem = config.python_child, None
+        why = self.refusal()
+        if why is None:
+            per_client = self.clients.refusal(facts.remote_addr)
+            if per_client is not None:
+                why = 429, per_client
         if why is not None:
             self._refuse(connection, engine, response, facts, target, *why)
             return
         session = _Pending(
-            connection, engine, response, facts, target, argv, script_name, path_info
+            connection,
+            engine,
+            response,
+            facts,
+            target,
+            argv,
+            script_name,
+            path_info,
+            python,
+            problem,
         )
         if config.reverselookup and facts.remote_addr:
             # Counted by --maxforks from admission on, so parallel upgrades cannot all get
@@ -172,19 +208,11 @@ class SessionManager:
 
     # ------------------------------------------------------------ admission
 
-    def refusal(
-        self, origin: str | None, host: str, *, check_origin: bool
-    ) -> tuple[int, str] | None:
+    def refusal(self) -> tuple[int, str] | None:
         """Why a request that would start a program is refused (status, reason), if it is."""
         config = self.config
         if self.draining:
             return 503, "server draining: try another instance"
-        if check_origin and (config.origins or config.sameorigin):
-            from wsdev.origin import origin_refusal
-
-            why = origin_refusal(origin, host, config)
-            if why is not None:
-                return 403, f"origin not allowed: {why}"
         if config.maxforks and self.children_running >= config.maxforks:
             return 429, f"too many connections: {config.maxforks} programs already running"
         return None
@@ -220,6 +248,8 @@ class SessionManager:
             unique_id=unique_id,
             parent=self.inherited,
         )
+        if session.python and "PYTHONUNBUFFERED" not in env:
+            env["PYTHONUNBUFFERED"] = "1"  # B9, for each Python script of --dir
         conn = ConnectionInfo(
             id=unique_id,
             seq=seq,
@@ -230,7 +260,11 @@ class SessionManager:
             origin=session.engine_origin,
             command=config.command_display if config.script_dir is None else session.argv[0],
             console=target.console,
+            generation=self.generation,
         )
+        if session.problem is not None:
+            self._spawn_failed(session, conn, session.problem)
+            return
         try:
             child: Child | OSError = spawn(session.argv, env)
         except OSError as exc:
@@ -246,7 +280,10 @@ class SessionManager:
     ) -> None:
         """The program has started (or could not): the 101, and the bridge takes over."""
         if isinstance(child, OSError):
-            self._spawn_failed(session, conn, child)
+            hint = spawn_failure_hint(
+                session.argv[0], child, command_mode=self.config.script_dir is None
+            )
+            self._spawn_failed(session, conn, hint or child.strerror or str(child))
             return
         config = self.config
         connection, target = session.connection, session.target
@@ -259,24 +296,30 @@ class SessionManager:
             bus=self.bus,
             conn=conn,
             child=child,
-            released=self.bridges.discard,
+            released=self._released,
         )
         self.bridges.add(bridge)
+        self.clients.add(conn.remote)
         self.bus.publish(Connected(conn))
         bridge.start(env)
         connection.attach(bridge)
+
+    def _released(self, bridge: Bridge) -> None:
+        """A session's program has ended: it no longer counts against any limit."""
+        self.bridges.discard(bridge)
+        self.clients.remove(bridge.conn.remote)
 
     def _sink(self, connection: Connection, console: bool) -> Sink:
         if console:
             return ConsoleSink(connection)
         return PlainSink(connection, passstderr=self.config.passstderr)
 
-    def _spawn_failed(self, session: _Pending, conn: ConnectionInfo, exc: OSError) -> None:
+    def _spawn_failed(self, session: _Pending, conn: ConnectionInfo, why: str) -> None:
         """The client hears why with a Close 1011 (and the console, the reason itself)."""
         connection = session.connection
         self.add_headers(session.response.headers, 101)
         connection.respond(session.response)
-        message = f"cannot run {session.argv[0]}: {exc.strerror or exc}"
+        message = f"cannot run {session.argv[0]}: {why}"
         self.bus.publish(Connected(conn))
         self.bus.publish(SpawnFailed(conn, message))
         self._sink(connection, conn.console).error(message, 500)
@@ -303,8 +346,9 @@ class SessionManager:
         else:
             origin = _header(facts, "Origin")
             self.bus.publish(Rejected(status, reason, url, facts.remote_addr, origin))
-        if target.console:
+        if target.console and status != 403:
             # The console cannot read an HTTP status: accept, explain in its envelope, close.
+            # A 403 (behaviour B10) answers a page that is not the console: it gets the status.
             self.add_headers(accepted.headers, 101)
             connection.respond(accepted)
             ConsoleSink(connection).error(reason, status)
@@ -315,6 +359,17 @@ class SessionManager:
         response = engine.reject(status, body)
         self.add_headers(response.headers, status)
         connection.respond(response)
+
+    def _moved(
+        self, connection: Connection, engine: ServerProtocol, facts: RequestFacts, location: str
+    ) -> None:
+        """A ``--dir`` path with ``.``/``..`` segments or doubled slashes: 301 to the cleaned
+        path, as websocketd answers (behaviour A5)."""
+        response = engine.reject(301, moved_body(location))
+        del response.headers["Content-Type"]
+        response.headers["Content-Type"] = MOVED_CONTENT_TYPE
+        response.headers["Location"] = location
+        self._respond(connection, engine, response, facts, "REDIRECT")
 
     def _respond(
         self,
@@ -346,9 +401,17 @@ class SessionManager:
         if endings:
             await asyncio.gather(*endings, return_exceptions=True)
 
-    def restart(self, files: Sequence[str]) -> None:
-        for bridge in list(self.bridges):
+    def new_generation(self) -> int:
+        """A restart on edit begins: sessions started from now on belong to the next generation."""
+        self.generation += 1
+        return self.generation
+
+    def restart(self, files: Sequence[str]) -> list[asyncio.Task[None]]:
+        """Close every live session with 1012; returns the endings of their programs (D2)."""
+        closing = list(self.bridges)
+        for bridge in closing:
             bridge.close(1012, "service restart", files)
+        return [bridge.ending for bridge in closing if bridge.ending is not None]
 
     def kill_all(self) -> None:
         for bridge in list(self.bridges):
@@ -367,6 +430,8 @@ class _Pending:
     argv: Sequence[str]
     script_name: str
     path_info: str
+    python: bool  # gets PYTHONUNBUFFERED=1 (B9)
+    problem: str | None  # why the program cannot run, said instead of starting it (F)
 
     @property
     def engine_origin(self) -> str:

@@ -104,6 +104,7 @@ class ConsoleSink:
                 "pid": conn.pid,
                 "command": conn.command,
                 "binary": binary,
+                "generation": conn.generation,
                 "env": {key: env.get(key, "") for key in CONSOLE_ENV_KEYS},
             }
         )

@@ -6,7 +6,8 @@ index, Last-Modified / If-Modified-Since (304), Range (206, 416), HEAD, and ``te
 ``charset=utf-8``. Unlike Go's server, nothing outside the folder is ever served (behaviour
 B5): a path with a ``..`` or ``.`` segment (also percent-encoded), a NUL or a backslash, or one
 that resolves through a symlink to outside the folder, matches nothing. ``resolve_under`` is that
-rule, shared with the CGI runner.
+rule, shared with the CGI runner. (A path that cleans to one inside the folder never gets here:
+the routes move it with a 301 first, ``cleanpath``.)
 """
 
 from __future__ import annotations

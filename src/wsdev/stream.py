@@ -12,7 +12,8 @@ the socket itself, as ``pipes`` is for pipes: writes go straight to the socket w
 and are buffered beyond that, with ``pause_writing``/``resume_writing`` past the high-water mark;
 ``pause_reading`` stops reading the client (behaviour B4). A connection that turns out to be
 plain HTTP leaves it (``detach``) for a transport of asyncio's own, which aiohttp serves. TLS
-connections are accepted by asyncio, whose TLS transport the same protocol drives.
+connections are accepted here too and handed to ``tls.TlsHandshakes``, which runs the handshake
+on asyncio's TLS transport (logging a refused one); the same protocol then drives it.
 """
 
 from __future__ import annotations
@@ -235,10 +236,16 @@ def _as_exception(exc: BaseException | None) -> Exception | None:
 
 
 class Acceptor:
-    """Accepts on listening sockets and gives each connection a ``SocketStream`` at once."""
+    """Accepts on listening sockets and gives each connection a ``SocketStream`` at once, or,
+    given ``handoff`` (TLS: ``tls.TlsHandshakes.start``), hands each accepted socket to that."""
 
-    def __init__(self, protocol_factory: Callable[[], asyncio.Protocol]) -> None:
+    def __init__(
+        self,
+        protocol_factory: Callable[[], asyncio.Protocol],
+        handoff: Callable[[socket.socket, Any], None] | None = None,
+    ) -> None:
         self._factory = protocol_factory
+        self._handoff = handoff
         self._sockets: list[socket.socket] = []
         self._loop = asyncio.get_running_loop()
 
@@ -269,6 +276,9 @@ class Acceptor:
             conn.setblocking(False)
             if tcp:
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._handoff is not None:
+                self._handoff(conn, peer if tcp else "")
+                continue
             try:
                 protocol = self._factory()
             except Exception:

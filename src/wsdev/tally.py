@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import Enum
 from urllib.parse import urlsplit
 
@@ -40,8 +40,19 @@ from wsdev.events import (
 HISTORY = 500
 #: Longer texts are cut when stored: no terminal shows more, and memory stays bounded.
 MAX_TEXT = 1000
-#: Length of the last-message preview kept per connection.
+#: Longer stderr lines are cut when stored, saying by how much; the panes wrap what is kept.
+MAX_STDERR = 4000
+#: Length of the last-message preview shown per connection.
 PREVIEW = 80
+#: Messages (or reads of stdout) and stderr lines kept per connection for its own view
+#: (behaviour E3); each entry costs O(1) to keep, so a flood costs the same as a trickle.
+RECENT = 40
+#: At most this many of one read's messages are kept, the last ones.
+RECENT_BATCH = 16
+#: A read of at most this many bytes is kept as it came; a larger one keeps only each message's
+#: first ``RECENT_TEXT`` characters and its size. So one connection holds at most ~50 kB.
+KEEP_WHOLE = 1024
+RECENT_TEXT = 300
 
 
 class Kind(Enum):
@@ -73,6 +84,21 @@ class StderrEntry:
 
 
 @dataclass(slots=True)
+class Traffic:
+    """What went one way at one moment: a client's message, or the messages of one stdout read.
+
+    ``messages`` are their starts (``bytes`` from the program, ``str`` or ``bytes`` from the
+    client); ``sizes`` their full sizes in bytes when a start was cut, else None.
+    """
+
+    at: float  # the tally's clock
+    direction: str  # "in" (client to program) or "out"
+    messages: Sequence[str | bytes]
+    sizes: Sequence[int] | None
+    binary: bool
+
+
+@dataclass(slots=True)
 class ConnectionStats:
     """One live connection as the dashboard shows it; times come from the tally's clock."""
 
@@ -85,11 +111,24 @@ class ConnectionStats:
     bytes_in: int = 0
     bytes_out: int = 0
     stderr_lines: int = 0
-    #: ``"in"``, ``"out"`` or ``"err"``: which way the latest traffic went.
+    #: ``"in"`` or ``"out"``: which way the latest traffic went.
     last_direction: str = ""
-    last_preview: str = ""
     #: Bytes written without a newline for over a second (behaviour B9); 0 once output flows again.
     stalled_bytes: int = 0
+    #: The latest messages both ways and stderr lines, oldest first, for the connection's view.
+    recent: deque[Traffic] = field(default_factory=lambda: deque(maxlen=RECENT))
+    stderr: deque[StderrEntry] = field(default_factory=lambda: deque(maxlen=RECENT))
+    #: How it ended (``closed 1000 · exit 0 · 3.2s``) once it has; a view may outlive it.
+    ended: str = ""
+
+    @property
+    def last_preview(self) -> str:
+        """The start of the latest message, on one line."""
+        if not self.recent or not self.recent[-1].messages:
+            return ""
+        last = self.recent[-1]
+        size = last.sizes[-1] if last.sizes is not None else len(last.messages[-1])
+        return _preview(last.messages[-1], last.binary, size)
 
 
 @dataclass(slots=True)
@@ -141,10 +180,10 @@ def human_duration(seconds: float) -> str:
     return f"{days}d{hours:02d}h"
 
 
-def _preview(data: str | bytes, binary: bool) -> str:
+def _preview(data: str | bytes, binary: bool, size: int) -> str:
     if isinstance(data, bytes) and binary:
         head = data[: PREVIEW // 3].hex(" ")
-        return f"[{len(data)} bytes] {head}"
+        return f"[{size} bytes] {head}"
     if isinstance(data, bytes):
         data = data[:PREVIEW].decode("utf-8", "replace")
     return data[:PREVIEW].replace("\r", "").replace("\n", "⏎")
@@ -165,6 +204,17 @@ def _path_of(url: str) -> str:
     if not parts.scheme:
         return url
     return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+def _batch(now: float, event: MessagesOut) -> Traffic:
+    """The part of one stdout read a connection's view keeps: O(1) however large the read."""
+    payloads = event.payloads
+    if len(payloads) > RECENT_BATCH:
+        payloads = payloads[-RECENT_BATCH:]
+    if event.nbytes <= KEEP_WHOLE:  # no copy: the bridge made these for this event alone
+        return Traffic(now, "out", payloads, None, event.binary)
+    heads = [payload[:RECENT_TEXT] for payload in payloads]
+    return Traffic(now, "out", heads, [len(payload) for payload in payloads], event.binary)
 
 
 def _utf8_len(text: str) -> int:
@@ -205,6 +255,10 @@ class Tally:
     def uptime(self, now: float) -> float:
         return now - self.started_at
 
+    def wall(self, at: float) -> float:
+        """The wall-clock time of ``at``, a time of the tally's own clock."""
+        return self._wall_clock() - (self._clock() - at)
+
     def handle(self, event: Event) -> None:
         self.changes += 1
         now = self._clock()
@@ -218,8 +272,7 @@ class Tally:
                 stats.last_activity = now
                 stats.last_direction = "out"
                 stats.stalled_bytes = 0
-                if event.payloads:
-                    stats.last_preview = _preview(event.payloads[-1], event.binary)
+                stats.recent.append(_batch(now, event))
         elif isinstance(event, MessageIn):
             size = _utf8_len(event.data) if isinstance(event.data, str) else len(event.data)
             totals.messages_in += 1
@@ -229,14 +282,23 @@ class Tally:
                 stats.bytes_in += size
                 stats.last_activity = now
                 stats.last_direction = "in"
-                stats.last_preview = _preview(event.data, isinstance(event.data, bytes))
+                data = event.data
+                binary = isinstance(data, bytes)
+                if len(data) <= RECENT_TEXT:
+                    stats.recent.append(Traffic(now, "in", (data,), None, binary))
+                else:
+                    stats.recent.append(Traffic(now, "in", (data[:RECENT_TEXT],), (size,), binary))
         elif isinstance(event, StderrLine):
             totals.stderr_lines += 1
-            line = clip(event.line).replace("\r", "").replace("\n", " ")
-            self.stderr.append(StderrEntry(self._wall_clock(), event.conn.seq, line))
+            line = event.line.replace("\r", "").replace("\n", " ")
+            if len(line) > MAX_STDERR:
+                line = f"{line[:MAX_STDERR]}… ({len(line) - MAX_STDERR} more characters)"
+            entry = StderrEntry(self._wall_clock(), event.conn.seq, line)
+            self.stderr.append(entry)
             if stats := self._live.get(event.conn.id):
                 stats.stderr_lines += 1
                 stats.last_activity = now
+                stats.stderr.append(entry)
         elif isinstance(event, Connected):
             self._connected(event.conn, now)
         elif isinstance(event, ProcessStarted):
@@ -261,7 +323,7 @@ class Tally:
         self.note(Kind.CONNECT, f"connected from {conn.remote} {where}{via}", conn.seq)
 
     def _disconnected(self, event: Disconnected) -> None:
-        self._live.pop(event.conn.id, None)
+        stats = self._live.pop(event.conn.id, None)
         closed = f"closed {event.code}" if event.code is not None else "dropped"
         ended = event.exit.describe() if event.exit is not None else ""
         parts = [closed, ended, human_duration(event.duration)]
@@ -269,7 +331,10 @@ class Tally:
         if event.reason and event.reason != ended:
             parts.append(repr(event.reason))
         kind = Kind.FAILED if _abnormal(event.code) else Kind.DISCONNECT
-        self.note(kind, " · ".join(part for part in parts if part), event.conn.seq)
+        text = " · ".join(part for part in parts if part)
+        if stats is not None:
+            stats.ended = text
+        self.note(kind, text, event.conn.seq)
 
     def _stalled(self, event: OutputStalled) -> None:
         stats = self._live.get(event.conn.id)

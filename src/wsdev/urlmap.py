@@ -3,7 +3,8 @@
 The path is walked segment by segment from the folder; the first segment that names a file is
 the program: SCRIPT_NAME is the path up to it, PATH_INFO the rest. A segment that could leave
 the folder (``..``, ``.``, a NUL, a backslash) or a symlink that resolves outside it maps to
-nothing, which the server answers with 404.
+nothing, which the server answers with 404 (a path that cleans to one inside the folder is
+moved with a 301 before it is mapped, ``cleanpath``).
 """
 
 from __future__ import annotations

@@ -686,7 +686,7 @@
     ws.binaryType = "arraybuffer";
     const mine = {
       ws, target: { ...target }, opened: false, hello: null, exit: null, restart: null,
-      error: null, intentional: false, entry: null,
+      error: null, intentional: false, entry: null, generation: restartsSeen,
     };
     session = mine;
     lastSentAt = null;
@@ -832,8 +832,15 @@
     }
     const programEnded = Boolean(mine.exit) || code === 1000 || code === 1011;
     const final = programEnded || Boolean(mine.error) || code === 1009 || code === 1008;
+    if (final && missedRestart(mine)) {
+      // The program ended just as a restart was announced: run the edited one.
+      addEntry("close", { parts: ["Connection closed ", codeChip, " · restarted, reconnecting"], close: closeInfo });
+      reconnectNow();
+      return;
+    }
     if (final) {
-      const hint = pending.length ? " · starting it again" : " · press Enter to start the program again";
+      const again = followingRestarts ? ", or save a change" : "";
+      const hint = pending.length ? " · starting it again" : ` · press Enter to start the program again${again}`;
       addEntry("close", { parts: ["Connection closed ", codeChip, hint], close: closeInfo });
       if (pending.length) reconnectNow();
       else setState("closed");
@@ -843,6 +850,47 @@
     addEntry("close", { parts: [why, codeChip, " · reconnecting"], close: closeInfo });
     attempt = 0;
     scheduleRetry();
+  }
+
+  // ------------------------------------------------------------------ restart on edit (D2)
+  // A console follows the edit loop even after its program died (a broken save): the server
+  // announces every restart on a socket of its own, and a console the user did not close
+  // reconnects to run the edited program.
+  let restartsSeen = 0; // the newest restart generation the server has announced
+  let followingRestarts = false;
+
+  function generationOf(mine) {
+    const hello = mine.hello;
+    return hello && typeof hello.generation === "number" ? hello.generation : mine.generation;
+  }
+
+  function missedRestart(mine) {
+    return Boolean(mine) && !mine.intentional && generationOf(mine) < restartsSeen;
+  }
+
+  function followRestarts() {
+    let ws;
+    try {
+      ws = new WebSocket(`${WS_SCHEME}://${window.location.host}/_wsdev/restarts`);
+    } catch {
+      return;
+    }
+    ws.addEventListener("open", () => { followingRestarts = true; });
+    ws.addEventListener("message", (event) => {
+      let notice;
+      try { notice = JSON.parse(event.data); } catch { return; }
+      if (!notice || typeof notice.generation !== "number") return;
+      // The first notice is this server's count so far: a new server starts again from 0.
+      restartsSeen = notice.type === "restart" ? Math.max(restartsSeen, notice.generation) : notice.generation;
+      // A live session gets its own 1012; only a console left closed by its program needs this.
+      if (notice.type === "restart" && state === "closed" && missedRestart(session)) reconnectNow();
+    });
+    ws.addEventListener("close", () => {
+      // Without the server's count, no restart can be missed (nor a reconnect repeated).
+      restartsSeen = 0;
+      followingRestarts = false;
+      window.setTimeout(followRestarts, RETRY_MAX_MS); // the server is away: look again later
+    });
   }
 
   function sendNow(payload) {
@@ -1064,6 +1112,7 @@
     ui.input.focus();
     renderStatus();
     connect();
+    followRestarts();
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

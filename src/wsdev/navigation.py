@@ -1,0 +1,106 @@
+"""Where the dashboard's user is (behaviour E3): the selected connection, how far the table is
+scrolled, and which connection's own view is open. ``View.press`` applies one key.
+
+The selection follows a connection, not a row: rows above it may come and go. When the selected
+connection leaves, the selection moves to the next newer one (or the newest).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from wsdev.events import ConnectionInfo
+from wsdev.keys import Key
+from wsdev.tally import ConnectionStats, Tally
+
+
+@dataclass
+class View:
+    #: Whether keys are read at all: the screen only offers them then.
+    keys: bool = False
+    selected: ConnectionInfo | None = None
+    #: The connection whose own view is on screen; it stays open after the connection ends.
+    opened: ConnectionStats | None = None
+    #: The first table row in view, kept so the table scrolls only when the selection leaves it.
+    top: int = 0
+    #: How many rows the table last showed: Page Up and Page Down move by this.
+    page: int = 10
+
+    def row(self, live: Sequence[ConnectionStats]) -> int | None:
+        """The selected connection's row in ``live`` (oldest first), or None."""
+        selected = self.selected
+        if selected is None or not live:
+            return None
+        for index, stats in enumerate(live):
+            if stats.info is selected:
+                return index
+        # It has left: its newer neighbour takes its place, else the newest.
+        newer = next((i for i, s in enumerate(live) if s.info.seq > selected.seq), len(live) - 1)
+        self.selected = live[newer].info
+        return newer
+
+    def window(self, count: int, rows: int, selected: int | None) -> int:
+        """The first of ``rows`` table rows to show out of ``count``, the selection in view.
+
+        Without a selection the table follows the newest connections, at the bottom.
+        """
+        self.page = max(rows, 1)
+        top = count - rows if selected is None else self.top
+        if selected is not None:
+            if selected < top:
+                top = selected
+            elif selected >= top + rows:
+                top = selected - rows + 1
+        self.top = max(0, min(top, count - rows))
+        return self.top
+
+    def press(self, key: Key, tally: Tally) -> None:
+        live = list(tally.live.values())
+        if self.opened is not None:
+            self._in_connection(key, live)
+            return
+        if key is Key.ESCAPE:
+            self.selected = None  # back to following the newest
+            return
+        if not live:
+            return
+        row = self.row(live)
+        newest = len(live) - 1
+        if key is Key.ENTER:
+            stats = live[newest if row is None else row]
+            self.selected, self.opened = stats.info, stats
+            return
+        if row is None:  # the first key selects the newest, which is in view
+            row = 0 if key is Key.HOME else newest
+        else:
+            row += {
+                Key.UP: -1,
+                Key.DOWN: 1,
+                Key.PAGE_UP: -self.page,
+                Key.PAGE_DOWN: self.page,
+                Key.HOME: -len(live),
+                Key.END: len(live),
+            }.get(key, 0)
+        self.selected = live[max(0, min(row, newest))].info
+
+    def _in_connection(self, key: Key, live: list[ConnectionStats]) -> None:
+        opened = self.opened
+        assert opened is not None
+        if key is Key.ESCAPE:
+            self.opened = None
+            self.selected = opened.info
+            return
+        if key not in (Key.UP, Key.DOWN) or not live:
+            return
+        # The previous or next live connection's view (by age, as in the table), also when
+        # the one on screen has ended meanwhile.
+        seq = opened.info.seq
+        if key is Key.UP:
+            older = [s for s in live if s.info.seq < seq]
+            stats = older[-1] if older else live[0]
+        else:
+            stats = next((s for s in live if s.info.seq > seq), live[-1])
+        if stats.info.seq == seq:
+            return
+        self.selected, self.opened = stats.info, stats
