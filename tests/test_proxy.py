@@ -141,6 +141,12 @@ def test_forwarded_parsing() -> None:
     assert client("127.0.0.1", ("X-Forwarded-For", "127.0.0.1, 127.0.0.1")) == Client(
         "127.0.0.1", "", None
     )
+    # A proxy that appends to X-Forwarded-For only: a client's own Forwarded is not believed...
+    forged = ("Forwarded", "for=127.0.0.1"), ("X-Forwarded-For", "203.0.113.5")
+    assert client("127.0.0.1", *forged) == Client("203.0.113.5", "", None)
+    # ...but gives the port and scheme when its proxy wrote it for the same client (nginx).
+    both = ("Forwarded", 'for="203.0.113.5:4711";proto=https'), ("X-Forwarded-For", "203.0.113.5")
+    assert client("127.0.0.1", *both) == Client("203.0.113.5", "4711", True)
     assert client("192.0.2.1", ("X-Forwarded-For", "203.0.113.5")) is None
     assert client("127.0.0.1") is None
     assert parse_trusted([]).trusts("") is False

@@ -1,8 +1,8 @@
 """Who the client really is behind a trusted reverse proxy (behaviour B12).
 
 A request whose peer is a ``--trusted-proxy`` (an address, a network, or ``unix`` for peers on
-``--unixsocket``) names its client in ``Forwarded`` (RFC 7239) or, without it, in
-``X-Forwarded-For``, and its scheme in the same ``Forwarded`` element or ``X-Forwarded-Proto``.
+``--unixsocket``) names its client in ``X-Forwarded-For`` or, without it, in ``Forwarded``
+(RFC 7239), and its scheme in ``X-Forwarded-Proto`` or the client's ``Forwarded`` element.
 The client is the last hop that is not itself a trusted proxy: each proxy appends the address it
 received the request from, so everything left of that hop may be forged by the client. Requests
 from anyone else are taken as they came; their headers reach the program only as ``HTTP_*``.
@@ -95,30 +95,35 @@ def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 def forwarded_client(
     trusted: TrustedProxies, peer: str, headers: tuple[tuple[str, str], ...]
 ) -> Client | None:
-    """The client behind ``peer`` when ``peer`` is a trusted proxy that named one, else None."""
+    """The client behind ``peer`` when ``peer`` is a trusted proxy that named one, else None.
+
+    ``X-Forwarded-For`` comes first when it is there: nearly every proxy appends to it, while
+    many pass a client's own ``Forwarded`` header on untouched, forged or not. ``Forwarded``
+    then only adds the port and scheme its proxy gave for that same client address.
+    """
     if not trusted or not trusted.trusts(peer):
         return None
     forwarded = _joined(headers, "forwarded")
-    if forwarded:
-        elements = _forwarded_elements(forwarded)
-        hops = [element.get("for", "") for element in elements]
-        index = _client_index(trusted, hops)
-        if index is None:
-            return None
-        address, port = _split_node(hops[index])
-        proto = elements[index].get("proto", "")
-        return Client(address, port, _https(proto)) if address else None
+    elements = _forwarded_elements(forwarded) if forwarded else []
     xff = _joined(headers, "x-forwarded-for")
-    if not xff:
-        return None
-    hops = [hop.strip() for hop in xff.split(",")]
+    hops = [hop.strip() for hop in xff.split(",")] if xff else [e.get("for", "") for e in elements]
     index = _client_index(trusted, hops)
     if index is None:
         return None
     address, port = _split_node(hops[index])
+    if not address:
+        return None
+    if not xff:
+        return Client(address, port, _https(elements[index].get("proto", "")))
+    same = next(
+        (e for e in reversed(elements) if _split_node(e.get("for", ""))[0] == address), None
+    )
     protos = [p.strip() for p in _joined(headers, "x-forwarded-proto").split(",") if p.strip()]
     # The proxy next to wsdev sets the scheme it was reached with last.
-    return Client(address, port, _https(protos[-1]) if protos else None) if address else None
+    proto = protos[-1] if protos else (same.get("proto", "") if same else "")
+    if same is not None:
+        port = port or _split_node(same.get("for", ""))[1]
+    return Client(address, port, _https(proto))
 
 
 def apply_forwarding(facts: RequestFacts, trusted: TrustedProxies) -> RequestFacts:
