@@ -7,51 +7,40 @@ changed, so the page cannot drift from what is tested.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import re
-import shutil
 import signal
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import websockets
-from websockets.asyncio.client import ClientConnection, connect
 
-from conftest import ROOT, ScriptWriter, ServerProcess, free_port, run_wsdev, timeout
-
-NGINX = shutil.which("nginx") or next(
-    (p for p in ("/usr/sbin/nginx", "/sbin/nginx") if os.access(p, os.X_OK)), None
+from conftest import ScriptWriter, timeout
+from proxied import (
+    DOCUMENTED_FOLDER,
+    INSTANCES,
+    PROGRAM,
+    Cluster,
+    cluster,
+    documented_block,
+    echoes,
+    find_tool,
+    open_session,
 )
+
+NGINX = find_tool("nginx")
 pytestmark = pytest.mark.skipif(
     NGINX is None, reason="nginx is not installed (apt-get install -y nginx)"
 )
 
-INSTANCES = 3
-# Says which instance it runs on and whom it was told the client is, then echoes.
-PROGRAM = """#!/bin/sh
-echo "instance $1 client $REMOTE_ADDR $REMOTE_PORT"
-exec cat
-"""
-
-
-def documented_config() -> str:
-    """The ``nginx`` block of docs/deploy.md."""
-    text = (ROOT / "docs" / "deploy.md").read_text()
-    match = re.search(r"```nginx\n(.*?)```", text, re.DOTALL)
-    assert match, "docs/deploy.md has no nginx block"
-    return match.group(1)
-
 
 def nginx_conf(folder: Path, port: int) -> str:
-    site = documented_config()
-    assert "/run/wsdev/" in site and "listen 80;" in site
-    site = site.replace("/run/wsdev/", f"{folder}/").replace(
-        "listen 80;", f"listen 127.0.0.1:{port};"
-    )
+    """docs/deploy.md's block inside the least an nginx.conf needs to run from ``folder``."""
+    site = documented_block("nginx").replace(DOCUMENTED_FOLDER, f"{folder}/")
+    assert "listen 80;" in site
+    site = site.replace("listen 80;", f"listen 127.0.0.1:{port};")
     temp = "\n".join(
         f"    {kind}_temp_path {folder}/{kind}_temp;"
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -65,102 +54,21 @@ def nginx_conf(folder: Path, port: int) -> str:
     )
 
 
-@dataclass
-class Cluster:
-    port: int
-    instances: list[ServerProcess]
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/"
-
-
-async def wait_listening(port: int) -> None:
-    async def attempt() -> None:
-        while True:
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-            except OSError:
-                await asyncio.sleep(0.02)  # polling a port has no event to wait on
-                continue
-            writer.close()
-            return
-
-    await asyncio.wait_for(attempt(), timeout(15))
-
-
 @contextlib.asynccontextmanager
-async def cluster(folder: Path, program: Path) -> AsyncIterator[Cluster]:
-    async with contextlib.AsyncExitStack() as stack:
-        instances = []
-        for n in range(1, INSTANCES + 1):
-            server = await stack.enter_async_context(
-                run_wsdev(
-                    f"--unixsocket={folder}/{n}.sock",
-                    "--trusted-proxy=unix",
-                    "--drain=600",
-                    "--no-dashboard",
-                    "--no-reload",
-                    str(program),
-                    str(n),
-                    defaults=False,
-                )
-            )
-            await server.wait_for_log("unix socket at ")
-            instances.append(server)
-        port = free_port()
+async def behind_nginx(folder: Path, program: Path) -> AsyncIterator[Cluster]:
+    def start(port: int) -> list[str]:
         conf = folder / "nginx.conf"
         conf.write_text(nginx_conf(folder, port))
         assert NGINX is not None
-        nginx = await asyncio.create_subprocess_exec(
-            NGINX,
-            "-p",
-            str(folder),
-            "-c",
-            str(conf),
-            "-e",
-            "stderr",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            await wait_listening(port)
-            yield Cluster(port, instances)
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                nginx.send_signal(signal.SIGQUIT)  # nginx's graceful stop
-            try:
-                await asyncio.wait_for(nginx.communicate(), timeout(10))
-            except asyncio.TimeoutError:
-                nginx.kill()
-                await nginx.wait()
+        return [NGINX, "-p", str(folder), "-c", str(conf), "-e", "stderr"]
 
-
-@dataclass
-class Session:
-    ws: ClientConnection
-    instance: int
-
-
-async def open_session(url: str, headers: dict[str, str] | None = None) -> Session:
-    ws = await connect(url, additional_headers=headers)
-    hello = str(await ws.recv())
-    match = re.fullmatch(r"instance (\d) client (\S*) (\S*)", hello)
-    assert match, hello
-    # The program sees the client (this process), not nginx: its address and its own port.
-    assert (match.group(2), match.group(3)) == ("127.0.0.1", str(ws.local_address[1])), hello
-    return Session(ws, int(match.group(1)))
-
-
-async def echoes(session: Session, text: str) -> None:
-    await session.ws.send(text)
-    assert await session.ws.recv() == text
+    async with cluster(folder, program, start, "--drain=600") as nodes:
+        yield nodes
 
 
 async def test_three_instances_behind_nginx(tmp_path: Path, tmp_script: ScriptWriter) -> None:
     program = tmp_script("where.sh", PROGRAM)
-    async with cluster(tmp_path, program) as nodes:
+    async with behind_nginx(tmp_path, program) as nodes:
         sessions = [await open_session(nodes.url) for _ in range(3 * INSTANCES)]
         # Load is spread: every instance holds some of the sessions.
         assert {s.instance for s in sessions} == set(range(1, INSTANCES + 1))
@@ -205,7 +113,7 @@ async def test_console_through_nginx(tmp_path: Path, tmp_script: ScriptWriter) -
         pytest.skip("Chromium is not installed at /usr/bin/chromium")
     playwright_api = pytest.importorskip("playwright.async_api")
     program = tmp_script("where.sh", PROGRAM)
-    async with cluster(tmp_path, program) as nodes:
+    async with behind_nginx(tmp_path, program) as nodes:
         async with playwright_api.async_playwright() as playwright:
             browser = await playwright.chromium.launch(
                 executable_path=str(chromium), args=["--no-sandbox", "--disable-gpu"]
