@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
+import shutil
 import socket
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,7 +17,7 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect, unix_connect
 
-from conftest import ROOT, ScriptWriter, ServerProcess, wsdev_argv
+from conftest import ROOT, ScriptWriter, ServerProcess, timeout, wsdev_argv
 from wsdev.activation import inherited_sockets
 from wsdev.errors import ServeError
 
@@ -113,3 +116,29 @@ def test_the_variables_are_taken_and_a_bad_count_is_one_clear_error() -> None:
     assert environ == {}  # the programs wsdev starts never see them
     with pytest.raises(ServeError, match="LISTEN_FDS='three' is not a number"):
         inherited_sockets({"LISTEN_PID": str(os.getpid()), "LISTEN_FDS": "three"})
+
+
+SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
+
+
+@pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze is not installed")
+def test_the_documented_units_pass_systemd_analyze(tmp_path: Path) -> None:
+    """docs/deploy.md's socket and service units, read by systemd's own checker (only the path
+    of wsdev changes, to this checkout's)."""
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    units = re.findall(r"`/etc/systemd/system/([^`]+)`:\n\n```ini\n(.*?)```", text, re.DOTALL)
+    assert sorted(name for name, _ in units) == ["wsdev-bot.service", "wsdev-bot.socket"]
+    wsdev = Path(sys.executable).parent / "wsdev"
+    for name, body in units:
+        (tmp_path / name).write_text(body.replace("/usr/local/bin/wsdev", str(wsdev)))
+    assert SYSTEMD_ANALYZE is not None
+    checked = subprocess.run(
+        [SYSTEMD_ANALYZE, "verify", *(f"./{name}" for name, _ in units)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=timeout(60),
+        check=False,
+    )
+    # Any complaint (an unknown key, a missing program) is a line of output.
+    assert (checked.returncode, checked.stdout + checked.stderr) == (0, "")
