@@ -1,8 +1,9 @@
-"""Regenerate screenshots/console.png and screenshots/console-dark.png from a real session.
+"""Regenerate screenshots/console.png, console-dark.png and dir-listing.png from real sessions.
 
 Starts ``python -m wsdev`` on a free port with a small chat bot written to a temporary folder,
 drives the console in headless Chromium (a short conversation with JSON, stderr and a folded
-reply), and saves a light and a dark screenshot. Run from the repository root:
+reply), and saves a light and a dark screenshot; then serves ``examples/`` with ``--dir`` and
+saves its root listing. Run from the repository root:
 
     python scripts/screenshot_console.py [--chromium /usr/bin/chromium] [--out screenshots]
 """
@@ -60,8 +61,8 @@ CHROMIUM_ARGS = [
 
 
 @contextlib.asynccontextmanager
-async def serve(bot: Path) -> AsyncIterator[int]:
-    """Run wsdev on a free port for ``bot`` and yield the port."""
+async def serve(bot: Path, *, folder: bool = False) -> AsyncIterator[int]:
+    """Run wsdev on a free port for ``bot`` (or with ``--dir=bot``) and yield the port."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -71,8 +72,8 @@ async def serve(bot: Path) -> AsyncIterator[int]:
         "--address=127.0.0.1",
         "--no-dashboard",
         "--no-reload",
-        f"./{bot.name}",
-        cwd=bot.parent,
+        f"--dir={bot}" if folder else f"./{bot.name}",
+        cwd=bot if folder else bot.parent,
         env=env,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
@@ -111,7 +112,6 @@ async def converse(page: Page, url: str) -> None:
         await expect(page.locator(".entry.recv")).to_have_count(count)
     # Fold the welcome reply to show what a folded reply looks like.
     await page.locator(".entry.recv").first.locator(".json > details > summary").click()
-    await page.locator(".entry.connect .env > summary").click()
     await page.locator("#input").fill("/whois bob")
     await page.mouse.move(0, 0)
 
@@ -147,7 +147,19 @@ async def main() -> None:
                 await shoot(browser, url, "light", args.out / "console.png")
                 await shoot(browser, url, "dark", args.out / "console-dark.png")
                 await browser.close()
-    print(f"wrote {args.out / 'console.png'} and {args.out / 'console-dark.png'}")
+    async with serve(ROOT / "examples", folder=True) as port, async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=args.chromium, args=CHROMIUM_ARGS
+        )
+        context = await browser.new_context(
+            viewport={"width": 1120, "height": 600}, device_scale_factor=2
+        )
+        page = await context.new_page()
+        await page.goto(f"http://127.0.0.1:{port}/")
+        await expect(page.locator(".listing-entries li").first).to_be_visible()
+        await page.screenshot(path=str(args.out / "dir-listing.png"))
+        await browser.close()
+    print(f"wrote console.png, console-dark.png and dir-listing.png in {args.out}")
 
 
 if __name__ == "__main__":

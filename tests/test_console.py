@@ -64,6 +64,8 @@ for line in sys.stdin:
         sys.exit(int(line[5:]))
     elif line.startswith("raw "):
         print(line[4:])
+    elif line.startswith("flood "):
+        print("\\n".join(f"line {i}" for i in range(1, int(line[6:]) + 1)))
     elif line == "partial":
         sys.stdout.write("prompt> ")
     else:
@@ -523,3 +525,227 @@ async def test_refusals_are_shown_without_retrying(
         await expect(page.locator("#status")).to_have_attribute("data-state", "closed")
         await expect(page.locator("#version")).to_contain_text("--dir")
         assert await entries(page, "error").count() == 1
+
+
+# ---------------------------------------------------------------- floods, refusals, --dir, details
+
+
+async def test_flood_is_virtual_marked_and_downloadable(
+    page: Page, echo_server: ServerProcess
+) -> None:
+    """Behaviour C6: only rows in view are in the document, a marker counts what left the
+    window, and the download still holds every line."""
+    await open_console(page, echo_server.http_url + "/")
+    await send(page, "flood 12000")
+    last = entries(page, "recv").locator(".body", has_text=re.compile(r"^line 12000$"))
+    await expect(last).to_be_in_viewport()
+    # connect + sent + 12,000 lines, of which the window keeps the last 5,000.
+    await expect(page.locator("#marker")).to_contain_text("7,002 earlier lines not shown")
+    assert await page.locator("#transcript .entry").count() < 300
+
+    # At the top of the window: the marker, then the oldest line it holds.
+    await page.locator("#transcript").evaluate("t => { t.scrollTop = 0; }")
+    await expect(page.locator("#marker")).to_be_in_viewport()
+    await expect(entries(page, "recv").first.locator(".body")).to_have_text("line 7001")
+    assert await page.locator("#transcript .entry").count() < 300
+
+    await page.locator("#export").click()
+    async with page.expect_download() as info:
+        await page.locator("[data-export=download-jsonl]").click()
+    path = await (await info.value).path()
+    records = [json.loads(line) for line in Path(path).read_text().splitlines()]
+    lines = [r["data"] for r in records if r["kind"] == "recv"]
+    assert lines == [f"line {i}" for i in range(1, 12001)]
+
+
+async def test_refusals_are_one_row_and_never_connected(
+    context: BrowserContext, page: Page, tmp_path: Path
+) -> None:
+    """Behaviour C2: a 429, a 404 under --dir and a program that cannot start (500) each show
+    one refusal row, and no "Connected"."""
+    write_program(tmp_path, "hello.py", ECHO_BOT)
+    broken = tmp_path / "broken.sh"
+    broken.write_text("#!/nonexistent/interpreter\n")
+    broken.chmod(0o755)
+    async with run_wsdev("--maxforks=1", f"--dir={tmp_path}") as server:
+        await open_console(page, server.http_url + "/hello.py")
+
+        second = await context.new_page()
+        await second.goto(server.http_url + "/hello.py")
+        await expect(entries(second, "error")).to_contain_text("HTTP 429")
+        await expect(second.locator("#status")).to_have_attribute("data-state", "closed")
+        await expect(second.locator("#status-text")).to_contain_text("refused")
+        await expect(second.locator("#transcript .entry")).to_have_count(1)
+        assert await entries(second, "connect").count() == 0
+        await second.close()
+
+        page.on("dialog", lambda dialog: dialog.dismiss())
+        await page.locator("#path").fill("/missing.py")
+        await page.locator("#path").press("Enter")
+        await expect(entries(page, "error")).to_contain_text("HTTP 404")
+        await expect(page.locator("#status-text")).to_contain_text("refused")
+        await page.locator("#path").fill("/broken.sh")
+        await page.locator("#path").press("Enter")
+        await expect(entries(page, "error")).to_have_count(2)
+        await expect(entries(page, "error").last).to_contain_text("HTTP 500")
+        await expect(page.locator("#status")).to_have_attribute("data-state", "closed")
+        # Only the first console connected; each refusal is its one error row.
+        assert await entries(page, "connect").count() == 1
+
+
+async def test_dir_root_lists_programs_that_open_their_consoles(page: Page, tmp_path: Path) -> None:
+    """Behaviour C7: the --dir root (and any folder path) lists the folder's programs."""
+    write_program(tmp_path, "hello.py", ECHO_BOT)
+    idle = tmp_path / "notes.sh"
+    idle.write_text("#!/bin/sh\necho hi\n")
+    (tmp_path / "games").mkdir()
+    write_program(tmp_path / "games", '<img src=x onerror="window.__pwned=1">.py', ECHO_BOT)
+    async with run_wsdev(f"--dir={tmp_path}") as server:
+        await page.goto(server.http_url + "/")
+        listing = page.locator(".listing-entries")
+        await expect(listing.locator("a", has_text="hello.py")).to_be_visible()
+        await expect(listing.locator(".idle")).to_contain_text("notes.sh")
+        await expect(listing.locator(".idle")).to_contain_text("chmod +x notes.sh")
+        assert await listing.locator(".idle a").count() == 0
+
+        await listing.locator("a", has_text="games/").click()
+        await expect(page.locator("h1")).to_contain_text("games")
+        hostile = listing.locator("a", has_text="<img")
+        await expect(hostile).to_be_visible()
+        assert await page.locator("img").count() == 0
+        assert await page.evaluate("window.__pwned") is None
+        await listing.locator("a", has_text="../").click()
+
+        await listing.locator("a", has_text="hello.py").click()
+        await expect(page.locator("#status")).to_have_attribute("data-state", "open")
+        await expect(page.locator("#path")).to_have_value("/hello.py")
+        await send(page, "hi")
+        await expect(entries(page, "recv").last).to_contain_text("echo: hi")
+
+
+async def test_env_lists_every_variable_the_path_ones_first(
+    page: Page, echo_server: ServerProcess
+) -> None:
+    await open_console(page, echo_server.http_url + "/room?x=1")
+    env = page.locator(".entry.connect .env")
+    await env.locator("summary").click()
+    names = await env.locator("tr td:first-child").all_inner_texts()
+    assert names[:6] == [
+        "SCRIPT_NAME",
+        "PATH_INFO",
+        "QUERY_STRING",
+        "REQUEST_URI",
+        "REMOTE_ADDR",
+        "UNIQUE_ID",
+    ]
+    assert {"SERVER_SOFTWARE", "GATEWAY_INTERFACE", "HTTP_USER_AGENT", "PATH"} <= set(names)
+    await expect(env.locator("summary")).to_have_text(f"CGI environment ({len(names)} variables)")
+
+
+GREETER = """\
+import sys
+print("welcome", flush=True)
+for line in sys.stdin:
+    print("echo: " + line, end="", flush=True)
+"""
+
+
+async def test_queued_message_is_shown_and_greeting_gets_no_latency(
+    page: Page, tmp_path: Path
+) -> None:
+    """A message typed while the server is away shows at once as queued, and goes out when the
+    program runs again; the greeting that comes first is not a reply (no latency badge)."""
+    bot = write_program(tmp_path, "greet.py", GREETER)
+    port = free_port()
+    args = (f"--port={port}", "--address=127.0.0.1", "--no-dashboard", "--no-reload", str(bot))
+    async with run_wsdev(*args, defaults=False) as first:
+        await first.wait_for_log(rf"ws://127\.0\.0\.1:{port}/")
+        await open_console(page, f"http://127.0.0.1:{port}/")
+        await expect(entries(page, "recv").first).to_have_text(re.compile("welcome"))
+        await first.stop()
+    await expect(page.locator("#status")).to_have_attribute("data-state", "reconnecting")
+    await send(page, "later")
+    queued = entries(page, "sent").last
+    await expect(queued).to_contain_text("later")
+    await expect(queued.locator(".tag")).to_have_text("queued")
+    await expect(page.locator("#status-text")).to_contain_text("1 queued")
+
+    async with run_wsdev(*args, defaults=False) as second:
+        await second.wait_for_log(rf"ws://127\.0\.0\.1:{port}/")
+        await expect(entries(page, "recv").last).to_contain_text("echo: later")
+        await expect(queued.locator(".tag")).to_have_count(0)
+        greetings = entries(page, "recv").filter(has_text="welcome")
+        await expect(greetings).to_have_count(2)
+        assert await greetings.locator(".latency").count() == 0
+        # A message sent to the running program starts a turn: its reply is timed.
+        await send(page, "now")
+        reply = entries(page, "recv").last
+        await expect(reply).to_contain_text("echo: now")
+        await expect(reply.locator(".latency")).to_have_count(1)
+
+
+async def test_status_text_never_moves_the_endpoint_field(
+    browser: Browser, echo_server: ServerProcess
+) -> None:
+    for width in (1100, 420):
+        ctx = await browser.new_context(viewport={"width": width, "height": 700})
+        try:
+            page = await ctx.new_page()
+            page.set_default_timeout(WAIT_MS)
+            await open_console(page, echo_server.http_url + "/")
+            path_open = await page.locator("#path").bounding_box()
+            status_open = await page.locator("#status").bounding_box()
+            await page.keyboard.press("Alt+c")
+            await expect(page.locator("#status")).to_have_attribute("data-state", "closed")
+            path_closed = await page.locator("#path").bounding_box()
+            status_closed = await page.locator("#status").bounding_box()
+            connect = await page.locator("#connect").bounding_box()
+            assert path_open == path_closed, width
+            assert status_open is not None and status_closed is not None and connect is not None
+            assert status_open["y"] == status_closed["y"], width
+            # The pill shares the first row with the buttons.
+            assert (
+                abs(
+                    status_closed["y"]
+                    + status_closed["height"] / 2
+                    - connect["y"]
+                    - connect["height"] / 2
+                )
+                < 4
+            ), width
+        finally:
+            await ctx.close()
+
+
+async def test_narrow_hex_dump_is_whole(browser: Browser, tmp_path: Path) -> None:
+    bot = write_program(tmp_path, "bin.py", BINARY_BOT)
+    ctx = await browser.new_context(viewport={"width": 420, "height": 700})
+    try:
+        page = await ctx.new_page()
+        page.set_default_timeout(WAIT_MS)
+        async with run_wsdev("--binary", str(bot)) as server:
+            await open_console(page, server.http_url + "/")
+            await send(page, "abcdefghijklmnopqrstuvwxyz")
+            hex_dump = entries(page, "recv").last.locator(".hex")
+            await expect(hex_dump).to_contain_text("|..abcdef|")
+            overflow = await hex_dump.evaluate("e => e.scrollWidth - e.clientWidth")
+            assert overflow <= 0
+    finally:
+        await ctx.close()
+
+
+async def test_no_keyboard_hints_on_a_touch_screen(
+    browser: Browser, echo_server: ServerProcess
+) -> None:
+    ctx = await browser.new_context(
+        viewport={"width": 400, "height": 700}, has_touch=True, is_mobile=True
+    )
+    try:
+        page = await ctx.new_page()
+        page.set_default_timeout(WAIT_MS)
+        await open_console(page, echo_server.http_url + "/")
+        await expect(page.locator("#hints span", has_text="Shift")).to_be_hidden()
+        await expect(page.locator("#hints kbd").first).to_be_hidden()
+        await expect(page.locator("#send")).to_be_visible()
+    finally:
+        await ctx.close()

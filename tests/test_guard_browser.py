@@ -154,7 +154,7 @@ async def test_the_console_works_beyond_loopback_under_any_name(
     cat = tmp_script("cat.sh", CAT)
     flags = ("--port=0", "--address=0.0.0.0", "--no-dashboard", "--no-reload")
     async with run_wsdev(*flags, str(cat), defaults=False) as server:
-        port = (await server.wait_for_log(r"ws://0\.0\.0\.0:(\d+)/")).group(1)
+        port = (await server.wait_for_log(r"ws://localhost:(\d+)/")).group(1)
         # As a colleague reaches the developer's machine by its network name.
         await open_console(page, f"http://wsdev.test:{port}/")
         await page.locator("#input").fill("hello")

@@ -158,7 +158,7 @@ async def test_beyond_loopback_websocketds_rule_applies_and_the_console_still_wo
     cat = tmp_script("cat.sh", CAT)
     flags = ("--port=0", "--address=0.0.0.0", "--no-dashboard", "--no-reload")
     async with run_wsdev(*flags, str(cat), defaults=False) as server:
-        match = await server.wait_for_log(r"ws://0\.0\.0\.0:(\d+)/")
+        match = await server.wait_for_log(r"ws://localhost:(\d+)/")
         port = int(match.group(1))
         # Reached under the machine's network name, as a colleague's browser would.
         host = f"192.0.2.7:{port}"

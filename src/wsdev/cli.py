@@ -11,6 +11,7 @@ The flags themselves, their help and their ``WSDEV_<NAME>`` variables are in ``f
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -209,6 +210,7 @@ def build_config(
     if opt_int("max-line-bytes", 1) < 1:
         raise ConfigError("--max-line-bytes must be at least 1")
     dashboard_on = stdout_isatty and not bool(v.get("no-dashboard"))
+    lan = bool(v.get("lan"))
     trusted_proxies, metrics_from = _service_options(
         opt_list("trusted-proxy"), opt_list("metrics-from")
     )
@@ -218,7 +220,7 @@ def build_config(
         command_display=display,
         script_dir=script_dir,
         port=port,
-        addresses=tuple(opt_list("address")),
+        addresses=_addresses(opt_list("address"), lan),
         unixsocket=Path(unixsocket) if unixsocket else None,
         sameorigin=bool(v.get("sameorigin")),
         origins=tuple(o.strip() for o in (opt_str("origin") or "").split(",") if o.strip()),
@@ -257,6 +259,8 @@ def build_config(
         max_lifetime=opt_seconds("max-lifetime"),
         idle_timeout=opt_seconds("idle-timeout"),
         allow_hosts=_allow_hosts(opt_list("allow-host")),
+        lan=lan,
+        join_secret=_join_secret(opt_str("token"), lan=lan, no_token=bool(v.get("no-token"))),
         drain=opt_seconds("drain"),
         metrics=bool(v.get("metrics")) or bool(metrics_from),
         trusted_proxies=trusted_proxies,
@@ -296,6 +300,36 @@ def _existing_file(flag: str, value: str | None) -> Path | None:
     if not path.is_file():
         raise ConfigError(f"--{flag}={value}: no such file")
     return path.resolve()
+
+
+def _addresses(given: list[str], lan: bool) -> tuple[str, ...]:
+    """What to bind: --address as given; --lan adds localhost and every LAN address."""
+    if not lan:
+        return tuple(given)
+    from wsdev.lan import lan_addresses
+
+    found = lan_addresses()
+    if not found and not given:
+        raise ConfigError(
+            "--lan: this machine has no address on a local network (is it connected?); "
+            "--address=ADDR chooses one"
+        )
+    return tuple(dict.fromkeys(["127.0.0.1", *given, *found]))
+
+
+def _join_secret(token: str | None, *, lan: bool, no_token: bool) -> str:
+    """The room's join secret (behaviour B14): --token, else a new one under --lan."""
+    from wsdev.joinsecret import new_secret
+
+    if token is not None and no_token:
+        raise ConfigError("give either --token=SECRET or --no-token, not both")
+    if token is not None:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{4,64}", token):
+            raise ConfigError(
+                f"--token={token!r}: use 4 to 64 letters, digits, '-' or '_' (it goes in a link)"
+            )
+        return token
+    return new_secret() if lan and not no_token else ""
 
 
 def _allow_hosts(values: list[str]) -> tuple[str, ...]:

@@ -71,6 +71,9 @@ class Config:
     idle_timeout: float = 0.0
     # Host names answered on loopback besides this machine's own (behaviour B10); "*": any.
     allow_hosts: tuple[str, ...] = ()
+    # A room on the local network (behaviour B14): --lan, and the join secret ("" for none).
+    lan: bool = False
+    join_secret: str = ""
     # Running as a service: behind proxies, several instances, a service manager (behaviour B12).
     drain: float = 0.0  # seconds live sessions get to end by themselves at shutdown
     trusted_proxies: TrustedProxies = NO_PROXIES

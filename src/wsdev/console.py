@@ -53,6 +53,13 @@ _COMMON_HEADERS = {
     "X-Content-Type-Options": "nosniff",
 }
 
+#: The headers of wsdev's own pages (the console, the ``--dir`` folder listing).
+PAGE_HEADERS = {
+    **_COMMON_HEADERS,
+    "Content-Security-Policy": _CSP,
+    "Referrer-Policy": "no-referrer",
+}
+
 
 def page_settings(config: Config, endpoint_path: str, endpoint_query: str) -> dict[str, object]:
     """What the page's script is told at load: the target endpoint and how wsdev runs."""
@@ -83,11 +90,7 @@ def console_page(config: Config, endpoint_path: str, endpoint_query: str) -> web
         text=body,
         content_type="text/html",
         charset="utf-8",
-        headers={
-            **_COMMON_HEADERS,
-            "Content-Security-Policy": _CSP,
-            "Referrer-Policy": "no-referrer",
-        },
+        headers=PAGE_HEADERS,
     )
 
 

@@ -91,6 +91,21 @@ FLAGS: tuple[Flag, ...] = (
         True,
     ),
     Flag(
+        "lan",
+        "bool",
+        "serve the local network too: print its URLs and a QR code; asks for a join secret",
+        wsdev_only=True,
+    ),
+    Flag(
+        "token", "str", "the join secret in the link (default under --lan: random)", "SECRET", True
+    ),
+    Flag(
+        "no-token",
+        "bool",
+        "no join secret under --lan: anyone on the network gets in",
+        wsdev_only=True,
+    ),
+    Flag(
         "max-per-client",
         "int",
         "refuse (429) connections over N live ones from one client address",

@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from email.utils import format_datetime
 from typing import IO, Any
@@ -109,6 +110,15 @@ class LogOutput:
                 asyncio.get_running_loop().call_soon(self.flush)
             except RuntimeError:
                 self.flush()  # no loop in this thread: write at once
+
+    def block(self, lines: list[str]) -> None:
+        """Lines as they are, without the log's prefix (a QR code); dark on light on a terminal."""
+        if self._broken:
+            return
+        tty = _isatty(self._stream)
+        for text in lines:
+            self._pending.append(f"\x1b[30;47m{text}\x1b[0m\n" if tty else f"{text}\n")
+        self.flush()
 
     def flush(self) -> None:
         """Write every pending line now, in one write."""
@@ -311,9 +321,41 @@ class LogWriter:
             self._log(logging.INFO, "server", "Starting WebSocket server   : %s", url)
         for url in event.console_urls:
             self._log(logging.INFO, "server", "Console                     : %s", url)
+        self._room(event)
         # Written now, not at the end of this turn: a client's connection accepted later in the
         # same turn is answered in it, and the lines say what is served before anyone is.
         self._output.flush()
+
+    def _room(self, event: ServerStarted) -> None:
+        """Under --lan, the link a room types or scans (behaviour B14)."""
+        config = self._config
+        if not config.lan:
+            return
+        if not config.join_secret:
+            self._log(
+                logging.ERROR,
+                "server",
+                "--no-token: ANYONE on this network can open the console and run the program",
+            )
+        link = room_link(event.console_urls)
+        if link is None:
+            return
+        from wsdev.lan import qr_lines
+
+        self._log(logging.INFO, "server", "Room link (type or scan)    : %s", link)
+        self._output.block(qr_lines(link))
+
+
+def room_link(console_urls: Sequence[str]) -> str | None:
+    """The console URL a room can reach: the first that does not say localhost."""
+    return next((url for url in console_urls if "://localhost:" not in url), None)
+
+
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (ValueError, OSError):
+        return False
 
 
 def _ctx(conn: ConnectionInfo) -> tuple[tuple[str, str], ...]:

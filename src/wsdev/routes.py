@@ -19,6 +19,7 @@ from wsdev.environ import RequestFacts, cgi_environ, reverse_lookup
 from wsdev.events import EventBus, HttpRequest, Rejected
 from wsdev.feed import serve_feed
 from wsdev.guard import Route
+from wsdev.joinsecret import JOIN_REFUSAL, REFUSAL_PAGE, JoinSecret
 from wsdev.metrics import Metrics, health_response, may_read, metrics_response
 from wsdev.proxies import FORWARDED_PORT, as_the_client_sent
 from wsdev.restartfeed import serve_restarts
@@ -56,6 +57,17 @@ class Routes:
         )
         if forbidden is not None:
             return self._refuse(request, 403, forbidden)
+        join = self.sessions.join
+        if join is not None:
+            query = request.rel_url.raw_query_string
+            if not join.admits(query, headers.get("Cookie", "")):
+                return self._refuse_join(request)
+            if (
+                join.in_query(query)
+                and request.method in ("GET", "HEAD")
+                and not _is_upgrade(request)
+            ):
+                return self._joined(request, join)
         if own:
             return await self._wsdev_route(request, path[len(CONSOLE_PREFIX) :])
         if _is_upgrade(request) and config.serves_websocket:
@@ -80,6 +92,10 @@ class Routes:
                 self._access(request, response.status, "STATIC")
                 return response
         if config.console_on_any_path and request.method in ("GET", "HEAD"):
+            if config.script_dir is not None:
+                listing = self._folder_listing(request, config.script_dir, path)
+                if listing is not None:
+                    return listing
             # The raw query: the page hands it back, and the program must see it percent-encoded.
             return self._console_page(request, path, request.rel_url.raw_query_string)
         return self._not_found(request)
@@ -126,6 +142,19 @@ class Routes:
         self._access(request, 200, "CONSOLE")
         return console_page(self.config, path, query)
 
+    def _folder_listing(
+        self, request: web.Request, root: Path, path: str
+    ) -> web.StreamResponse | None:
+        """Under --dir, a folder's path lists its programs (behaviour C7)."""
+        from wsdev.listing import listed_folder, listing_page
+
+        folder = listed_folder(root, path)
+        if folder is None:
+            return None
+        self._access(request, 200, "CONSOLE")
+        host = request.headers.get("Host", "")
+        return listing_page(folder, path, self.config.scheme, host)
+
     def _bad_handshake(self, request: web.Request) -> web.Response:
         """An upgrade the WebSocket path did not take: a clean refusal (behaviour B5)."""
         headers = {"Sec-WebSocket-Version": "13"}
@@ -165,6 +194,25 @@ class Routes:
         self.bus.publish(Rejected(status, reason, _full_url(request), request.remote or "", origin))
         return web.Response(status=status, text=f"{status} {reason}\n")
 
+    def _refuse_join(self, request: web.Request) -> web.Response:
+        """No join secret (behaviour B14): a page that says to ask for the link."""
+        origin = request.headers.get("Origin", "")
+        self.bus.publish(
+            Rejected(403, JOIN_REFUSAL, _full_url(request), request.remote or "", origin)
+        )
+        if _is_upgrade(request) or request.method not in ("GET", "HEAD"):
+            return web.Response(status=403, text=f"403 {JOIN_REFUSAL}\n")
+        return web.Response(status=403, text=REFUSAL_PAGE, content_type="text/html")
+
+    def _joined(self, request: web.Request, join: JoinSecret) -> web.Response:
+        """A link with the secret: keep it in a cookie, and take it out of the address bar."""
+        location = join.clean_target(request.raw_path)
+        self._access(request, 303, "JOIN")
+        return web.Response(
+            status=303,
+            headers={"Location": location, "Set-Cookie": join.cookie(tls=self.config.ssl)},
+        )
+
     def _access(self, request: web.Request, status: int, kind: str) -> None:
         self.bus.publish(
             HttpRequest(request.method, _full_url(request), request.remote or "", status, kind)
@@ -183,6 +231,8 @@ class Routes:
         try:
             unique_id, _ = sessions.ids.next()
             facts = await _request_facts(request, self.config.reverselookup)
+            if sessions.join is not None:
+                facts = sessions.join.clean_facts(facts)  # the secret is wsdev's (B14)
             env = cgi_environ(
                 self.config,
                 facts,

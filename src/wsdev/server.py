@@ -108,13 +108,14 @@ class Server:
                 # Every address shares the port the first one was given.
                 port = int(sockets[0].getsockname()[1])
             self.port = port
-            shown = "localhost" if not config.addresses else _url_host(host)
-            url = f"{config.scheme}://{shown}:{port}/"
-            if url not in self.urls:
-                self.urls.append(url)
-                self.console_urls.append(
-                    f"{config.http_scheme}://{shown}:{port}{self.console_path}"
-                )
+            for shown in _shown_hosts(config, host):
+                url = f"{config.scheme}://{shown}:{port}/" + _join_query(config)
+                if url not in self.urls:
+                    self.urls.append(url)
+                    self.console_urls.append(
+                        f"{config.http_scheme}://{shown}:{port}{self.console_path}"
+                        + _join_query(config)
+                    )
         if config.redirport:
             await self._start_redirect(hosts, port)
         # Accepting starts last, with no wait between it and the caller's start-up lines: the
@@ -295,6 +296,27 @@ def _listen_error(exc: OSError, where: str, *, unix: bool = False) -> ServeError
     if exc.errno == errno.EACCES:
         return ServeError(f"not allowed to listen on {where} (ports below 1024 need root)")
     return ServeError(f"cannot listen on {where}: {exc.strerror or exc}")
+
+
+def _shown_hosts(config: Config, bound: str) -> list[str]:
+    """The hosts a URL names for a bound address: one a person can type (behaviour B14).
+
+    The default (loopback) and --lan's loopback show ``localhost``; a wildcard address shows
+    ``localhost`` and each LAN address, never ``0.0.0.0``.
+    """
+    from wsdev.guard import is_loopback_ip
+    from wsdev.lan import shown_hosts
+
+    if not config.addresses or (config.lan and is_loopback_ip(bound)):
+        return ["localhost"]
+    return [_url_host(host) for host in shown_hosts(bound)]
+
+
+def _join_query(config: Config) -> str:
+    """The join secret rides in every printed link (behaviour B14)."""
+    from wsdev.joinsecret import PARAM
+
+    return f"?{PARAM}={config.join_secret}" if config.join_secret else ""
 
 
 def _url_host(host: str) -> str:

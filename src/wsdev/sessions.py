@@ -40,6 +40,7 @@ from wsdev.events import (
 )
 from wsdev.guard import Guard, Route
 from wsdev.handshake import Handshake, switching_protocols
+from wsdev.joinsecret import JOIN_REFUSAL, JoinSecret
 from wsdev.limits import ClientTally
 from wsdev.process import Child, spawn
 from wsdev.proxies import apply_forwarding
@@ -102,6 +103,7 @@ class SessionManager:
         self.max_message_size = config.maxframesize
         self.accepting = True
         self.clients = ClientTally(config.max_per_client)
+        self.join = JoinSecret(config.join_secret) if config.join_secret else None
         self.generation = 0  # restarts on edit so far (D2)
         # Shutting down with --drain: new sessions and CGI runs get 503 (behaviour B12).
         self.draining = False
@@ -156,6 +158,14 @@ class SessionManager:
         if forbidden is not None:
             self._refuse(connection, engine, response, facts, target, 403, forbidden)
             return
+        join = self.join
+        if join is not None:
+            if not join.admits(handshake.target.partition("?")[2], handshake.header("Cookie")):
+                self._refuse(connection, engine, response, facts, target, 403, JOIN_REFUSAL)
+                return
+            # The secret is wsdev's: the program sees neither its query parameter nor its cookie.
+            target = _target(join.clean_target(handshake.target))
+            facts = join.clean_facts(facts)
         config = self.config
         if config.script_dir is not None:
             location = None if target.console else moved_to(target.raw)

@@ -15,7 +15,7 @@ from typing import Protocol
 from wsdev.events import ConnectionInfo, ExitStatus
 from wsdev.wire import binary_frame, text_frames
 
-# What the console shows of the environment: enough to learn how paths and queries arrive.
+# The console shows the program's whole environment, these first: how paths and queries arrive.
 CONSOLE_ENV_KEYS = (
     "SCRIPT_NAME",
     "PATH_INFO",
@@ -41,6 +41,11 @@ class Sink(Protocol):
     def exited(self, status: ExitStatus) -> None: ...
     def restarting(self, files: Sequence[str]) -> None: ...
     def error(self, message: str, status: int) -> None: ...
+
+
+def _console_env(env: Mapping[str, str]) -> dict[str, str]:
+    first = {key: env.get(key, "") for key in CONSOLE_ENV_KEYS}
+    return {**first, **{key: env[key] for key in sorted(env) if key not in first}}
 
 
 def _json(obj: object) -> bytes:
@@ -105,7 +110,7 @@ class ConsoleSink:
                 "command": conn.command,
                 "binary": binary,
                 "generation": conn.generation,
-                "env": {key: env.get(key, "") for key in CONSOLE_ENV_KEYS},
+                "env": _console_env(env),
             }
         )
 

@@ -64,6 +64,8 @@
   const AT_PREFIX = window.location.pathname.startsWith("/_wsdev/");
 
   const MAX_ENTRIES = 5000;
+  const JOURNAL_MAX_LINES = 1000000;
+  const JOURNAL_MAX_CHARS = 128 * 2 ** 20;
   const TEXT_LIMIT = 20000;
   const HEX_LIMIT = 4096;
   const TREE_LIMIT = 100000;
@@ -258,17 +260,19 @@
     if (!bytes.length) return;
     const pre = el("pre", "hex");
     const shown = Math.min(bytes.length, HEX_LIMIT);
-    for (let off = 0; off < shown; off += 16) {
-      const row = bytes.subarray(off, Math.min(off + 16, shown));
+    // A narrow window gets 8 bytes a row, so the ASCII column is never cut off.
+    const perRow = ui.transcript && ui.transcript.clientWidth < 640 ? 8 : 16;
+    for (let off = 0; off < shown; off += perRow) {
+      const row = bytes.subarray(off, Math.min(off + perRow, shown));
       let hex = "";
       let ascii = "";
-      for (let i = 0; i < 16; i++) {
+      for (let i = 0; i < perRow; i++) {
         hex += i < row.length ? `${pad(row[i].toString(16), 2)} ` : "   ";
-        if (i === 7) hex += " ";
+        if (i === 7 && perRow > 8) hex += " ";
         if (i < row.length) ascii += row[i] >= 0x20 && row[i] < 0x7f ? String.fromCharCode(row[i]) : ".";
       }
-      pre.append(span("off", `${pad(off.toString(16), 8)}  `), hex, " ", span("asc", `|${ascii}|`));
-      if (off + 16 < shown) pre.append("\n");
+      pre.append(span("off", `${pad(off.toString(16), perRow > 8 ? 8 : 4)} `), hex, span("asc", `|${ascii}|`));
+      if (off + perRow < shown) pre.append("\n");
     }
     if (shown < bytes.length) pre.append("\n", span("off", `… ${plural(bytes.length - shown, "more byte")}`));
     into.append(pre);
@@ -286,13 +290,84 @@
   };
   const NOTE_KINDS = new Set(["connect", "exit", "close", "restart", "warn", "error", "info"]);
 
-  const entries = [];
-  let toRender = [];
+  // What the page keeps, in two parts (behaviour C6):
+  // - the window: the last MAX_ENTRIES entries, which can be scrolled through; older ones leave
+  //   it and a marker row says how many ("4,995 earlier lines not shown");
+  // - the journal: every entry of the session in compact columns, for copy and download, up to
+  //   JOURNAL_MAX_LINES lines or JOURNAL_MAX_CHARS characters; past that its oldest chunk goes,
+  //   and the export says how many lines it no longer holds.
+  let entries = [];
+  let droppedFromWindow = 0;
   let renderScheduled = false;
   let unseen = 0;
   let stickToBottom = true; // the next render scrolls to the end (the user just sent something)
-  let following = true; // the view is at the end; kept by scroll events, so a render never
-  // has to measure the whole transcript just to learn where the user is
+  let following = true; // the view is at the end; kept by scroll and wheel events
+
+  const KIND_CODES = Object.keys(GLYPHS);
+  const JOURNAL_CHUNK = 4096;
+
+  class Journal {
+    constructor() { this.clear(); }
+
+    clear() {
+      this.chunks = [];
+      this.lines = 0;
+      this.chars = 0;
+      this.dropped = 0;
+    }
+
+    add(entry) {
+      let chunk = this.chunks[this.chunks.length - 1];
+      if (!chunk || chunk.n === JOURNAL_CHUNK) {
+        chunk = {
+          n: 0, chars: 0,
+          time: new Float64Array(JOURNAL_CHUNK),
+          latency: new Float32Array(JOURNAL_CHUNK),
+          kind: new Uint8Array(JOURNAL_CHUNK),
+          // A line's text (or bytes) as received; a note keeps its entry, which it may update.
+          data: new Array(JOURNAL_CHUNK),
+        };
+        this.chunks.push(chunk);
+      }
+      const i = chunk.n++;
+      chunk.time[i] = entry.time;
+      chunk.latency[i] = entry.latency === undefined ? NaN : entry.latency;
+      chunk.kind[i] = KIND_CODES.indexOf(entry.kind);
+      const line = entry.bytes || (NOTE_KINDS.has(entry.kind) || entry.queued ? entry : entry.text);
+      chunk.data[i] = line;
+      const size = entry.bytes ? entry.bytes.length * 2 : (entry.text || "").length;
+      chunk.chars += size;
+      this.chars += size;
+      this.lines += 1;
+      while (this.chunks.length > 1 &&
+             (this.lines > JOURNAL_MAX_LINES || this.chars > JOURNAL_MAX_CHARS)) {
+        const old = this.chunks.shift();
+        this.lines -= old.n;
+        this.chars -= old.chars;
+        this.dropped += old.n;
+      }
+    }
+
+    // Every kept entry, oldest first, as the export needs it.
+    *records() {
+      for (const chunk of this.chunks) {
+        for (let i = 0; i < chunk.n; i++) {
+          const data = chunk.data[i];
+          const latency = chunk.latency[i];
+          if (data && typeof data === "object" && !(data instanceof Uint8Array)) {
+            yield data;
+            continue;
+          }
+          const record = { kind: KIND_CODES[chunk.kind[i]], time: chunk.time[i] };
+          if (data instanceof Uint8Array) record.bytes = data;
+          else record.text = data;
+          if (!Number.isNaN(latency)) record.latency = latency;
+          yield record;
+        }
+      }
+    }
+  }
+  const journal = new Journal();
 
   // A note's text is a list of parts: strings, or [style, text] for chips and emphasis.
   function partsText(parts) {
@@ -300,15 +375,11 @@
   }
 
   function addEntry(kind, fields) {
-    const entry = { kind, time: Date.now(), ...fields };
+    const entry = { kind, time: Date.now(), h: 0, ...fields };
     if (entry.parts) entry.text = partsText(entry.parts);
     entries.push(entry);
-    toRender.push(entry);
-    while (entries.length > MAX_ENTRIES) {
-      const old = entries.shift();
-      if (old.node) old.node.remove();
-      old.dropped = true;
-    }
+    journal.add(entry);
+    if (!NOTE_KINDS.has(kind) && !following && !stickToBottom) unseen++;
     scheduleRender();
     return entry;
   }
@@ -318,8 +389,7 @@
     if (entry.parts) entry.text = partsText(entry.parts);
     if (entry.node) {
       const fresh = renderEntry(entry);
-      entry.node.replaceWith(fresh);
-      entry.node = fresh;
+      view.replace(entry, fresh);
     }
   }
 
@@ -334,58 +404,234 @@
   function scheduleRender() {
     if (renderScheduled) return;
     renderScheduled = true;
-    // Frames batch a flood of messages into one DOM update; the timer covers hidden tabs,
-    // where animation frames do not run.
+    // One DOM update per animation frame however many messages arrived (behaviour C6); the
+    // timer covers hidden tabs, where animation frames do not run.
     window.requestAnimationFrame(flushRender);
     window.setTimeout(flushRender, 250);
-  }
-
-  function nearBottom() {
-    const t = ui.transcript;
-    return t.scrollHeight - t.scrollTop - t.clientHeight < 48;
   }
 
   function flushRender() {
     if (!renderScheduled || !ui.transcript) return;
     renderScheduled = false;
+    if (entries.length > MAX_ENTRIES) {
+      const drop = entries.length - MAX_ENTRIES;
+      for (let i = 0; i < drop; i++) view.forget(entries[i]);
+      entries = entries.slice(drop);
+      droppedFromWindow += drop;
+      view.shifted(drop);
+    }
     const follow = stickToBottom || following;
     stickToBottom = false;
-    const fragment = document.createDocumentFragment();
-    let added = 0;
-    for (const entry of toRender) {
-      if (entry.dropped) continue;
-      entry.node = renderEntry(entry);
-      fragment.append(entry.node);
-      if (!NOTE_KINDS.has(entry.kind)) added++;
-    }
-    toRender = [];
-    ui.transcript.append(fragment);
-    document.body.classList.toggle("has-entries", entries.length > 0);
     if (follow) {
-      pinToBottom(3);
-    } else if (added) {
-      unseen += added;
+      following = true;
+      unseen = 0;
+    }
+    view.render(follow);
+    document.body.classList.toggle("has-entries", entries.length > 0);
+    if (droppedFromWindow) ui.markerText.textContent = `${plural(droppedFromWindow, "earlier line")} not shown`;
+    ui.marker.hidden = droppedFromWindow === 0;
+    if (!follow && unseen) {
       ui.jumpText.textContent = `${plural(unseen, "new message")}`;
       ui.jump.hidden = false;
+    } else {
+      ui.jump.hidden = true;
     }
   }
 
-  // Rows out of view are laid out at an estimated height (content-visibility), so the end
-  // moves once new rows get their real size: follow it until it has stopped moving for a few
-  // frames (a busy machine may take several frames to lay the rows out), but never for long.
-  // While pinning, a row growing to its real size is not the user scrolling away.
-  let pinning = false;
-  function pinToBottom(stableFrames, lastHeight = -1, budget = 60) {
-    const height = ui.transcript.scrollHeight;
-    ui.transcript.scrollTop = height;
-    const left = height === lastHeight ? stableFrames - 1 : 3;
-    pinning = left > 0 && budget > 0;
-    if (pinning) {
-      window.requestAnimationFrame(() => {
-        if (following) pinToBottom(left, height, budget - 1);
-        else pinning = false;
-      });
-    }
+  // The transcript is virtual: only the rows in view (and a screen's height around them) are
+  // in the document; spacers above and below stand for the others at their measured height,
+  // or an estimate until a row has been shown once. A flood therefore costs one small DOM
+  // update per frame, whatever its size.
+  const OVERSCAN_PX = 600;
+  const view = {
+    first: 0, // entries[first, last) are in the document
+    last: 0,
+    offsets: new Float64Array(0), // offsets[i]: top of entries[i]; offsets[n]: total height
+    dirty: true,
+    ownScroll: -1, // the scrollTop the view set itself, so its scroll event is not the user's
+    observer: null,
+
+    perLine: 100, // characters on a row of the transcript, read once a frame
+    rowHeight: 27, // a one-line row, as measured
+
+    // Until a row has been laid out once, its height is estimated from its text, and a
+    // one-line row is estimated exactly (so a flood of short lines moves nothing once shown).
+    estimate(entry) {
+      if (NOTE_KINDS.has(entry.kind)) return entry.kind === "connect" ? 48 : this.rowHeight;
+      if (entry.bytes) return 44 + Math.ceil(Math.min(entry.bytes.length, HEX_LIMIT) / 8) * 18;
+      const text = entry.text || "";
+      const perLine = this.perLine;
+      let lines = 1;
+      if (text.length > perLine || text.includes("\n")) {
+        lines = 0;
+        for (const part of text.slice(0, TEXT_LIMIT).split("\n")) lines += Math.max(1, Math.ceil(part.length / perLine));
+      }
+      return lines === 1 ? this.rowHeight : 7 + lines * 19.5;
+    },
+
+    height(entry) {
+      if (!entry.h && !entry.est) entry.est = this.estimate(entry);
+      return entry.h || entry.est;
+    },
+
+    layout() {
+      const n = entries.length;
+      if (this.offsets.length < n + 1) this.offsets = new Float64Array(Math.max(n + 1, this.offsets.length * 2));
+      let top = 0;
+      for (let i = 0; i < n; i++) {
+        this.offsets[i] = top;
+        top += this.height(entries[i]);
+      }
+      this.offsets[n] = top;
+      this.dirty = false;
+      this.lastLaidOut = n;
+    },
+
+    // The first index whose row ends below ``y``.
+    indexAt(y) {
+      let lo = 0;
+      let hi = entries.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (this.offsets[mid + 1] <= y) lo = mid + 1;
+        else hi = mid;
+      }
+      return lo;
+    },
+
+    forget(entry) {
+      if (entry.node) {
+        if (this.observer) this.observer.unobserve(entry.node);
+        entry.node.remove();
+        entry.node = null;
+      }
+    },
+
+    shifted(count) {
+      this.first = Math.max(0, this.first - count);
+      this.last = Math.max(this.first, this.last - count);
+      this.dirty = true;
+    },
+
+    replace(entry, fresh) {
+      fresh.entry = entry;
+      if (this.observer) {
+        this.observer.unobserve(entry.node);
+        this.observer.observe(fresh);
+      }
+      entry.node.replaceWith(fresh);
+      entry.node = fresh;
+    },
+
+    clear() {
+      for (const entry of entries.slice(this.first, this.last)) this.forget(entry);
+      this.first = this.last = 0;
+      this.dirty = true;
+      ui.before.style.height = ui.after.style.height = "0px";
+    },
+
+    node(entry) {
+      if (!entry.node) {
+        entry.node = renderEntry(entry);
+        entry.node.entry = entry;
+        if (this.observer) this.observer.observe(entry.node);
+      }
+      return entry.node;
+    },
+
+    // Reads first (sizes, the scroll position), then writes, so a frame forces at most one
+    // layout (setting the scroll position) besides the browser's own.
+    render(follow) {
+      const t = ui.transcript;
+      const width = t.clientWidth;
+      const viewHeight = t.clientHeight;
+      const scrollTop = t.scrollTop;
+      const origin = ui.rows.offsetTop;
+      this.perLine = Math.max(20, Math.floor((width - 190) / 7.8));
+      const n = entries.length;
+      this.first = Math.min(this.first, n);
+      this.last = Math.min(this.last, n);
+      if (this.dirty || this.offsets.length < n + 1) {
+        this.layout();
+      } else {
+        // Only new rows at the end: extend the offsets without walking the rest.
+        let top = this.offsets[this.lastLaidOut];
+        for (let i = this.lastLaidOut; i < n; i++) {
+          this.offsets[i] = top;
+          top += this.height(entries[i]);
+        }
+        this.offsets[n] = top;
+        this.lastLaidOut = n;
+      }
+      const total = this.offsets[n];
+      const viewTop = follow ? Math.max(0, origin + total - viewHeight) : scrollTop;
+      const from = this.indexAt(Math.max(0, viewTop - origin - OVERSCAN_PX));
+      const to = Math.min(n, this.indexAt(viewTop - origin + viewHeight + OVERSCAN_PX) + 1);
+      this.show(from, to);
+      this.place(follow);
+    },
+
+    place(follow) {
+      const n = entries.length;
+      ui.before.style.height = `${this.offsets[this.first]}px`;
+      ui.after.style.height = `${this.offsets[n] - this.offsets[this.last]}px`;
+      if (follow) this.scrollTo(1e9);
+    },
+
+    show(from, to) {
+      if (to <= this.first || from >= this.last) {
+        for (let i = this.first; i < this.last; i++) this.forget(entries[i]);
+        const fragment = document.createDocumentFragment();
+        for (let i = from; i < to; i++) fragment.append(this.node(entries[i]));
+        ui.before.after(fragment);
+      } else {
+        for (let i = this.first; i < from; i++) this.forget(entries[i]);
+        for (let i = to; i < this.last; i++) this.forget(entries[i]);
+        const head = document.createDocumentFragment();
+        for (let i = from; i < this.first; i++) head.append(this.node(entries[i]));
+        ui.before.after(head);
+        const tail = document.createDocumentFragment();
+        for (let i = Math.max(this.last, from); i < to; i++) tail.append(this.node(entries[i]));
+        ui.after.before(tail);
+      }
+      this.first = from;
+      this.last = to;
+    },
+
+    // A row's real height comes from the ResizeObserver once it is laid out (and again when
+    // it changes: a fold, a wider window); the spacers and the scroll position follow in the
+    // same frame, before it is painted.
+    resized(records) {
+      let changed = false;
+      for (const record of records) {
+        const node = record.target;
+        const entry = node.entry;
+        if (!entry || entry.node !== node) continue;
+        const box = record.borderBoxSize && record.borderBoxSize[0];
+        const h = box ? box.blockSize : node.offsetHeight;
+        if (!h) continue;
+        if (!entry.h && !NOTE_KINDS.has(entry.kind) && !entry.bytes && entry.est === this.rowHeight &&
+            Math.abs(h - this.rowHeight) > 0.5 && h < this.rowHeight * 1.6) {
+          this.rowHeight = h; // the first real one-line row sets the estimate for the others
+        }
+        if (Math.abs(h - (entry.h || entry.est)) > 0.5) changed = true;
+        entry.h = h;
+      }
+      if (changed && ui.transcript) {
+        this.layout();
+        this.place(following);
+      }
+    },
+
+    scrollTo(top) {
+      ui.transcript.scrollTop = top;
+      this.ownScroll = ui.transcript.scrollTop;
+    },
+  };
+
+  function nearBottom() {
+    const t = ui.transcript;
+    return t.scrollHeight - t.scrollTop - t.clientHeight < 48;
   }
 
   function renderParts(parts, into) {
@@ -415,7 +661,8 @@
     const names = Object.keys(env);
     if (!names.length) return;
     const box = el("details", "env");
-    box.append(el("summary", "", `CGI environment (${names.length})`));
+    // The server sends the variables that say how the path and query arrive first.
+    box.append(el("summary", "", `CGI environment (${names.length} variables)`));
     box.append(el("p", "env-hint",
       "The program reads the path as PATH_INFO and the query string as QUERY_STRING: " +
       "edit them above to pass it arguments."));
@@ -434,6 +681,7 @@
     if (NOTE_KINDS.has(entry.kind)) row.classList.add("note");
     if (entry.kind === "exit") row.classList.add(entry.ok ? "ok" : "bad");
     if (entry.bytes) row.classList.add("binary");
+    if (entry.queued || entry.unsent) row.classList.add(entry.queued ? "queued" : "unsent");
     row.dataset.kind = entry.kind;
 
     row.append(el("span", "time", clock(entry.time)));
@@ -452,6 +700,9 @@
       renderHex(entry.bytes, body);
     } else if (entry.kind === "stderr") {
       body.append(span("tag", "stderr"));
+      renderText(entry.text, body);
+    } else if (entry.kind === "sent" && (entry.queued || entry.unsent)) {
+      body.append(span("tag", entry.queued ? "queued" : "not sent"));
       renderText(entry.text, body);
     } else {
       const json = entry.kind === "recv" ? parseJson(entry.text) : undefined;
@@ -480,9 +731,11 @@
   }
 
   function clearTranscript() {
-    entries.length = 0;
-    toRender = [];
-    ui.transcript.replaceChildren();
+    view.clear();
+    entries = [];
+    journal.clear();
+    droppedFromWindow = 0;
+    ui.marker.hidden = true;
     document.body.classList.remove("has-entries");
     unseen = 0;
     ui.jump.hidden = true;
@@ -514,20 +767,34 @@
     toast(done);
   }
 
+  // The export holds every entry the journal kept, and says so when it no longer holds them
+  // all (behaviour C6).
+  function journalNote() {
+    if (!journal.dropped) return null;
+    return `${plural(journal.dropped, "earlier line")} not kept: the console keeps the last ` +
+      `${JOURNAL_MAX_LINES.toLocaleString("en")} lines or ${JOURNAL_MAX_CHARS / 2 ** 20} MiB of a session`;
+  }
+
   function exportText() {
-    const lines = [`# wsdev transcript · ${endpointUrl(target)} · ${new Date().toISOString()}`];
-    for (const entry of entries) {
+    const lines = [`# wsdev transcript · ${endpointUrl(target)} · ${new Date().toISOString()}\n`];
+    const note = journalNote();
+    if (note) lines.push(`# ${note}\n`);
+    for (const entry of journal.records()) {
       const prefix = `${clock(entry.time)} ${GLYPHS[entry.kind] || "·"} `;
       let text = textOf(entry);
       if (entry.kind === "stderr") text = `[stderr] ${text}`;
+      if (entry.queued) text += "  (queued, not sent)";
       if (entry.latency !== undefined) text += `  (+${duration(entry.latency)})`;
-      lines.push(prefix + text.split("\n").join(`\n${" ".repeat(prefix.length)}`));
+      lines.push(`${prefix}${text.includes("\n") ? text.split("\n").join(`\n${" ".repeat(prefix.length)}`) : text}\n`);
     }
-    return `${lines.join("\n")}\n`;
+    return lines;
   }
 
   function exportJsonLines() {
-    return entries.map((entry) => {
+    const lines = [];
+    const note = journalNote();
+    if (note) lines.push(`${JSON.stringify({ kind: "truncated", lines: journal.dropped, data: note })}\n`);
+    for (const entry of journal.records()) {
       const record = { time: new Date(entry.time).toISOString(), kind: entry.kind };
       if (entry.bytes) {
         record.binary = true;
@@ -536,16 +803,18 @@
       } else {
         record.data = entry.text;
       }
+      if (entry.queued) record.queued = true;
       if (entry.latency !== undefined) record.latency_ms = Math.round(entry.latency * 10) / 10;
       if (entry.close) Object.assign(record, entry.close);
       if (entry.env) record.env = entry.env;
-      return JSON.stringify(record);
-    }).join("\n") + (entries.length ? "\n" : "");
+      lines.push(`${JSON.stringify(record)}\n`);
+    }
+    return lines;
   }
 
-  function download(text, extension, mime) {
+  function download(parts, extension, mime) {
     const stamp = new Date().toISOString().replace(/[:]/g, "").replace(/\..*/, "").replace("T", "-");
-    const blob = new Blob([text], { type: mime });
+    const blob = new Blob(parts, { type: mime });
     const link = el("a");
     link.href = URL.createObjectURL(blob);
     link.download = `wsdev-transcript-${stamp}.${extension}`;
@@ -556,9 +825,9 @@
   }
 
   function runExport(action) {
-    const count = `${entries.length} ${entries.length === 1 ? "entry" : "entries"}`;
-    if (action === "copy-text") copyText(exportText(), `Copied ${count} as text`);
-    else if (action === "copy-jsonl") copyText(exportJsonLines(), `Copied ${count} as JSON lines`);
+    const count = plural(journal.lines, "line");
+    if (action === "copy-text") copyText(exportText().join(""), `Copied ${count} as text`);
+    else if (action === "copy-jsonl") copyText(exportJsonLines().join(""), `Copied ${count} as JSON lines`);
     else if (action === "download-text") download(exportText(), "txt", "text/plain");
     else if (action === "download-jsonl") download(exportJsonLines(), "jsonl", "application/x-ndjson");
   }
@@ -639,6 +908,7 @@
     if (pending.length) text += ` · ${pending.length} queued`;
     ui.status.dataset.state = state;
     ui.statusText.textContent = text;
+    ui.status.title = text;
 
     const offline = state === "closed";
     ui.connect.querySelector("use").setAttribute("href", offline ? "#i-plug" : "#i-unplug");
@@ -648,7 +918,7 @@
   }
 
   function live() {
-    return Boolean(session && session.opened && session.ws.readyState === WebSocket.OPEN &&
+    return Boolean(session && session.opened && session.hello && session.ws.readyState === WebSocket.OPEN &&
       !session.exit && !session.restart && !session.error);
   }
 
@@ -698,7 +968,7 @@
 
   function disconnect() {
     cancelRetry();
-    pending = [];
+    dropQueued();
     if (session && session.ws.readyState <= WebSocket.OPEN) {
       session.intentional = true;
       session.ws.close(1000, "closed by console");
@@ -716,12 +986,18 @@
     mine.opened = true;
     attempt = 0;
     outageNoted = false;
+  }
+
+  // The socket is open, but only the hello says the program runs: a refusal (429, a 404 under
+  // --dir, a program that cannot start) comes as an error envelope instead, and the console
+  // never says "Connected" for it (behaviour C2).
+  function started(mine) {
     lastExit = null;
-    mine.entry = addEntry("connect", { parts: connectParts(mine) });
+    mine.entry = addEntry("connect", { parts: connectParts(mine), env: mine.hello.env || null });
     setState("open");
     const waiting = pending;
     pending = [];
-    for (const payload of waiting) sendNow(payload);
+    for (const item of waiting) sendQueued(item);
   }
 
   function connectParts(mine) {
@@ -750,8 +1026,7 @@
     switch (message.type) {
       case "hello":
         mine.hello = message;
-        if (mine.entry) updateEntry(mine.entry, { parts: connectParts(mine), env: message.env || null });
-        renderStatus();
+        if (!mine.entry) started(mine);
         break;
       case "stdout":
         addEntry("recv", { text: String(message.data ?? ""), latency: latency() });
@@ -780,7 +1055,7 @@
         break;
       case "error": {
         mine.error = message;
-        const parts = [String(message.message || "The server refused the connection")];
+        const parts = [mine.hello ? "" : "Refused: ", String(message.message || "the server refused the connection")];
         if (message.status) parts.push(" ", ["chip", `HTTP ${message.status}`]);
         addEntry("error", { parts });
         break;
@@ -811,6 +1086,13 @@
         addEntry("warn", { parts: [`Cannot reach the wsdev server at ${window.location.host}; retrying…`] });
       }
       scheduleRetry();
+      return;
+    }
+    if (mine.error && !mine.hello) {
+      // A refusal: its one row is shown already; the close that follows adds nothing.
+      lastExit = `refused${mine.error.status ? ` (HTTP ${mine.error.status})` : ""}`;
+      dropQueued();
+      setState("closed");
       return;
     }
     const closeInfo = { code, reason };
@@ -893,12 +1175,29 @@
     });
   }
 
+  function payloadFields(payload) {
+    return typeof payload === "string" ? { text: payload } : { bytes: payload };
+  }
+
   function sendNow(payload) {
     session.ws.send(payload);
-    const fields = typeof payload === "string" ? { text: payload } : { bytes: payload };
     stickToBottom = true;
-    addEntry("sent", fields);
+    addEntry("sent", payloadFields(payload));
     lastSentAt = performance.now();
+  }
+
+  // A message typed while no program runs is shown at once, marked queued, and sent when the
+  // next one starts. Its replies get no latency badge: the program's first lines (a greeting)
+  // may come before its answer, and only a message sent to a running program starts a turn.
+  function sendQueued(item) {
+    session.ws.send(item.payload);
+    updateEntry(item.entry, { queued: false });
+    lastSentAt = null;
+  }
+
+  function dropQueued() {
+    for (const item of pending) updateEntry(item.entry, { queued: false, unsent: true });
+    pending = [];
   }
 
   function submit() {
@@ -921,7 +1220,8 @@
       sendNow(payload);
       return;
     }
-    pending.push(payload);
+    stickToBottom = true;
+    pending.push({ payload, entry: addEntry("sent", { ...payloadFields(payload), queued: true }) });
     // A program that has exited (or a closed console) starts again for this message; a
     // connection on its way sends it as soon as it opens.
     if (state === "closed" || (state === "reconnecting" && retryTimer)) reconnectNow();
@@ -1039,6 +1339,8 @@
   // ------------------------------------------------------------------ start
   function start() {
     const $ = (id) => document.getElementById(id);
+    // Other wsdev pages (the --dir listing) load this script for the theme alone.
+    if (!$("transcript")) return;
     ui = {
       transcript: $("transcript"), jump: $("jump"), jumpText: $("jump-text"),
       input: $("input"), format: $("format"), composer: $("composer"),
@@ -1047,6 +1349,8 @@
       path: $("path"), query: $("query"), targetForm: $("target"), origin: $("origin"),
       exportButton: $("export"), exportList: $("export-list"),
       help: $("help"), toast: $("toast"),
+      marker: $("marker"), markerText: $("marker-text"), rows: $("rows"),
+      before: $("rows-before"), after: $("rows-after"),
     };
     initialTarget();
     showTarget();
@@ -1094,19 +1398,34 @@
     });
     document.addEventListener("keydown", globalKeys);
 
+    // The view follows the end until the user scrolls up; scrolling back to the end follows
+    // again. A scroll the view made itself says nothing about the user.
+    let lastScrollTop = 0;
     ui.transcript.addEventListener("scroll", () => {
-      if (pinning) return;
-      following = nearBottom();
-      if (following) { unseen = 0; ui.jump.hidden = true; }
+      const top = ui.transcript.scrollTop;
+      const own = Math.abs(top - view.ownScroll) < 1;
+      view.ownScroll = -1;
+      if (!own) {
+        following = top >= lastScrollTop && nearBottom();
+        if (following) { unseen = 0; ui.jump.hidden = true; }
+      }
+      lastScrollTop = top;
+      scheduleRender();
     }, { passive: true });
-    for (const intent of ["wheel", "touchmove"]) {
-      ui.transcript.addEventListener(intent, () => { pinning = false; }, { passive: true });
-    }
+    ui.transcript.addEventListener("wheel", (event) => {
+      if (event.deltaY < 0) following = false;
+    }, { passive: true });
+    ui.transcript.addEventListener("keydown", (event) => {
+      if (["ArrowUp", "PageUp", "Home"].includes(event.key)) following = false;
+    });
+    if (window.ResizeObserver) view.observer = new ResizeObserver((records) => view.resized(records));
+    window.addEventListener("resize", () => { view.dirty = true; scheduleRender(); });
     ui.jump.addEventListener("click", () => {
       following = true;
-      pinToBottom(3);
+      scheduleRender();
       ui.input.focus();
     });
+    $("marker-download").addEventListener("click", () => runExport("download-text"));
 
     autosize();
     ui.input.focus();
