@@ -31,6 +31,7 @@ from report import (
 )
 from servers import (
     DASHBOARD_KINDS,
+    RECORD_KINDS,
     SERVERS,
     TTY_COLUMNS,
     TTY_ROWS,
@@ -39,6 +40,7 @@ from servers import (
     dashboard_pair,
     listen_backlog,
     listen_counters,
+    record_pair,
     side_by_side,
     somaxconn,
 )
@@ -612,6 +614,48 @@ def dashboard_scenario(ctx: Context) -> list[Row]:
     ]
 
 
+# ---- the recorder's cost: the `seq` load, wsdev without and with --record ----
+
+RECORD_COLUMNS = (*RECORD_KINDS, "on/off")
+RECORD_GOAL = 0.8
+
+
+def record_scenario(ctx: Context) -> list[Row]:
+    count = ctx.size(1_000_000, 200_000)
+    runs = ctx.runs(5, 3)
+    ctx.say(f"seq 1 {count}: messages/s, wsdev without and with --record, {runs} run(s) each")
+
+    def once(server: Server) -> dict[str, float]:
+        result = ctx.client.run("drain", server.port, limit=180)
+        got = int(result["messages"])
+        if got != count:
+            raise ClientError(f"received {got:,} of {count:,} messages")
+        return {"rate": float(result["rate"])}
+
+    program = ["seq", "1", str(count)]
+    results = compare(
+        ctx,
+        program,
+        runs,
+        once,
+        warmup=once,
+        columns=RECORD_COLUMNS,
+        start=lambda: record_pair(program),
+    )
+    return [
+        _figure(results, "rate").row(
+            f"`seq 1 {count}`, text, wsdev alone",
+            "messages/s, --record off vs on",
+            goal=ratio_at_least(RECORD_GOAL),
+            note="Both columns are wsdev with the same program and client as the `seq` row; "
+            "`record on` writes every message into a transcript (behaviour H1) in a temporary "
+            "folder. The figure is the client's: the recorder's writer thread may still be "
+            "writing when the last message arrives, but it shares the interpreter with the "
+            "connection, so any cost it has shows here.",
+        )
+    ]
+
+
 SCENARIOS: dict[str, Callable[[Context], list[Row]]] = {
     "seq": seq_scenario,
     "pipe": pipe_scenario,
@@ -621,4 +665,5 @@ SCENARIOS: dict[str, Callable[[Context], list[Row]]] = {
     "burst": burst_scenario,
     "slow": slow_scenario,
     "dashboard": dashboard_scenario,
+    "record": record_scenario,
 }

@@ -20,6 +20,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import termios
 import threading
 import time
@@ -143,7 +144,13 @@ def _kill_if_same(pid: int, started: str) -> None:
 
 
 def server_argv(
-    kind: str, port: int, program: Sequence[str], binary: bool, *, dashboard: bool = False
+    kind: str,
+    port: int,
+    program: Sequence[str],
+    binary: bool,
+    *,
+    dashboard: bool = False,
+    extra: Sequence[str] = (),
 ) -> list[str]:
     """The command line of ``kind`` serving ``program`` on 127.0.0.1:``port``.
 
@@ -162,6 +169,7 @@ def server_argv(
             "--address=127.0.0.1",
             f"--port={port}",
             *mode,
+            *extra,
             *program,
         ]
     raise ValueError(f"unknown server {kind!r}")
@@ -309,6 +317,7 @@ def running(
     within: float = 30,
     wrap: Sequence[str] = (),
     tty: bool = False,
+    extra: Sequence[str] = (),
 ) -> Iterator[Server]:
     """Run ``kind`` serving ``program`` on a free port of 127.0.0.1 until the block ends.
 
@@ -330,7 +339,7 @@ def running(
         output = subprocess.PIPE
     try:
         proc = subprocess.Popen(
-            [*wrap, *server_argv(kind, port, program, binary, dashboard=tty)],
+            [*wrap, *server_argv(kind, port, program, binary, dashboard=tty, extra=extra)],
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -391,6 +400,30 @@ def dashboard_pair(
         for label, on in zip(DASHBOARD_KINDS, (False, True), strict=True):
             try:
                 server = stack.enter_context(running("wsdev", program, binary=binary, tty=on))
+            except ServerError as exc:
+                failed[label] = str(exc)
+                continue
+            server.kind = f"wsdev ({label})"
+            started[label] = server
+        yield started, failed
+
+
+RECORD_KINDS = ("record off", "record on")
+
+
+@contextlib.contextmanager
+def record_pair(
+    program: Sequence[str],
+) -> Iterator[tuple[dict[str, Server], dict[str, str]]]:
+    """wsdev twice on the same program, keyed by ``RECORD_KINDS``: as it is, and with
+    ``--record`` into a temporary folder (removed afterwards)."""
+    started: dict[str, Server] = {}
+    failed: dict[str, str] = {}
+    with contextlib.ExitStack() as stack:
+        folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="wsbench-record-"))
+        for label, extra in zip(RECORD_KINDS, ((), ("--record", folder)), strict=True):
+            try:
+                server = stack.enter_context(running("wsdev", program, extra=extra))
             except ServerError as exc:
                 failed[label] = str(exc)
                 continue

@@ -57,6 +57,11 @@ async def serve(config: Config) -> int:
     if dashboard is None:
         views.append(LogWriter(bus, config, log_output))
         views.append(trace_messages(bus))  # --loglevel=trace: each message too
+    recorder = None
+    if config.record is not None:
+        from wsdev.recorder import Recorder
+
+        recorder = Recorder(bus, config, config.record)
 
     server = Server(config, bus)
     try:
@@ -70,7 +75,12 @@ async def serve(config: Config) -> int:
     gc.freeze()
     watched = watch_set(config, script_of(config), Path.cwd().resolve()) if config.reload else None
     stop = asyncio.Event()
-    reloader = Reloader(watched, server, after=lambda: _say_problems(config)) if watched else None
+    own_folders = (config.record,) if config.record is not None else ()
+    reloader = (
+        Reloader(watched, server, after=lambda: _say_problems(config), ignore=own_folders)
+        if watched
+        else None
+    )
     reload_task = asyncio.ensure_future(reloader.run(stop)) if reloader else None
     if reload_task is not None:
         # The watcher sets up its inotify watches synchronously in its first step: let that
@@ -131,6 +141,8 @@ async def serve(config: Config) -> int:
         # Whatever escaped its process group (setsid) and was adopted by us ends now (B6).
         orphans.kill_all()
         orphans.stop()
+        if recorder is not None:
+            recorder.close()  # after the server: every connection's last lines are in
         if dashboard is not None:
             await dashboard.stop()
         log_output.flush()

@@ -19,7 +19,7 @@ import contextlib
 import signal
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from wsdev.config import Config
 from wsdev.eventloop import until_idle
@@ -42,8 +42,17 @@ from wsdev.process import Child
 from wsdev.sinks import Sink
 from wsdev.streams import BinaryReader, LineReader, StderrReader, StdinFlow
 
-if TYPE_CHECKING:
-    from wsdev.connection import Connection
+
+class ClientSide(Protocol):
+    """What a session needs of its client: a ``connection.Connection`` when serving, a stand-in
+    when ``wsdev test`` drives a program's pipes directly (behaviour H2)."""
+
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    def close(self, code: int, reason: str) -> None: ...
+    def abort(self) -> None: ...
+    def ping(self) -> None: ...
+
 
 # Once the program has exited, how long stdout and stderr may stay open (held by an escaped
 # grandchild) before wsdev stops waiting for their last lines.
@@ -62,7 +71,7 @@ class Bridge:
     def __init__(
         self,
         *,
-        connection: Connection,
+        connection: ClientSide,
         sink: Sink,
         config: Config,
         bus: EventBus,
@@ -159,10 +168,10 @@ class Bridge:
 
     # ------------------------------------------------------------ program -> client
 
-    def on_lines(self, lines: list[bytes], nbytes: int) -> None:
+    def on_lines(self, lines: list[bytes], nbytes: int, block: bytes | None = None) -> None:
         self._sink.lines(lines)
         if self._bus.wants_messages:
-            self._bus.publish_message(MessagesOut(self.conn, lines, nbytes, False))
+            self._bus.publish_message(MessagesOut(self.conn, lines, nbytes, False, block))
 
     def on_chunk(self, data: bytes) -> None:
         self._sink.chunk(data)
@@ -277,7 +286,8 @@ class Bridge:
         state.move(Phase.ENDED)
         duration = time.monotonic() - self.conn.started
         code = state.code if state.code is not None else CLOSE_INTERNAL
-        self._bus.publish(Disconnected(self.conn, code, state.reason, status, duration))
+        by = state.cause.value if state.cause is not None else ""
+        self._bus.publish(Disconnected(self.conn, code, state.reason, status, duration, by))
 
     def _release(self) -> None:
         released, self._released = self._released, None

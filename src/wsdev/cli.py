@@ -261,6 +261,7 @@ def build_config(
         allow_hosts=_allow_hosts(opt_list("allow-host")),
         lan=lan,
         join_secret=_join_secret(opt_str("token"), lan=lan, no_token=bool(v.get("no-token"))),
+        record=_record_folder(opt_str("record")),
         drain=opt_seconds("drain"),
         metrics=bool(v.get("metrics")) or bool(metrics_from),
         trusted_proxies=trusted_proxies,
@@ -290,6 +291,20 @@ def _existing_dir(flag: str, value: str | None) -> Path | None:
     path = Path(value)
     if not path.is_dir():
         raise ConfigError(f"--{flag}={value}: no such folder")
+    return path.resolve()
+
+
+def _record_folder(value: str | None) -> Path | None:
+    """--record's folder, made if missing (behaviour H1)."""
+    if value is None:
+        return None
+    path = Path(value)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--record={value}: cannot make the folder ({exc.strerror})") from None
+    if not os.access(path, os.W_OK):
+        raise ConfigError(f"--record={value}: the folder is not writable")
     return path.resolve()
 
 
@@ -403,6 +418,12 @@ def main(argv: Sequence[str] | None = None, *, run: Callable[[Config], int] | No
     """``wsdev``: parse, build the Config, serve. Every known error becomes one line."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
+        if args[:1] == ["test"]:
+            # The subcommand only as the very first word (behaviour H2): a program named
+            # ``test`` still runs as ``wsdev ./test``, ``wsdev -- test`` or after any flag.
+            from wsdev.testrunner import main as test_main
+
+            return test_main(args[1:])
         parsed = parse_args(args)
         if parsed.values.get("help"):
             sys.stdout.write(help_text())

@@ -74,6 +74,7 @@ class Config:
     # A room on the local network (behaviour B14): --lan, and the join secret ("" for none).
     lan: bool = False
     join_secret: str = ""
+    record: Path | None = None  # --record: one transcript per connection here (behaviour H1)
     # Running as a service: behind proxies, several instances, a service manager (behaviour B12).
     drain: float = 0.0  # seconds live sessions get to end by themselves at shutdown
     trusted_proxies: TrustedProxies = NO_PROXIES

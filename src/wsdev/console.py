@@ -61,9 +61,17 @@ PAGE_HEADERS = {
 }
 
 
-def page_settings(config: Config, endpoint_path: str, endpoint_query: str) -> dict[str, object]:
-    """What the page's script is told at load: the target endpoint and how wsdev runs."""
+def page_settings(
+    config: Config, endpoint_path: str, endpoint_query: str, room_link: str | None = None
+) -> dict[str, object]:
+    """What the page's script is told at load: the target endpoint and how wsdev runs.
+
+    Under --lan the page also gets the room's link and its QR code, for the share button
+    (behaviour B14): the page is only served to those who have the link already.
+    """
+    room = room_settings(room_link) if room_link else None
     return {
+        "room": room,
         "path": endpoint_path or "/",
         "query": endpoint_query,
         "socket": CONSOLE_PREFIX + "ws",
@@ -72,6 +80,21 @@ def page_settings(config: Config, endpoint_path: str, endpoint_query: str) -> di
         "binary": config.binary,
         "version": __version__,
     }
+
+
+def room_settings(link: str) -> dict[str, str]:
+    """The room's address split for the share button, and the QR code of the link."""
+    import segno
+
+    from wsdev.joinsecret import PARAM
+
+    base, _, query = link.partition("?")
+    secret = next(
+        (value for name, _, value in (p.partition("=") for p in query.split("&")) if name == PARAM),
+        "",
+    )
+    qr = segno.make(link, error="l", micro=False).svg_data_uri(scale=4, border=2)
+    return {"origin": base.rstrip("/"), "join": secret, "link": link, "qr": qr}
 
 
 def render_page(settings: dict[str, object]) -> str:
@@ -83,9 +106,11 @@ def render_page(settings: dict[str, object]) -> str:
     )
 
 
-def console_page(config: Config, endpoint_path: str, endpoint_query: str) -> web.Response:
+def console_page(
+    config: Config, endpoint_path: str, endpoint_query: str, room_link: str | None = None
+) -> web.Response:
     """The console for ``endpoint_path?endpoint_query`` (``/`` and empty at the prefix itself)."""
-    body = render_page(page_settings(config, endpoint_path, endpoint_query))
+    body = render_page(page_settings(config, endpoint_path, endpoint_query, room_link))
     return web.Response(
         text=body,
         content_type="text/html",

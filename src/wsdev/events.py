@@ -1,8 +1,8 @@
 """The one stream of facts that every view of wsdev reads.
 
 Connections and the server *publish* events; the log writer, the dashboard, the console's
-all-connections feed (and later a recorder) *subscribe*. Nothing that subscribes reaches back
-into a connection, so data flows one way. Publishing is a synchronous loop over subscribers:
+all-connections feed and the recorder (``--record``) *subscribe*. Nothing that subscribes reaches
+back into a connection, so data flows one way. Publishing is a synchronous loop over subscribers:
 subscribers must be quick and must not raise (the bus shields publishers from them anyway).
 
 Output is published per batch (one event for the many lines a single pipe read produced), so a
@@ -70,6 +70,8 @@ class ConnectionInfo:
     pid: int | None = None
     # How many restarts on edit came before its program started (D2).
     generation: int = 0
+    # The request's headers in order, as the program's environment has them (a recorder's).
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 # ---------------------------------------------------------------- server-wide events
@@ -171,12 +173,15 @@ class MessagesOut:
     """Messages sent to the client from one read of the program's stdout.
 
     ``payloads`` are the frames' payloads (UTF-8 text in text mode); ``nbytes`` their total.
+    ``block``, when not None, is the payloads as the program wrote them, each followed by a
+    newline: the recorder formats a flood from it in one pass.
     """
 
     conn: ConnectionInfo
     payloads: Sequence[bytes]
     nbytes: int
     binary: bool
+    block: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +216,7 @@ class Disconnected:
     reason: str
     exit: ExitStatus | None
     duration: float
+    by: str = ""  # who ended it: "client", "server" or "program" ("" when no program ran)
 
 
 Event = (

@@ -126,6 +126,8 @@ FLAGS: tuple[Flag, ...] = (
         "SECONDS",
         True,
     ),
+    # Record, replay, test (behaviour H1).
+    Flag("record", "str", "write each connection's transcript into DIR", "DIR", True),
     # Running as a service (behaviour B12).
     Flag(
         "drain",
@@ -188,6 +190,7 @@ def help_text() -> str:
         "Usage:",
         "  wsdev [OPTIONS] COMMAND [ARGS...]     one COMMAND process per connection",
         "  wsdev [OPTIONS] --dir=DIR             every program in DIR, by URL path",
+        "  wsdev test [TRANSCRIPT|DIR]... [-- COMMAND ARGS]   replay transcripts (wsdev test -h)",
         "",
         "Example:",
         "  wsdev ./bot.py --open                 serve bot.py, open the console in a browser",
@@ -272,6 +275,8 @@ def env_options(environ: Mapping[str, str]) -> dict[str, object]:
                 values[flag.name] = parse_seconds(flag.name, raw)
             except UsageError:
                 raise UsageError(f"invalid value {raw!r} for {key}: expected seconds") from None
+        elif flag.kind == "str":
+            values[flag.name] = raw
         else:
             values[flag.name] = [p for p in raw.split(os.pathsep) if p]
     return values

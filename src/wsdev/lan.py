@@ -14,6 +14,7 @@ import fcntl
 import ipaddress
 import socket
 import struct
+from collections.abc import Sequence
 
 import segno
 
@@ -60,6 +61,11 @@ def shown_hosts(bound: str) -> list[str]:
     if bound in WILDCARDS:
         return ["localhost", *lan_addresses()]
     return [bound]
+
+
+def room_link(console_urls: Sequence[str]) -> str | None:
+    """The console URL a room can reach: the first that does not say localhost."""
+    return next((url for url in console_urls if "://localhost:" not in url), None)
 
 
 def qr_lines(text: str) -> list[str]:

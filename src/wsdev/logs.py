@@ -16,7 +16,6 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
 from datetime import datetime
 from email.utils import format_datetime
 from typing import IO, Any
@@ -337,6 +336,8 @@ class LogWriter:
                 "server",
                 "--no-token: ANYONE on this network can open the console and run the program",
             )
+        from wsdev.lan import room_link
+
         link = room_link(event.console_urls)
         if link is None:
             return
@@ -344,11 +345,6 @@ class LogWriter:
 
         self._log(logging.INFO, "server", "Room link (type or scan)    : %s", link)
         self._output.block(qr_lines(link))
-
-
-def room_link(console_urls: Sequence[str]) -> str | None:
-    """The console URL a room can reach: the first that does not say localhost."""
-    return next((url for url in console_urls if "://localhost:" not in url), None)
 
 
 def _isatty(stream: IO[str]) -> bool:

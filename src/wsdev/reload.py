@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Protocol
 
 import watchfiles
@@ -47,10 +48,13 @@ class _Filter(watchfiles.DefaultFilter):
     ``wsdev ./bot.py > wsdev.log`` in the watched folder must not restart on every log line.
     """
 
-    def __init__(self, watched: WatchSet, own_outputs: frozenset[str]) -> None:
+    def __init__(
+        self, watched: WatchSet, own_outputs: frozenset[str], ignore_paths: Sequence[Path] = ()
+    ) -> None:
         super().__init__(
             ignore_dirs=(*self.ignore_dirs, "venv", "site-packages", ".ruff_cache"),
             ignore_entity_patterns=(*self.ignore_entity_patterns, r"\.log$"),
+            ignore_paths=ignore_paths,  # --record's folder: transcripts are output (H1)
         )
         self._watched = watched
         self._own_outputs = own_outputs
@@ -76,13 +80,18 @@ def _own_output_files() -> frozenset[str]:
 
 class Reloader:
     def __init__(
-        self, watched: WatchSet, server: Restartable, after: Callable[[], None] | None = None
+        self,
+        watched: WatchSet,
+        server: Restartable,
+        after: Callable[[], None] | None = None,
+        ignore: Sequence[Path] = (),
     ) -> None:
-        """``after`` runs after each restart (to look the edited program over again)."""
+        """``after`` runs after each restart (to look the edited program over again);
+        ``ignore``: folders whose changes never restart (wsdev's own output)."""
         self._watched = watched
         self._server = server
         self._after = after
-        self._filter = _Filter(watched, _own_output_files())
+        self._filter = _Filter(watched, _own_output_files(), ignore)
         self._pending: set[str] = set()
         self._changed = asyncio.Event()
         self._last_change = 0.0

@@ -36,6 +36,12 @@ class Routes:
         self.config = config
         self.bus = bus
         self.sessions = sessions
+        # The console's sessions as transcripts: download, save as test (behaviour C8).
+        self.transcripts = None
+        if config.console and config.serves_websocket:
+            from wsdev.consoletests import ConsoleTranscripts
+
+            self.transcripts = ConsoleTranscripts(bus, config)
         # Counted from the start, so the totals cover the whole run (behaviour B12).
         self.metrics = Metrics(bus) if config.metrics else None
 
@@ -113,6 +119,10 @@ class Routes:
             # The console's notice of restarts on edit (D2); the guard let same-origin pages only.
             return await serve_restarts(request, self.bus, lambda: self.sessions.generation)
         if self.config.console:
+            if rest.startswith("transcript/") and self.transcripts is not None:
+                from wsdev.consoletests import serve as serve_transcript
+
+                return await serve_transcript(request, rest, self.transcripts)
             if rest in ("", "index.html") and request.method in ("GET", "HEAD"):
                 return self._console_page(request, "/", "")
             if rest.startswith("static/"):
@@ -140,7 +150,7 @@ class Routes:
         from wsdev.console import console_page
 
         self._access(request, 200, "CONSOLE")
-        return console_page(self.config, path, query)
+        return console_page(self.config, path, query, self.sessions.room_link)
 
     def _folder_listing(
         self, request: web.Request, root: Path, path: str

@@ -116,6 +116,10 @@ class Server:
                         f"{config.http_scheme}://{shown}:{port}{self.console_path}"
                         + _join_query(config)
                     )
+        if config.lan:
+            from wsdev.lan import room_link
+
+            self.sessions.room_link = room_link(self.console_urls)
         if config.redirport:
             await self._start_redirect(hosts, port)
         # Accepting starts last, with no wait between it and the caller's start-up lines: the

@@ -104,6 +104,7 @@ class SessionManager:
         self.accepting = True
         self.clients = ClientTally(config.max_per_client)
         self.join = JoinSecret(config.join_secret) if config.join_secret else None
+        self.room_link: str | None = None  # under --lan, set once the server listens (B14)
         self.generation = 0  # restarts on edit so far (D2)
         # Shutting down with --drain: new sessions and CGI runs get 503 (behaviour B12).
         self.draining = False
@@ -271,6 +272,7 @@ class SessionManager:
             command=config.command_display if config.script_dir is None else session.argv[0],
             console=target.console,
             generation=self.generation,
+            headers=facts.headers,
         )
         if session.problem is not None:
             self._spawn_failed(session, conn, session.problem)

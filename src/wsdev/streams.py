@@ -20,7 +20,9 @@ STDERR_PIECE = 64 * 1024
 class OutputHandler(Protocol):
     """What the pipe readers report to."""
 
-    def on_lines(self, lines: list[bytes], nbytes: int) -> None: ...
+    def on_lines(self, lines: list[bytes], nbytes: int, block: bytes | None = None) -> None:
+        """``block``, when given, is ``lines`` as read: each followed by a newline."""
+
     def on_chunk(self, data: bytes) -> None: ...
     def on_stdout_eof(self) -> None: ...
     def on_stderr(self, line: str) -> None: ...
@@ -95,11 +97,14 @@ class LineReader(asyncio.Protocol):
             if too_long is not None:
                 self._refuse_line(lines[:too_long])
                 return
+        # The block as read goes along while it is exactly the lines (a recorder formats it
+        # whole); a carriage return or a U+FFFD repair makes the lines differ from it.
+        exact: bytes | None = block if b"\r" not in block else None
         if not block.isascii():
             fixed = self._valid_utf8(block, lines)
             if fixed is not lines:
-                lines, nbytes = fixed, sum(map(len, fixed))
-        self._bridge.on_lines(lines, nbytes)
+                lines, nbytes, exact = fixed, sum(map(len, fixed)), None
+        self._bridge.on_lines(lines, nbytes, exact)
         self._check_partial()
 
     def _refuse_line(self, before: list[bytes]) -> None:

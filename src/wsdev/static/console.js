@@ -57,7 +57,16 @@
       version: str(given.version, ""),
       binary: given.binary === true,
       dirMode: given.dirMode === true,
+      room: roomOf(given.room),
     };
+  }
+  function roomOf(room) {
+    // Under --lan: the room's LAN origin, its join secret and the QR code of its link (B14).
+    if (!room || typeof room !== "object") return null;
+    const fields = ["origin", "join", "link", "qr"];
+    if (!fields.every((name) => typeof room[name] === "string")) return null;
+    if (!/^https?:\/\//.test(room.origin) || !room.qr.startsWith("data:image/svg+xml")) return null;
+    return room;
   }
   const SETTINGS = readSettings();
   const WS_SCHEME = window.location.protocol === "https:" ? "wss" : "ws";
@@ -830,6 +839,37 @@
     else if (action === "copy-jsonl") copyText(exportJsonLines().join(""), `Copied ${count} as JSON lines`);
     else if (action === "download-text") download(exportText(), "txt", "text/plain");
     else if (action === "download-jsonl") download(exportJsonLines(), "jsonl", "application/x-ndjson");
+    else if (action === "download-test" || action === "save-test") transcriptAction(action);
+  }
+
+  // The server keeps each console session in the format of --record (behaviour C8): download
+  // it as it is, or save it into the project (tests/ unless another folder is named) as a test.
+  async function transcriptAction(action) {
+    const id = session && session.hello ? session.hello.id : null;
+    if (!id) { toast("No session to save yet"); return; }
+    const url = SETTINGS.socket.replace(/ws$/, "") + `transcript/${encodeURIComponent(id)}`;
+    if (action === "download-test") {
+      const link = el("a");
+      link.href = url;
+      link.download = "";
+      document.body.append(link);
+      link.click();
+      link.remove();
+      return;
+    }
+    const answer = window.prompt("Save this session as a test: folder/name", "tests/session");
+    if (!answer) return;
+    const cut = answer.lastIndexOf("/");
+    const body = { folder: cut < 0 ? "tests" : answer.slice(0, cut), name: answer.slice(cut + 1) };
+    try {
+      const response = await fetch(`${url}/save`, {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+      });
+      const result = await response.json();
+      toast(response.ok ? `Saved as ${result.path} · run: wsdev test ${result.path}` : `Not saved: ${result.error}`);
+    } catch (error) {
+      toast(`Not saved: ${error}`);
+    }
   }
 
   // ------------------------------------------------------------------ history
@@ -1283,6 +1323,32 @@
     }
   }
 
+  // ------------------------------------------------------------------ sharing a room (B14)
+  // Under --lan the server tells the page its room's LAN address and join secret: the link
+  // for this endpoint is one people on the same network can open (and the QR code, the room's).
+  function shareLink() {
+    const room = SETTINGS.room;
+    const params = [target.query, `join=${encodeURIComponent(room.join)}`].filter(Boolean);
+    return `${room.origin}${target.path}?${params.join("&")}`;
+  }
+  function toggleShare(open) {
+    const panel = document.getElementById("share-panel");
+    const show = open === undefined ? panel.hidden : open;
+    if (show) document.getElementById("share-link").textContent = shareLink();
+    panel.hidden = !show;
+    document.getElementById("share").setAttribute("aria-expanded", String(show));
+  }
+  function setUpSharing() {
+    if (!SETTINGS.room) return;
+    document.getElementById("share-menu").hidden = false;
+    document.getElementById("share-qr").src = SETTINGS.room.qr;
+    document.getElementById("share").addEventListener("click", () => toggleShare());
+    document.getElementById("share-copy").addEventListener("click", () => copyText(shareLink(), `Copied ${shareLink()}`));
+    document.addEventListener("click", (event) => {
+      if (!event.target.closest("#share-menu")) toggleShare(false);
+    });
+  }
+
   function isEditable(node) {
     return node && (node.tagName === "INPUT" || node.tagName === "TEXTAREA" || node.tagName === "SELECT");
   }
@@ -1432,6 +1498,7 @@
     renderStatus();
     connect();
     followRestarts();
+    setUpSharing();
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
