@@ -35,6 +35,7 @@ from wsdev.flags import (
 
 # Re-exported: the flag table moved to flags.py, and callers still import it from here.
 from wsdev.flags import FLAGS as FLAGS
+from wsdev.proxies import Network, TrustedProxies, parse_network, parse_trusted
 from wsdev.scripts import is_python_command, is_script_file
 
 # ---------------------------------------------------------------- parsing
@@ -210,6 +211,9 @@ def build_config(
         raise ConfigError("--max-line-bytes must be at least 1")
     dashboard_on = stdout_isatty and not bool(v.get("no-dashboard"))
     lan = bool(v.get("lan"))
+    trusted_proxies, metrics_from = _service_options(
+        opt_list("trusted-proxy"), opt_list("metrics-from")
+    )
     unixsocket = opt_str("unixsocket")
     return Config(
         command=command,
@@ -258,7 +262,27 @@ def build_config(
         lan=lan,
         join_secret=_join_secret(opt_str("token"), lan=lan, no_token=bool(v.get("no-token"))),
         record=_record_folder(opt_str("record")),
+        drain=opt_seconds("drain"),
+        metrics=bool(v.get("metrics")) or bool(metrics_from),
+        trusted_proxies=trusted_proxies,
+        metrics_from=metrics_from,
     )
+
+
+def _service_options(
+    trusted: list[str], metrics_from: list[str]
+) -> tuple[TrustedProxies, tuple[Network, ...]]:
+    """--trusted-proxy and --metrics-from, parsed once (behaviour B12)."""
+    try:
+        networks = tuple(
+            parse_network(part, "--metrics-from")
+            for value in metrics_from
+            for part in value.split(",")
+            if part.strip()
+        )
+        return parse_trusted(trusted), networks
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _existing_dir(flag: str, value: str | None) -> Path | None:

@@ -11,6 +11,8 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from wsdev.proxies import NO_PROXIES, Network, TrustedProxies
+
 #: The websocketd release whose behaviour (and unreleased flags) wsdev reproduces.
 WEBSOCKETD_COMPAT_VERSION = "0.5.0"
 
@@ -73,6 +75,11 @@ class Config:
     lan: bool = False
     join_secret: str = ""
     record: Path | None = None  # --record: one transcript per connection here (behaviour H1)
+    # Running as a service: behind proxies, several instances, a service manager (behaviour B12).
+    drain: float = 0.0  # seconds live sessions get to end by themselves at shutdown
+    trusted_proxies: TrustedProxies = NO_PROXIES
+    metrics: bool = False
+    metrics_from: tuple[Network, ...] = ()  # besides loopback, who may read health and metrics
 
     @property
     def scheme(self) -> str:

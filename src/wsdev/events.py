@@ -102,6 +102,15 @@ class Restarting:
 
 
 @dataclass(frozen=True, slots=True)
+class Draining:
+    """Shutting down with ``--drain``: new sessions are refused, live ones have ``seconds_left``
+    to end by themselves before they are closed with 1001 (behaviour B12)."""
+
+    seconds_left: int
+    live: int
+
+
+@dataclass(frozen=True, slots=True)
 class HttpRequest:
     """A plain HTTP request was answered (``kind``: STATIC, CGI, CONSOLE, NOT FOUND, …)."""
 
@@ -214,6 +223,7 @@ Event = (
     ServerStarted
     | ServerStopping
     | Restarting
+    | Draining
     | HttpRequest
     | Rejected
     | ServerError

@@ -128,6 +128,29 @@ FLAGS: tuple[Flag, ...] = (
     ),
     # Record, replay, test (behaviour H1).
     Flag("record", "str", "write each connection's transcript into DIR", "DIR", True),
+    # Running as a service (behaviour B12).
+    Flag(
+        "drain",
+        "seconds",
+        "on SIGTERM/SIGINT refuse new connections (503) and give live ones up to SECONDS",
+        "SECONDS",
+        True,
+    ),
+    Flag(
+        "trusted-proxy",
+        "list",
+        "believe Forwarded/X-Forwarded-* from ADDR, CIDR or unix, repeatable",
+        "ADDR",
+        True,
+    ),
+    Flag("metrics", "bool", "serve Prometheus metrics at /_wsdev/metrics", wsdev_only=True),
+    Flag(
+        "metrics-from",
+        "list",
+        "answer /_wsdev/health and /_wsdev/metrics for CIDR too, not only loopback",
+        "CIDR",
+        True,
+    ),
 )
 BY_NAME = {f.name: f for f in FLAGS}
 ALIASES = {"h": "help"}

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from wsdev.activation import inherited_sockets, socket_url
 from wsdev.config import Config
 from wsdev.errors import ServeError
 from wsdev.events import EventBus, Restarting, ServerError
@@ -78,6 +79,13 @@ class Server:
             from wsdev.tls import server_ssl_context
 
             ssl_context = server_ssl_context(config)
+        inherited = inherited_sockets()
+        if inherited:
+            # Socket activation: the service manager's sockets, nothing bound here (behaviour B12).
+            self.urls += [socket_url(sock, config.scheme) for sock in inherited]
+            self.config = config.replace(unixsocket=None)  # its socket file is the manager's
+            self._serve(inherited, ssl_context)
+            return
         if config.unixsocket is not None:
             bound = self._bind(str(config.unixsocket), 0, unix=True)
             # websocketd 0.5.0's words for it, in the start-up line and the dashboard's header.

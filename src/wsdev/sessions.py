@@ -43,6 +43,7 @@ from wsdev.handshake import Handshake, switching_protocols
 from wsdev.joinsecret import JOIN_REFUSAL, JoinSecret
 from wsdev.limits import ClientTally
 from wsdev.process import Child, spawn
+from wsdev.proxies import apply_forwarding
 from wsdev.scripts import inspect_script, spawn_failure_hint
 from wsdev.sinks import ConsoleSink, PlainSink, Sink
 from wsdev.urlmap import map_url
@@ -105,6 +106,8 @@ class SessionManager:
         self.join = JoinSecret(config.join_secret) if config.join_secret else None
         self.room_link: str | None = None  # under --lan, set once the server listens (B14)
         self.generation = 0  # restarts on edit so far (D2)
+        # Shutting down with --drain: new sessions and CGI runs get 503 (behaviour B12).
+        self.draining = False
 
     # ------------------------------------------------------------ what a Connection asks
 
@@ -136,7 +139,8 @@ class SessionManager:
 
     def open(self, connection: Connection, engine: ServerProtocol, handshake: Handshake) -> None:
         target = _target(handshake.target)
-        facts = _facts(connection, handshake, target)
+        # Behind a trusted proxy, the client it names (behaviour B12).
+        facts = apply_forwarding(_facts(connection, handshake, target), self.config.trusted_proxies)
         if handshake.header("Sec-WebSocket-Version") != "13":
             # RFC 6455 §4.2.2: say which version wsdev speaks (the engine would answer 400).
             response = engine.reject(426, "426 this server speaks WebSocket version 13\n")
@@ -218,6 +222,8 @@ class SessionManager:
     def refusal(self) -> tuple[int, str] | None:
         """Why a request that would start a program is refused (status, reason), if it is."""
         config = self.config
+        if self.draining:
+            return 503, "server draining: try another instance"
         if config.maxforks and self.children_running >= config.maxforks:
             return 429, f"too many connections: {config.maxforks} programs already running"
         return None
@@ -358,7 +364,7 @@ class SessionManager:
             self.add_headers(accepted.headers, 101)
             connection.respond(accepted)
             ConsoleSink(connection).error(reason, status)
-            code = CONSOLE_TRY_AGAIN if status == 429 else CONSOLE_REFUSED
+            code = CONSOLE_TRY_AGAIN if status in (429, 503) else CONSOLE_REFUSED
             connection.close(code, reason)
             return
         body = NOT_FOUND_BODY if status == 404 else f"{status} {reason}\n"

@@ -20,6 +20,7 @@ from wsdev.events import (
     ConnectionError_,
     ConnectionInfo,
     Disconnected,
+    Draining,
     Event,
     HttpRequest,
     MessageIn,
@@ -374,6 +375,8 @@ class Tally:
         elif isinstance(event, ServerStopping):
             self.stopping = event.reason or "stopping"
             self.note(Kind.SERVER, f"stopping: {self.stopping}")
+        elif isinstance(event, Draining):  # behaviour B12: the drain's countdown
+            self.note(Kind.SERVER, f"draining: {event.live} left, 1001 in {event.seconds_left} s")
 
     def note(self, kind: Kind, text: str, seq: int | None = None) -> None:
         """Add a line to the event log (also for facts that come from outside the bus)."""
