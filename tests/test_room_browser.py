@@ -56,7 +56,9 @@ async def test_the_link_lets_a_browser_in_and_the_share_button_gives_the_lan_lin
         await page.locator("#share").click()
         await expect(page.locator("#share-link")).to_have_text(link)
         assert "localhost" not in link and "127.0.0.1" not in link
-        loaded = await page.locator("#share-qr").evaluate("img => img.complete && img.naturalWidth")
+        loaded = await page.locator("#share-qr img").evaluate(
+            "img => img.complete && img.naturalWidth"
+        )
         assert loaded > 0, "the QR code did not render"
 
 

@@ -1341,7 +1341,11 @@
   function setUpSharing() {
     if (!SETTINGS.room) return;
     document.getElementById("share-menu").hidden = false;
-    document.getElementById("share-qr").src = SETTINGS.room.qr;
+    const qr = el("img");
+    qr.src = SETTINGS.room.qr;
+    qr.alt = "QR code of the room's link";
+    qr.width = qr.height = 184;
+    document.getElementById("share-qr").append(qr);
     document.getElementById("share").addEventListener("click", () => toggleShare());
     document.getElementById("share-copy").addEventListener("click", () => copyText(shareLink(), `Copied ${shareLink()}`));
     document.addEventListener("click", (event) => {
