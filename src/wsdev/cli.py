@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wsdev import __version__
-from wsdev.config import LOG_LEVELS, WEBSOCKETD_COMPAT_VERSION, Config
+from wsdev.config import LOG_LEVELS, RELOAD_MODES, WEBSOCKETD_COMPAT_VERSION, Config
 from wsdev.errors import ConfigError, UsageError, WsdevError
 from wsdev.flags import (
     ALIASES,
@@ -251,6 +251,7 @@ def build_config(
         open_browser=bool(v.get("open")),
         console=not bool(v.get("no-console")) or bool(v.get("devconsole")),
         reload=reload_on,
+        reload_mode=_reload_mode(opt_str("reload")),
         watch=watch,
         dashboard=dashboard_on,
         max_line_bytes=opt_int("max-line-bytes", 16 * 1024 * 1024),
@@ -292,6 +293,16 @@ def _existing_dir(flag: str, value: str | None) -> Path | None:
     if not path.is_dir():
         raise ConfigError(f"--{flag}={value}: no such folder")
     return path.resolve()
+
+
+def _reload_mode(value: str | None) -> str:
+    """--reload=all (a save closes open connections) or --reload=new (they keep their version)."""
+    if value is None or value in RELOAD_MODES:
+        return value or "all"
+    raise ConfigError(
+        f"--reload={value}: use --reload=all (a save closes open connections with 1012)"
+        " or --reload=new (open connections keep the version they started with)"
+    )
 
 
 def _record_folder(value: str | None) -> Path | None:

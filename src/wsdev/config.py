@@ -17,6 +17,8 @@ from wsdev.proxies import NO_PROXIES, Network, TrustedProxies
 WEBSOCKETD_COMPAT_VERSION = "0.5.0"
 
 LOG_LEVELS = ("debug", "trace", "access", "info", "error", "fatal")
+# --reload: what a save does to open connections (behaviour D2).
+RELOAD_MODES = ("all", "new")
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,8 @@ class Config:
     open_browser: bool = False
     console: bool = True
     reload: bool = True
+    # What a save does to open connections (behaviour D2): "all" closes them, "new" keeps them.
+    reload_mode: str = "all"
     watch: tuple[Path, ...] = ()
     dashboard: bool = False  # the command line turns it on when stdout is a terminal
     max_line_bytes: int = 16 * 1024 * 1024

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from wsdev.navigation import View
-from wsdev.tally import ConnectionStats, Tally, human_bytes, human_duration
+from wsdev.tally import ConnectionStats, Tally, human_bytes, human_duration, version_label
 
 # One colour per connection, reused round-robin by ``seq``; red is kept for errors.
 PALETTE = (
@@ -47,6 +47,7 @@ class _Column:
 
 _COLUMNS = (
     _Column("seq", "#", "right"),
+    _Column("version", "v"),  # only after a save (D2)
     _Column("remote", "remote"),
     _Column("path", "path", min_width=10, max_share=0.3),
     _Column("pid", "pid", "right"),
@@ -57,7 +58,7 @@ _COLUMNS = (
 )
 
 # Narrow screens lose columns in this order, then the byte counts, until the table fits.
-_DROP_ORDER = ("remote", "pid", "last", "age", "bytes", "path")
+_DROP_ORDER = ("remote", "pid", "last", "age", "bytes", "version", "path")
 
 
 def connections(
@@ -83,8 +84,8 @@ def connections(
     live = live[top : top + room]
     if live and len(live) < count:
         title += f" · {top + 1}–{top + len(live)} shown"
-    rows = [_cells(stats, now) for stats in live]
-    columns, short_bytes = _fit(rows, width - 2)
+    rows = [_cells(stats, now) | _version(stats, tally.generation) for stats in live]
+    columns, short_bytes = _fit(rows, width - 2, versions=tally.generation > 0)
     widths = {column.key: _natural(column, rows, short_bytes, width) for column in columns}
     if short_bytes:
         for row in rows:
@@ -106,6 +107,7 @@ def connections(
         styles = {
             "seq": f"bold {seq_style(stats.info.seq)}",
             "last": "bold yellow" if stats.stalled_bytes else "",
+            "version": "yellow" if stats.info.generation < tally.generation else "dim",
         }
         table.add_row(
             *(Text(cells[column.key], style=styles.get(column.key, "")) for column in columns),
@@ -159,9 +161,17 @@ def _cells(stats: ConnectionStats, now: float) -> dict[str, str]:
     }
 
 
-def _fit(rows: list[dict[str, str]], width: int) -> tuple[list[_Column], bool]:
-    """The columns that fit ``width`` and whether byte counts must be left out."""
-    columns = list(_COLUMNS)
+def _version(stats: ConnectionStats, newest: int) -> dict[str, str]:
+    """The version cell: ``v3``, or ``v2 old`` for a program older than the newest save (D2)."""
+    return {"version": version_label(stats.info.generation, newest)}
+
+
+def _fit(
+    rows: list[dict[str, str]], width: int, *, versions: bool = False
+) -> tuple[list[_Column], bool]:
+    """The columns that fit ``width`` and whether byte counts must be left out; the version
+    column only when there has been a save (before one, every connection runs v1)."""
+    columns = [c for c in _COLUMNS if versions or c.key != "version"]
     short_bytes = False
     for drop in _DROP_ORDER:
         if sum(_natural(column, rows, short_bytes, width) + 2 for column in columns) <= width:

@@ -93,12 +93,14 @@ class ServerStopping:
 
 @dataclass(frozen=True, slots=True)
 class Restarting:
-    """Watched files changed: every live connection is about to close with 1012."""
+    """Watched files changed: every live connection is about to close with 1012, or, under
+    ``--reload=new`` (``kept``), stays on the program it started with (D2)."""
 
     changed: tuple[str, ...]
     live: int
     # Restarts so far, this one included; a console compares it with its program's (D2).
     generation: int = 0
+    kept: bool = False
 
 
 @dataclass(frozen=True, slots=True)

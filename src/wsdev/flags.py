@@ -73,6 +73,13 @@ FLAGS: tuple[Flag, ...] = (
     Flag("no-console", "bool", "do not serve the browser console", wsdev_only=True),
     Flag("no-reload", "bool", "do not restart programs when their files change", wsdev_only=True),
     Flag(
+        "reload",
+        "str",
+        "on a save: all (close open connections, 1012) or new (they keep their version)",
+        "MODE",
+        True,
+    ),
+    Flag(
         "watch", "list", "watch PATH for changes instead of the default, repeatable", "PATH", True
     ),
     Flag("no-dashboard", "bool", "plain websocketd log lines even on a terminal", wsdev_only=True),

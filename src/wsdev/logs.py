@@ -274,12 +274,14 @@ class LogWriter:
             self._on_started(event)
         elif isinstance(event, Restarting):
             files = ", ".join(event.changed)
+            done = "stay on the old version" if event.kept else "closed with 1012"
             self._log(
                 logging.INFO,
                 "server",
-                "Restarting: %s changed (%d live connection(s) closed with 1012)",
+                "Restarting: %s changed (%d live connection(s) %s)",
                 files,
                 event.live,
+                done,
             )
         elif isinstance(event, ServerStopping):
             self._log(logging.INFO, "server", "Shutting down: %s", event.reason)
@@ -316,6 +318,10 @@ class LogWriter:
             self._log(logging.INFO, "server", "Serving CGI scripts from    : %s", config.cgidir)
         for watched in event.watched:
             self._log(logging.INFO, "server", "Restarting on changes to    : %s", watched)
+        if event.watched:
+            keeps = config.reload_mode == "new"
+            mode = "new (open connections keep their version)" if keeps else "all (1012 on save)"
+            self._log(logging.INFO, "server", "Reload mode                 : %s", mode)
         for url in event.urls:
             self._log(logging.INFO, "server", "Starting WebSocket server   : %s", url)
         for url in event.console_urls:

@@ -124,6 +124,9 @@ def _header(tally: Tally, config: Config, now: float, width: int) -> list[Text]:
         if watched
         else Text("reload off", style="dim"),
     ]
+    if watched:  # what a save does to open connections (D2)
+        keeps = config.reload_mode == "new"
+        about.append(Text(f"--reload={config.reload_mode}", style="yellow" if keeps else "dim"))
     lines += _pack(about, width)
 
     totals = tally.totals

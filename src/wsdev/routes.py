@@ -117,7 +117,12 @@ class Routes:
             return await serve_feed(request, self.bus)
         if rest == "restarts" and _is_upgrade(request):
             # The console's notice of restarts on edit (D2); the guard let same-origin pages only.
-            return await serve_restarts(request, self.bus, lambda: self.sessions.generation)
+            return await serve_restarts(
+                request,
+                self.bus,
+                lambda: self.sessions.generation,
+                keeps_open=self.config.reload_mode == "new",
+            )
         if self.config.console:
             if rest.startswith("transcript/") and self.transcripts is not None:
                 from wsdev.consoletests import serve as serve_transcript

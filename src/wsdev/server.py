@@ -181,15 +181,17 @@ class Server:
         return len(self.sessions.bridges) if self.sessions is not None else 0
 
     def restart(self, files: Sequence[str]) -> list[asyncio.Task[None]]:
-        """Close every live session with 1012 and end its program in the background (D2).
+        """Close every live session with 1012 and end its program in the background (D2);
+        under --reload=new, only start a new generation: open sessions keep their program.
 
-        Returns the endings of those programs (the reloader waits for them, D2)."""
+        Returns the endings of the programs closed (the reloader waits for them, D2)."""
         sessions = self.sessions
         if sessions is None:
             return []
         generation = sessions.new_generation()
-        self.bus.publish(Restarting(tuple(files), len(sessions.bridges), generation))
-        return sessions.restart(files)
+        keep = self.config.reload_mode == "new"
+        self.bus.publish(Restarting(tuple(files), len(sessions.bridges), generation, keep))
+        return [] if keep else sessions.restart(files)
 
     async def close(self) -> None:
         """Close every session with 1001, end every program (B6), stop listening."""

@@ -161,6 +161,13 @@ def human_bytes(n: int) -> str:
     return f"{value:.0f} PB"
 
 
+def version_label(generation: int, newest: int) -> str:
+    """Which version of the program a connection runs (D2): ``v1`` before any save, and ``old``
+    once a save has given new connections a newer one (under --reload=new it keeps running)."""
+    label = f"v{generation + 1}"
+    return f"{label} old" if generation < newest else label
+
+
 def human_duration(seconds: float) -> str:
     """``0.4s``, ``12s``, ``3m05s``, ``2h07m``, ``3d04h``."""
     if seconds < 0:
@@ -246,6 +253,8 @@ class Tally:
         self.log: deque[LogEntry] = deque(maxlen=history)
         #: Bumped by every event, so a view can tell whether anything changed since it drew.
         self.changes = 0
+        #: The newest restart generation: what a new connection runs (D2).
+        self.generation = 0
 
     @property
     def live(self) -> Mapping[str, ConnectionStats]:
@@ -353,10 +362,12 @@ class Tally:
             self.note(Kind.SERVER, "serving " + " ".join(event.urls or event.console_urls))
         elif isinstance(event, Restarting):
             self.totals.restarts += 1
+            self.generation = event.generation
             shown = ", ".join(event.changed[:3])
             if len(event.changed) > 3:
                 shown += f" +{len(event.changed) - 3} more"
-            closing = f", closing {event.live} connection{'s' if event.live != 1 else ''}"
+            some = f"{event.live} connection{'s' if event.live != 1 else ''}"
+            closing = f", {some} kept open" if event.kept else f", closing {some}"
             self.note(Kind.RESTART, f"{shown} changed{closing if event.live else ''}")
         elif isinstance(event, Rejected):
             self.totals.rejected += 1

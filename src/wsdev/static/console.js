@@ -954,6 +954,7 @@
     ui.connect.querySelector("use").setAttribute("href", offline ? "#i-plug" : "#i-unplug");
     ui.connectLabel.textContent = offline ? "Connect" : "Disconnect";
     ui.connect.title = `${offline ? "Connect" : "Disconnect"} (Alt+C)`;
+    ui.newVersion.hidden = !runsOldVersion();
     document.title = `${targetLabel(target)} · ${state} · wsdev`;
   }
 
@@ -1180,6 +1181,21 @@
   // reconnects to run the edited program.
   let restartsSeen = 0; // the newest restart generation the server has announced
   let followingRestarts = false;
+  let keepsOpen = false; // --reload=new: a save leaves a live program running (its notices say so)
+
+  // Under --reload=new a live program keeps the version it started with; the console offers
+  // to reconnect to the edited one, and only while a newer one exists.
+  function runsOldVersion() {
+    return keepsOpen && state === "open" && Boolean(session && session.hello) &&
+      !session.intentional && generationOf(session) < restartsSeen;
+  }
+
+  function keptOpen(notice) {
+    const files = Array.isArray(notice.files) ? notice.files.map(String) : [];
+    addEntry("restart", {
+      parts: [["strong", changedLabel(files)], " · this connection keeps the version it started with"],
+    });
+  }
 
   function generationOf(mine) {
     const hello = mine.hello;
@@ -1204,13 +1220,18 @@
       if (!notice || typeof notice.generation !== "number") return;
       // The first notice is this server's count so far: a new server starts again from 0.
       restartsSeen = notice.type === "restart" ? Math.max(restartsSeen, notice.generation) : notice.generation;
+      keepsOpen = notice.reload === "new";
       // A live session gets its own 1012; only a console left closed by its program needs this.
       if (notice.type === "restart" && state === "closed" && missedRestart(session)) reconnectNow();
+      else if (notice.type === "restart" && runsOldVersion()) keptOpen(notice);
+      renderStatus();
     });
     ws.addEventListener("close", () => {
       // Without the server's count, no restart can be missed (nor a reconnect repeated).
       restartsSeen = 0;
       followingRestarts = false;
+      keepsOpen = false;
+      renderStatus();
       window.setTimeout(followRestarts, RETRY_MAX_MS); // the server is away: look again later
     });
   }
@@ -1414,7 +1435,7 @@
     ui = {
       transcript: $("transcript"), jump: $("jump"), jumpText: $("jump-text"),
       input: $("input"), format: $("format"), composer: $("composer"),
-      status: $("status"), statusText: $("status-text"),
+      status: $("status"), statusText: $("status-text"), newVersion: $("new-version"),
       connect: $("connect"), connectLabel: $("connect").querySelector(".label"),
       path: $("path"), query: $("query"), targetForm: $("target"), origin: $("origin"),
       exportButton: $("export"), exportList: $("export-list"),
@@ -1445,6 +1466,7 @@
       if (state === "closed") reconnectNow();
       else disconnect();
     });
+    ui.newVersion.addEventListener("click", () => { reconnectNow(); ui.input.focus(); });
     $("clear").addEventListener("click", () => { clearTranscript(); ui.input.focus(); });
     $("theme").addEventListener("click", toggleTheme);
     $("copy-url").addEventListener("click", () => copyText(endpointUrl(target), `Copied ${endpointUrl(target)}`));
