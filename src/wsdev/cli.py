@@ -267,6 +267,7 @@ def build_config(
         metrics=bool(v.get("metrics")) or bool(metrics_from),
         trusted_proxies=trusted_proxies,
         metrics_from=metrics_from,
+        names=bool(v.get("names")),
     )
 
 

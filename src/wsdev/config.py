@@ -78,6 +78,7 @@ class Config:
     # A room on the local network (behaviour B14): --lan, and the join secret ("" for none).
     lan: bool = False
     join_secret: str = ""
+    names: bool = False  # --names: the program sees the console's name in its query (C9)
     record: Path | None = None  # --record: one transcript per connection here (behaviour H1)
     # Running as a service: behind proxies, several instances, a service manager (behaviour B12).
     drain: float = 0.0  # seconds live sessions get to end by themselves at shutdown

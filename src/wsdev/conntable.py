@@ -12,6 +12,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from wsdev.clientgroups import ClientHeader, table_rows
 from wsdev.navigation import View
 from wsdev.tally import ConnectionStats, Tally, human_bytes, human_duration, version_label
 
@@ -78,10 +79,18 @@ def connections(
 
     view = view if view is not None else View()
     count = len(live)
-    selected = view.row(live)
+    # Grouped by client when there are several (behaviour E4); the keys walk the same order.
+    shown_rows = table_rows(live)
+    live = [row for row in shown_rows if isinstance(row, ConnectionStats)]
+    selected = view.row(live)  # which also moves a selection whose connection has left
+    selected_row = None
+    if selected is not None:
+        selected_row = next(i for i, row in enumerate(shown_rows) if row is live[selected])
     room = max(height - 3, 0)  # borders and column titles
-    top = view.window(count, room, selected)
-    live = live[top : top + room]
+    top_row = view.window(len(shown_rows), room, selected_row)
+    in_view = shown_rows[top_row : top_row + room]
+    top = sum(isinstance(row, ConnectionStats) for row in shown_rows[:top_row])
+    live = [row for row in in_view if isinstance(row, ConnectionStats)]
     if live and len(live) < count:
         title += f" · {top + 1}–{top + len(live)} shown"
     rows = [_cells(stats, now) | _version(stats, tally.generation) for stats in live]
@@ -103,7 +112,12 @@ def connections(
             max_width=None if column.flexible else widths[column.key],
         )
     chosen = view.selected
-    for stats, cells in zip(live, rows, strict=True):
+    connection_cells = iter(rows)
+    for stats in in_view:
+        if isinstance(stats, ClientHeader):
+            table.add_row(*_header_cells(stats, columns))
+            continue
+        cells = next(connection_cells)
         styles = {
             "seq": f"bold {seq_style(stats.info.seq)}",
             "last": "bold yellow" if stats.stalled_bytes else "",
@@ -123,6 +137,21 @@ def connections(
         border_style="blue",
         padding=(0, 0),
     )
+
+
+def _header_cells(header: ClientHeader, columns: list[_Column]) -> list[Text]:
+    """A client's row (behaviour E4): its name (or address) under "remote" and its count under
+    "path"; both under "path" when the screen has no room for "remote"."""
+    count = f"{header.count} connection{'s' if header.count != 1 else ''}"
+    keys = [column.key for column in columns]
+    texts = {
+        "seq": Text("▾", style="dim"),
+        "remote": Text(header.client, style="bold"),
+        "path": Text(count, style="dim"),
+    }
+    if "remote" not in keys:
+        texts["path"] = Text.assemble((header.client, "bold"), (f" · {count}", "dim"))
+    return [texts.get(key, Text("")) for key in keys]
 
 
 def _scroll_hint(top: int, shown: int, count: int, view: View) -> Text | None:
@@ -151,7 +180,7 @@ def _cells(stats: ConnectionStats, now: float) -> dict[str, str]:
             last += f" {stats.last_preview}"
     return {
         "seq": f"#{info.seq}",
-        "remote": info.remote,
+        "remote": f"{info.client_name} · {info.remote}" if info.client_name else info.remote,
         "path": path,
         "pid": str(stats.pid) if stats.pid is not None else "-",
         "age": human_duration(now - stats.connected_at),

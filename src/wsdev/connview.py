@@ -65,7 +65,7 @@ def _title(stats: ConnectionStats, now: float, newest: int) -> Text:
         (f"#{info.seq} ", f"bold {seq_style(info.seq)}"),
         (where, "bold"),
         " (console)" if info.console else "",
-        f" · {info.remote}",
+        f" · {info.client_name} · {info.remote}" if info.client_name else f" · {info.remote}",
         f" · pid {stats.pid}" if stats.pid is not None else "",
     )
     if newest:  # after a save: which version it runs (D2)

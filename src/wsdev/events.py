@@ -72,6 +72,13 @@ class ConnectionInfo:
     generation: int = 0
     # The request's headers in order, as the program's environment has them (a recorder's).
     headers: tuple[tuple[str, str], ...] = ()
+    # The name its person gave in the console ("" when none): wsdev's, not the program's (C9).
+    client_name: str = ""
+
+    @property
+    def client(self) -> str:
+        """Who it belongs to, for people: the name given in the console, else the address."""
+        return self.client_name or self.remote
 
 
 # ---------------------------------------------------------------- server-wide events

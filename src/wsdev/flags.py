@@ -133,6 +133,13 @@ FLAGS: tuple[Flag, ...] = (
         "SECONDS",
         True,
     ),
+    # Who is who (behaviour C9).
+    Flag(
+        "names",
+        "bool",
+        "let programs see the name given in the console (name= in QUERY_STRING)",
+        wsdev_only=True,
+    ),
     # Record, replay, test (behaviour H1).
     Flag("record", "str", "write each connection's transcript into DIR", "DIR", True),
     # Running as a service (behaviour B12).

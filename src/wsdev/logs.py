@@ -207,6 +207,8 @@ def connection_context(
         # websocketd's name for "no Origin header" (a non-browser client).
         ("origin", conn.origin or "file:"),
     ]
+    if conn.client_name:  # the name given in the console (behaviour C9)
+        context.append(("name", conn.client_name))
     if with_pid and conn.pid is not None:
         context.append(("pid", str(conn.pid)))
     return tuple(context)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from wsdev.clientgroups import table_order
 from wsdev.events import ConnectionInfo
 from wsdev.keys import Key
 from wsdev.tally import ConnectionStats, Tally
@@ -56,7 +57,7 @@ class View:
         return self.top
 
     def press(self, key: Key, tally: Tally) -> None:
-        live = list(tally.live.values())
+        live = table_order(tally.live.values())  # as the table shows them (behaviour E4)
         if self.opened is not None:
             self._in_connection(key, live)
             return
@@ -93,10 +94,14 @@ class View:
             return
         if key not in (Key.UP, Key.DOWN) or not live:
             return
-        # The previous or next live connection's view (by age, as in the table), also when
-        # the one on screen has ended meanwhile.
+        # The previous or next live connection's view, in the table's order, also when the
+        # one on screen has ended meanwhile (then by age).
         seq = opened.info.seq
-        if key is Key.UP:
+        index = next((i for i, s in enumerate(live) if s.info is opened.info), None)
+        if index is not None:
+            index += -1 if key is Key.UP else 1
+            stats = live[max(0, min(index, len(live) - 1))]
+        elif key is Key.UP:
             older = [s for s in live if s.info.seq < seq]
             stats = older[-1] if older else live[0]
         else:

@@ -13,13 +13,14 @@ from rich.table import Table
 from rich.text import Text
 
 from wsdev import __version__
+from wsdev.clientgroups import table_rows
 from wsdev.config import Config
 from wsdev.conntable import connections, seq_style
 from wsdev.connview import connection_view
 from wsdev.entries import clock, stderr_entry
 from wsdev.navigation import View
 from wsdev.tail import Tail
-from wsdev.tally import Kind, LogEntry, Tally, human_bytes, human_duration
+from wsdev.tally import Kind, LogEntry, StderrEntry, Tally, human_bytes, human_duration
 
 _T = TypeVar("_T")
 
@@ -63,7 +64,8 @@ def render(
         parts += connection_view(view.opened, tally, now, width, rest)
         return Group(*parts)
 
-    wanted = 3 + len(tally.live) if tally.live else 3  # borders, column titles, rows
+    # Borders, column titles, rows (a client's own row among them, behaviour E4).
+    wanted = 3 + len(table_rows(tally.live.values()))
     connections_height = rest if rest < 10 else min(wanted, max(4, rest // 2))
     parts.append(connections(tally, now, width, connections_height, view))
     bottom = rest - connections_height
@@ -74,14 +76,16 @@ def render(
         grid = Table.grid(expand=True)
         grid.add_column(ratio=1)
         grid.add_column(ratio=1)
-        grid.add_row(_stderr_pane(tally, bottom, wide=True), _events_pane(tally, bottom, wide=True))
+        grid.add_row(
+            _stderr_pane(tally, bottom, view, wide=True), _events_pane(tally, bottom, wide=True)
+        )
         parts.append(grid)
     elif bottom >= 6:
         stderr_height = bottom - bottom // 2
-        parts.append(_stderr_pane(tally, stderr_height, wide=width >= 60))
+        parts.append(_stderr_pane(tally, stderr_height, view, wide=width >= 60))
         parts.append(_events_pane(tally, bottom - stderr_height, wide=width >= 60))
     elif tally.stderr:
-        parts.append(_stderr_pane(tally, bottom, wide=False))
+        parts.append(_stderr_pane(tally, bottom, view, wide=False))
     else:
         parts.append(_events_pane(tally, bottom, wide=False))
     return Group(*parts)
@@ -200,10 +204,18 @@ def _pane(title: str, body: RenderableType, height: int) -> Panel:
     )
 
 
-def _stderr_pane(tally: Tally, height: int, *, wide: bool) -> Panel:
+def _stderr_pane(tally: Tally, height: int, view: View | None, *, wide: bool) -> Panel:
     # Wrapped, never cut (behaviour E1): a traceback's file, line and error are what matter.
-    entries = [stderr_entry(entry, wide=wide) for entry in _newest(tally.stderr, height - 2)]
-    return _pane("stderr", Tail(entries, height - 2, empty="nothing on stderr yet"), height)
+    lines: Sequence[StderrEntry] = tally.stderr
+    title, empty = "stderr", "nothing on stderr yet"
+    selected = view.selected if view is not None else None
+    if selected is not None:
+        # With a connection selected, the lines of its client only (behaviour E4).
+        client = selected.client
+        lines = [entry for entry in lines if entry.client == client]
+        title, empty = f"stderr · {client}", f"nothing on stderr from {client} yet"
+    entries = [stderr_entry(entry, wide=wide) for entry in _newest(lines, height - 2)]
+    return _pane(title, Tail(entries, height - 2, empty=empty), height)
 
 
 def _events_pane(tally: Tally, height: int, *, wide: bool) -> Panel:

@@ -10,6 +10,7 @@ read, and is answered as a bad handshake.
 from __future__ import annotations
 
 import ipaddress
+from collections import Counter
 from pathlib import Path
 
 from aiohttp import web
@@ -168,7 +169,9 @@ class Routes:
             return None
         self._access(request, 200, "CONSOLE")
         host = request.headers.get("Host", "")
-        return listing_page(folder, path, self.config.scheme, host)
+        # Each program's live connections: under --dir a connection's command is its file.
+        live = Counter(bridge.conn.command for bridge in self.sessions.bridges)
+        return listing_page(folder, path, self.config.scheme, host, live)
 
     def _bad_handshake(self, request: web.Request) -> web.Response:
         """An upgrade the WebSocket path did not take: a clean refusal (behaviour B5)."""

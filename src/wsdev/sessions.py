@@ -15,7 +15,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import parse_qsl, quote
 
 from websockets.datastructures import Headers
@@ -26,6 +26,8 @@ from yarl import URL
 from wsdev import __version__
 from wsdev.bridge import CLOSE_INTERNAL, Bridge
 from wsdev.cleanpath import MOVED_CONTENT_TYPE, moved_body, moved_to
+from wsdev.clientname import PARAM as NAME_PARAM
+from wsdev.clientname import clean_name, with_name
 from wsdev.config import Config
 from wsdev.connection import Connection
 from wsdev.environ import RequestFacts, cgi_environ, inherited_environ, reverse_lookup
@@ -80,6 +82,7 @@ class Target:
     path: str  # the decoded path the program is asked for
     query: str  # its query string, percent-encoded
     console: bool  # the console's envelope (``/_wsdev/ws?path=…&query=…``)
+    name: str = ""  # the name given in the console, cleaned (behaviour C9)
 
 
 class SessionManager:
@@ -168,6 +171,9 @@ class SessionManager:
             target = _target(join.clean_target(handshake.target))
             facts = join.clean_facts(facts)
         config = self.config
+        if target.name and config.names:  # behaviour C9: the program is told who is who
+            target = _named(target)
+            facts = replace(facts, raw_path=target.raw)
         if config.script_dir is not None:
             location = None if target.console else moved_to(target.raw)
             if location is not None:
@@ -273,6 +279,7 @@ class SessionManager:
             console=target.console,
             generation=self.generation,
             headers=facts.headers,
+            client_name=target.name,
         )
         if session.problem is not None:
             self._spawn_failed(session, conn, session.problem)
@@ -468,8 +475,19 @@ def _target(raw: str) -> Target:
     wanted_query = params.get("query", "")
     encoded = quote(wanted, safe="/:@!$&'()*+,;=-._~")
     return Target(
-        f"{encoded}?{wanted_query}" if wanted_query else encoded, wanted, wanted_query, True
+        f"{encoded}?{wanted_query}" if wanted_query else encoded,
+        wanted,
+        wanted_query,
+        True,
+        clean_name(params.get(NAME_PARAM, "")),
     )
+
+
+def _named(target: Target) -> Target:
+    """The console's target with its name added to the query the program sees (--names, C9)."""
+    query = with_name(target.query, target.name)
+    path = target.raw.partition("?")[0]
+    return Target(f"{path}?{query}", target.path, query, target.console, target.name)
 
 
 def decode_target(target: str) -> tuple[str, str]:
@@ -503,8 +521,6 @@ def _facts(connection: Connection, handshake: Handshake, target: Target) -> Requ
 
 
 def _with_remote_host(facts: RequestFacts, host: str) -> RequestFacts:
-    from dataclasses import replace
-
     return replace(facts, remote_host=host)
 
 

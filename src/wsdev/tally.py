@@ -81,6 +81,8 @@ class StderrEntry:
     wall: float
     seq: int
     line: str
+    #: Whose connection wrote it: the console's name, else the address (behaviour E4).
+    client: str = ""
 
 
 @dataclass(slots=True)
@@ -302,7 +304,7 @@ class Tally:
             line = event.line.replace("\r", "").replace("\n", " ")
             if len(line) > MAX_STDERR:
                 line = f"{line[:MAX_STDERR]}… ({len(line) - MAX_STDERR} more characters)"
-            entry = StderrEntry(self._wall_clock(), event.conn.seq, line)
+            entry = StderrEntry(self._wall_clock(), event.conn.seq, line, event.conn.client)
             self.stderr.append(entry)
             if stats := self._live.get(event.conn.id):
                 stats.stderr_lines += 1

@@ -129,8 +129,37 @@
     return `${WS_SCHEME}://${window.location.host}${target.path}${target.query ? `?${target.query}` : ""}`;
   }
   function socketUrl(target) {
+    const name = storedName();
     return `${WS_SCHEME}://${window.location.host}${SETTINGS.socket}` +
-      `?path=${encodeURIComponent(target.path)}&query=${encodeURIComponent(target.query)}`;
+      `?path=${encodeURIComponent(target.path)}&query=${encodeURIComponent(target.query)}` +
+      (name ? `&name=${encodeURIComponent(name)}` : "");
+  }
+
+  // ------------------------------------------------------------------ your name (behaviour C9)
+  // In a room, a person gives a name so whoever runs wsdev can tell who is who. It is kept in
+  // this browser and goes with every connection as the envelope's own parameter: wsdev keeps it,
+  // and the program sees it only when wsdev runs with --names. wsdev cleans it the same way.
+  const NAME_KEY = "wsdev.name";
+  const NAME_MAX = 32;
+  function cleanName(text) {
+    const printable = String(text).replace(/[\u0000-\u001f\u007f-\u009f]/g, "").trim();
+    return Array.from(printable).slice(0, NAME_MAX).join("").trim();
+  }
+  const storedName = () => cleanName(store.get(NAME_KEY) || "");
+  function setUpName(field, changed) {
+    field.value = storedName();
+    const commit = () => {
+      const name = cleanName(field.value);
+      field.value = name;
+      if (name === storedName()) return;
+      if (name) store.set(NAME_KEY, name);
+      else store.remove(NAME_KEY);
+      changed(name);
+    };
+    field.addEventListener("change", commit);
+    field.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.isComposing) { event.preventDefault(); commit(); }
+    });
   }
   function normalizeTarget(path, query) {
     let p = path.trim() || "/";
@@ -1525,6 +1554,12 @@
     connect();
     followRestarts();
     setUpSharing();
+    setUpName($("name"), (name) => {
+      // A new connection carries the new name (the program may be told it).
+      addEntry("info", { parts: name ? ["Your name is now ", ["chip", name]] : ["Your name is cleared"] });
+      reconnectNow();
+      ui.input.focus();
+    });
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
