@@ -87,15 +87,19 @@ def connections(
     if selected is not None:
         selected_row = next(i for i, row in enumerate(shown_rows) if row is live[selected])
     room = max(height - 3, 0)  # borders and column titles
-    top_row = view.window(len(shown_rows), room, selected_row)
+    # A connection first under its client's row brings that row into view with it.
+    lead = 1 if selected_row and isinstance(shown_rows[selected_row - 1], ClientHeader) else 0
+    top_row = view.window(len(shown_rows), room, selected_row, lead)
     in_view = shown_rows[top_row : top_row + room]
     top = sum(isinstance(row, ConnectionStats) for row in shown_rows[:top_row])
     live = [row for row in in_view if isinstance(row, ConnectionStats)]
     if live and len(live) < count:
         title += f" · {top + 1}–{top + len(live)} shown"
     rows = [_cells(stats, now) | _version(stats, tally.generation) for stats in live]
-    columns, short_bytes = _fit(rows, width - 2, versions=tally.generation > 0)
-    widths = {column.key: _natural(column, rows, short_bytes, width) for column in columns}
+    # A client's row must fit too: its name under "remote", its count under "path".
+    sizing = rows + [_header_sizes(row) for row in in_view if isinstance(row, ClientHeader)]
+    columns, short_bytes = _fit(sizing, width - 2, versions=tally.generation > 0)
+    widths = {column.key: _natural(column, sizing, short_bytes, width) for column in columns}
     if short_bytes:
         for row in rows:
             row["in"], row["out"] = _count_only(row["in"]), _count_only(row["out"])
@@ -139,10 +143,20 @@ def connections(
     )
 
 
+def _count_label(header: ClientHeader) -> str:
+    return f"{header.count} connection{'s' if header.count != 1 else ''}"
+
+
+def _header_sizes(header: ClientHeader) -> dict[str, str]:
+    """What a client's row asks of each column's width."""
+    blank = dict.fromkeys((column.key for column in _COLUMNS), "")
+    return {**blank, "remote": header.client, "path": _count_label(header)}
+
+
 def _header_cells(header: ClientHeader, columns: list[_Column]) -> list[Text]:
     """A client's row (behaviour E4): its name (or address) under "remote" and its count under
     "path"; both under "path" when the screen has no room for "remote"."""
-    count = f"{header.count} connection{'s' if header.count != 1 else ''}"
+    count = _count_label(header)
     keys = [column.key for column in columns]
     texts = {
         "seq": Text("▾", style="dim"),

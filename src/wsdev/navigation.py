@@ -36,21 +36,26 @@ class View:
         for index, stats in enumerate(live):
             if stats.info is selected:
                 return index
-        # It has left: its newer neighbour takes its place, else the newest.
-        newer = next((i for i, s in enumerate(live) if s.info.seq > selected.seq), len(live) - 1)
-        self.selected = live[newer].info
-        return newer
+        # It has left: a newer one of the same client takes its place (behaviour E4), else
+        # its newer neighbour, else the newest.
+        newer = [i for i, s in enumerate(live) if s.info.seq > selected.seq]
+        same = [i for i in newer if live[i].info.client == selected.client]
+        index = (same or newer or [len(live) - 1])[0]
+        self.selected = live[index].info
+        return index
 
-    def window(self, count: int, rows: int, selected: int | None) -> int:
+    def window(self, count: int, rows: int, selected: int | None, lead: int = 0) -> int:
         """The first of ``rows`` table rows to show out of ``count``, the selection in view.
 
-        Without a selection the table follows the newest connections, at the bottom.
+        Without a selection the table follows the newest connections, at the bottom. ``lead``
+        rows above the selection belong with it (its client's row, behaviour E4): scrolling
+        up to the selection shows them too.
         """
         self.page = max(rows, 1)
         top = count - rows if selected is None else self.top
         if selected is not None:
-            if selected < top:
-                top = selected
+            if selected - lead < top:
+                top = max(selected - lead, 0) if lead < rows else selected
             elif selected >= top + rows:
                 top = selected - rows + 1
         self.top = max(0, min(top, count - rows))

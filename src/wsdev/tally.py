@@ -331,7 +331,8 @@ class Tally:
         )
         where = conn.path + (f"?{conn.query}" if conn.query else "")
         via = " (console)" if conn.console else ""
-        self.note(Kind.CONNECT, f"connected from {conn.remote} {where}{via}", conn.seq)
+        who = f"{conn.client_name} ({conn.remote})" if conn.client_name else conn.remote
+        self.note(Kind.CONNECT, f"connected from {who} {where}{via}", conn.seq)
 
     def _disconnected(self, event: Disconnected) -> None:
         stats = self._live.pop(event.conn.id, None)
