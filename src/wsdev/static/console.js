@@ -1557,7 +1557,8 @@
     setUpName($("name"), (name) => {
       // A new connection carries the new name (the program may be told it).
       addEntry("info", { parts: name ? ["Your name is now ", ["chip", name]] : ["Your name is cleared"] });
-      reconnectNow();
+      attempt = 0;
+      connect(); // also in place of a connection still opening under the old name
       ui.input.focus();
     });
   }
