@@ -72,7 +72,7 @@ async def room(tmp_path: Path, *flags: str) -> AsyncIterator[Room]:
     bot = tmp_path / "quiz.py"
     bot.write_text(QUERY_BOT)
     bot.chmod(0o755)
-    config = local_config(bot, *flags)
+    config = local_config(bot, "--no-reload", *flags)
     bus = EventBus()
     server = Server(config, bus)
     wsdev_room = Room(server, config, Tally())
