@@ -132,3 +132,11 @@ async def test_the_log_names_who_connected(tmp_script: ScriptWriter) -> None:
         await _first_env(url)
         line = (await server.wait_for_log(r".*\| CONNECT\b.*")).group(0)
         assert "name:'ada'" in line and "remote:'127.0.0.1'" in line
+
+
+def test_the_events_feed_names_the_connection() -> None:
+    from wsdev.events import ConnectionInfo
+    from wsdev.feed import event_to_json
+
+    conn = ConnectionInfo("1", 1, "10.0.0.5", "/", "", "", "", "bot.py", client_name="ada")
+    assert event_to_json(Connected(conn))["conn"]["name"] == "ada"
