@@ -67,9 +67,9 @@ def test_the_author_is_named_near_the_top_or_is_the_file_name(tmp_path: Path) ->
     near = write(tmp_path, "x.py", "#!/bin/sh\n\n\n\n# author:  Grace\tHopper \n")
     far = write(tmp_path, "y.sh", "#!/bin/sh\n" + "\n" * 5 + "# author: Nobody\n")
     empty = write(tmp_path, "zed.lua", "-- author:   \n")
-    assert author_of(near, near.read_bytes()) == "GraceHopper"
-    assert author_of(far, far.read_bytes()) == "y"
-    assert author_of(empty, empty.read_bytes()) == "zed"
+    assert author_of(near) == "GraceHopper"
+    assert author_of(far) == "y"
+    assert author_of(empty) == "zed"
 
 
 async def test_room_listing_counts_live_connections_and_marks_broken_programs(

@@ -105,6 +105,7 @@ async def test_a_name_is_kept_sent_and_shown_but_not_given_to_the_program(
         assert stored == "AdaLovelace"
         await expect(entries(page, "info").last).to_contain_text("Your name is now AdaLovelace")
         await expect(entries(page, "connect")).to_have_count(2)
+        await expect(entries(page, "connect").last).to_contain_text("as AdaLovelace")
         await expect(page.locator("#status")).to_have_attribute("data-state", "open")
         # The program was not told: its query and request URI are as a plain client's.
         await expect(entries(page, "recv").last).to_have_text(re.compile(r"query=\[\] uri=/$"))

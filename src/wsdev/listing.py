@@ -47,9 +47,9 @@ AUTHOR_LINES = 5
 _AUTHOR = re.compile(r"^\s*(?:#|//|--|;)\s*author\s*:\s*(.*)$", re.IGNORECASE)
 
 
-def author_of(path: Path, head: bytes) -> str:
+def author_of(path: Path) -> str:
     """Who wrote the program: its ``# author: NAME`` line, else its name without extension."""
-    for line in head.decode("utf-8", "replace").splitlines()[:AUTHOR_LINES]:
+    for line in read_head(path).decode("utf-8", "replace").splitlines()[:AUTHOR_LINES]:
         found = _AUTHOR.match(line)
         if found:
             name = clean_name(found.group(1))
@@ -88,7 +88,6 @@ def folder_entries(folder: Path, base: str, live: Mapping[str, int] | None = Non
         elif not child.is_file():
             continue
         elif os.access(child, os.X_OK):
-            head = read_head(child)
             problem = inspect_script(child).problem  # only its own entry says so
             listed.append(
                 Listed(
@@ -96,7 +95,7 @@ def folder_entries(folder: Path, base: str, live: Mapping[str, int] | None = Non
                     href,
                     "program",
                     problem or "",
-                    author_of(child, head),
+                    author_of(child),
                     live.get(str(child), 0),
                     problem is not None,
                 )

@@ -1078,6 +1078,7 @@
       if (hello.pid !== undefined) parts.push(" · pid ", ["strong", String(hello.pid)]);
       if (hello.command) parts.push(" · ", ["chip", String(hello.command)]);
       if (hello.binary) parts.push(" · binary mode");
+      if (typeof hello.name === "string" && hello.name) parts.push(" · as ", ["strong", hello.name]);
     }
     return parts;
   }
