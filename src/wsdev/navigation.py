@@ -27,6 +27,8 @@ class View:
     top: int = 0
     #: How many rows the table last showed: Page Up and Page Down move by this.
     page: int = 10
+    #: Under --lan, q flips whether the room's QR code is shown (it is, while nobody is live).
+    room_toggled: bool = False
 
     def row(self, live: Sequence[ConnectionStats]) -> int | None:
         """The selected connection's row in ``live`` (oldest first), or None."""
@@ -62,6 +64,9 @@ class View:
         return self.top
 
     def press(self, key: Key, tally: Tally) -> None:
+        if key is Key.ROOM:
+            self.room_toggled = not self.room_toggled
+            return
         live = table_order(tally.live.values())  # as the table shows them (behaviour E4)
         if self.opened is not None:
             self._in_connection(key, live)

@@ -19,6 +19,7 @@ from wsdev.conntable import connections, seq_style
 from wsdev.connview import connection_view
 from wsdev.entries import clock, stderr_entry
 from wsdev.navigation import View
+from wsdev.roompane import link_of, room_panel
 from wsdev.tail import Tail
 from wsdev.tally import Kind, LogEntry, StderrEntry, Tally, human_bytes, human_duration
 
@@ -63,6 +64,13 @@ def render(
     if view is not None and view.opened is not None:
         parts += connection_view(view.opened, tally, now, width, rest)
         return Group(*parts)
+    link = link_of(tally, config)
+    if link is not None and (not tally.live) != (view is not None and view.room_toggled):
+        # Under --lan, the room's QR code until someone joins, and whenever q asks (B14).
+        room = room_panel(link, width, rest)
+        if room is not None:
+            parts.append(room)
+            return Group(*parts)
 
     # Borders, column titles, rows (a client's own row among them, behaviour E4).
     wanted = 3 + len(table_rows(tally.live.values()))
@@ -116,6 +124,8 @@ def _header(tally: Tally, config: Config, now: float, width: int) -> list[Text]:
     if started is not None:
         urls += [Text(url, style="bold cyan") for url in started.urls]
         urls += [Text.assemble(("console ", "dim"), (url, "cyan")) for url in started.console_urls]
+        if config.lan and config.console:
+            urls.append(Text("q: the room's QR code", style="dim"))
     lines += _pack(urls, width)
 
     command = started.command if started is not None else _command(config)
