@@ -67,7 +67,7 @@ def test_connections_sit_under_their_client_with_its_count() -> None:
     assert table_lines(lines) == [
         "ada:2", "#1", "#3",
         "10.0.0.6:2", "#2", "#5",
-        "Grace Hopper:1", "#4",
+        "#4",  # one connection: its own row names its client, no heading above it
     ]  # fmt: skip
     row = next(line for line in lines if re.match(r"│ *#4 ", line))
     assert "Grace Hopper · 10.0.0.7" in row  # a named connection shows its name and address

@@ -3,8 +3,10 @@ and the order the table shows them in, which the keys walk too.
 
 A client is the name its person gave in the console, else its address. While every live
 connection comes from one client (a developer alone with the program) the table is as it always
-was; from two clients on, each client's connections sit together under a row that names it, the
-clients in the order they first connected.
+was; from two clients on, each client's connections sit together, the clients in the order they
+first connected, and a client with more than one connection gets a row above them that names it
+and counts them (a client with one has its name in the connection's own row: a room of thirty
+students, one tab each, fills the table with students, not with headings).
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ def table_rows(live: Iterable[ConnectionStats]) -> list[ClientHeader | Connectio
         return [stats for members in groups.values() for stats in members]
     rows: list[ClientHeader | ConnectionStats] = []
     for client, members in groups.items():
-        rows.append(ClientHeader(client, len(members)))
+        if len(members) > 1:
+            rows.append(ClientHeader(client, len(members)))
         rows.extend(members)
     return rows
 
