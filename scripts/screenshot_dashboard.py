@@ -229,7 +229,7 @@ def main() -> None:
             command,
         )  # fmt: skip
         try:
-            captures = asyncio.run(drive(tmux, bot))
+            captures: tuple[str, ...] = asyncio.run(drive(tmux, bot))
         finally:
             with contextlib.suppress(subprocess.CalledProcessError):
                 tmux("send-keys", "-t", "demo", "C-c")

@@ -148,9 +148,9 @@ def build_config(
         value = v.get(name, [])
         return value if isinstance(value, list) else []
 
-    def opt_seconds(name: str) -> float:
-        value = v.get(name, 0.0)
-        return float(value) if isinstance(value, (int, float)) else 0.0
+    def opt_seconds(name: str, default: float = 0.0) -> float:
+        value = v.get(name, default)
+        return float(value) if isinstance(value, (int, float)) else default
 
     def opt_int(name: str, default: int) -> int:
         value = v.get(name, default)
@@ -239,7 +239,7 @@ def build_config(
         staticdir=staticdir,
         cgidir=cgidir,
         devconsole=bool(v.get("devconsole")),
-        maxforks=opt_int("maxforks", 0),
+        maxforks=opt_int("maxforks", ROOM_DEFAULTS["maxforks"] if lan else 0),
         closems=opt_int("closems", 0),
         headers=_headers("header", opt_list("header")),
         headers_ws=_headers("header-ws", opt_list("header-ws")),
@@ -256,9 +256,9 @@ def build_config(
         dashboard=dashboard_on,
         max_line_bytes=opt_int("max-line-bytes", 16 * 1024 * 1024),
         python_child=python_child,
-        max_per_client=opt_int("max-per-client", 0),
-        max_lifetime=opt_seconds("max-lifetime"),
-        idle_timeout=opt_seconds("idle-timeout"),
+        max_per_client=opt_int("max-per-client", ROOM_DEFAULTS["max-per-client"] if lan else 0),
+        max_lifetime=opt_seconds("max-lifetime", ROOM_DEFAULTS["max-lifetime"] if lan else 0),
+        idle_timeout=opt_seconds("idle-timeout", ROOM_DEFAULTS["idle-timeout"] if lan else 0),
         allow_hosts=_allow_hosts(opt_list("allow-host")),
         lan=lan,
         join_secret=_join_secret(opt_str("token"), lan=lan, no_token=bool(v.get("no-token"))),
@@ -327,6 +327,11 @@ def _existing_file(flag: str, value: str | None) -> Path | None:
     if not path.is_file():
         raise ConfigError(f"--{flag}={value}: no such file")
     return path.resolve()
+
+
+# The limits a room gets under --lan unless a flag says otherwise (behaviour B13, B14): enough
+# for a student's few tabs, and no tab left open all night holding a process.
+ROOM_DEFAULTS = {"maxforks": 200, "max-per-client": 8, "idle-timeout": 1800, "max-lifetime": 0}
 
 
 def _addresses(given: list[str], lan: bool) -> tuple[str, ...]:

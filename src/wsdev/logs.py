@@ -346,6 +346,7 @@ class LogWriter:
             )
         from wsdev.lan import room_link
 
+        self._log(logging.INFO, "server", "Room limits                 : %s", room_limits(config))
         link = room_link(event.console_urls)
         if link is None:
             return
@@ -353,6 +354,17 @@ class LogWriter:
 
         self._log(logging.INFO, "server", "Room link (type or scan)    : %s", link)
         self._output.block(qr_lines(link))
+
+
+def room_limits(config: Config) -> str:
+    """The limits in force, each with its flag, as the start-up output says them (B13)."""
+    parts = [
+        f"--max-per-client={config.max_per_client}" if config.max_per_client else "",
+        f"--idle-timeout={config.idle_timeout:g}" if config.idle_timeout else "",
+        f"--max-lifetime={config.max_lifetime:g}" if config.max_lifetime else "",
+        f"--maxforks={config.maxforks}" if config.maxforks else "",
+    ]
+    return " ".join(part for part in parts if part) or "none"
 
 
 def _isatty(stream: IO[str]) -> bool:
