@@ -15,6 +15,7 @@
  *   hold COUNT INFLIGHT         hold COUNT connections, then echo once on each (stdin paces it)
  *   burst COUNT                 start COUNT connections at once, each echoes one line
  *   slow MIB RATE STALLMS       stall, then read MIB MiB at RATE MiB/s
+ *   many CONNS SECONDS WINDOW   CONNS connections echo 16-byte lines for SECONDS, WINDOW in flight
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -705,6 +706,52 @@ static int mode_slow(long mib, double rate_mib, long stall_ms) {
     return received >= total ? 0 : 3;
 }
 
+/* ---- many: CONNS connections at once, each echoing 16-byte text lines with WINDOW in flight,
+ * for SECONDS: the messages/s the server (or the proxy and its servers) sustains across them.
+ * Every echo received sends the next line on its connection, so each keeps WINDOW in flight. */
+static int mode_many(long conns, long seconds, long window) {
+    static const char line[] = "0123456789abcdef";
+    int ep = epoll_create1(0);
+    int *fds = calloc((size_t)conns, sizeof *fds);
+    rbuf *bufs = calloc((size_t)conns, sizeof *bufs);
+    for (long i = 0; i < conns; i++) {
+        rbuf_init(&bufs[i], 1 << 16);
+        fds[i] = open_ws(&bufs[i]);
+        fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
+        struct epoll_event ev = {.events = EPOLLIN};
+        ev.data.u64 = (uint64_t)i;
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev) < 0) die("epoll_ctl");
+    }
+    for (long i = 0; i < conns; i++)
+        for (long w = 0; w < window; w++) send_frame(fds[i], OP_TEXT, line, 16);
+    uint64_t echoed = 0;
+    double t0 = now(), end = t0 + (double)seconds;
+    struct epoll_event evs[256];
+    while (now() < end) {
+        int n = epoll_wait(ep, evs, 256, 1000);
+        if (n == 0) die("no echo for a second");
+        for (int k = 0; k < n; k++) {
+            long i = (long)evs[k].data.u64;
+            if (rbuf_fill(fds[i], &bufs[i], 1 << 16) == 0) die("server closed");
+            frame f; /* a spurious wake-up (-1) finds no new frame and waits again */
+            size_t need;
+            while (next_frame(&bufs[i], &f, &need)) {
+                if (f.opcode != OP_TEXT) continue;
+                echoed++;
+                send_frame(fds[i], OP_TEXT, line, 16);
+            }
+        }
+    }
+    double secs = now() - t0;
+    for (long i = 0; i < conns; i++) {
+        send_close(fds[i]);
+        close(fds[i]);
+    }
+    printf("messages=%llu\nseconds=%.3f\nmessages_per_s=%.0f\n", (unsigned long long)echoed, secs,
+           (double)echoed / secs);
+    return 0;
+}
+
 /* The time limit: say so in the client's own output format, then stop. */
 static void on_alarm(int sig) {
     static const char msg[] = "\nerror=no result within the time limit\n";
@@ -734,6 +781,7 @@ int main(int argc, char **argv) {
     if (strcmp(mode, "hold") == 0) return mode_hold(a, b);
     if (strcmp(mode, "burst") == 0) return mode_burst(a);
     if (strcmp(mode, "slow") == 0) return mode_slow(a, (double)b, c);
+    if (strcmp(mode, "many") == 0) return mode_many(a, b, c);
     fprintf(stderr, "unknown mode %s\n", mode);
     return 64;
 }

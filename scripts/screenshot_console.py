@@ -1,9 +1,11 @@
-"""Regenerate screenshots/console.png, console-dark.png and dir-listing.png from real sessions.
+"""Regenerate the console's screenshots in screenshots/ from real sessions.
 
 Starts ``python -m wsdev`` on a free port with a small chat bot written to a temporary folder,
 drives the console in headless Chromium (a short conversation with JSON, stderr and a folded
 reply), and saves a light and a dark screenshot; then serves ``examples/`` with ``--dir`` and
-saves its root listing. Run from the repository root:
+saves its root listing; then serves ``examples/room.py`` with ``--lan`` and saves the page a
+visitor without the link sees (room-join.png) and the console's share view (room-share.png).
+Run from the repository root:
 
     python scripts/screenshot_console.py [--chromium /usr/bin/chromium] [--out screenshots]
 """
@@ -61,7 +63,9 @@ CHROMIUM_ARGS = [
 
 
 @contextlib.asynccontextmanager
-async def serve(bot: Path, *, folder: bool = False) -> AsyncIterator[int]:
+async def serve(
+    bot: Path, *, folder: bool = False, flags: tuple[str, ...] = ()
+) -> AsyncIterator[int]:
     """Run wsdev on a free port for ``bot`` (or with ``--dir=bot``) and yield the port."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     proc = await asyncio.create_subprocess_exec(
@@ -72,6 +76,7 @@ async def serve(bot: Path, *, folder: bool = False) -> AsyncIterator[int]:
         "--address=127.0.0.1",
         "--no-dashboard",
         "--no-reload",
+        *flags,
         f"--dir={bot}" if folder else f"./{bot.name}",
         cwd=bot if folder else bot.parent,
         env=env,
@@ -85,7 +90,7 @@ async def serve(bot: Path, *, folder: bool = False) -> AsyncIterator[int]:
             line = await asyncio.wait_for(proc.stdout.readline(), 30)
             if not line:
                 raise SystemExit("wsdev exited before it listened")
-            if match := re.search(rb"ws://127\.0\.0\.1:(\d+)/", line):
+            if match := re.search(rb"ws://(?:127\.0\.0\.1|localhost):(\d+)/", line):
                 port = int(match.group(1))
         # Keep reading the log so wsdev never blocks on a full pipe.
         drain = asyncio.ensure_future(_drain(proc.stdout))
@@ -159,7 +164,39 @@ async def main() -> None:
         await expect(page.locator(".listing-entries li").first).to_be_visible()
         await page.screenshot(path=str(args.out / "dir-listing.png"))
         await browser.close()
-    print(f"wrote console.png, console-dark.png and dir-listing.png in {args.out}")
+    await shoot_room(args.chromium, args.out)
+    print(
+        "wrote console.png, console-dark.png, dir-listing.png, room-join.png and room-share.png"
+        f" in {args.out}"
+    )
+
+
+async def shoot_room(chromium: str, out: Path) -> None:
+    """A room under --lan: the page without the link, and the console's share view."""
+    secret = "k7m2q9zx"
+    flags = ("--lan", f"--token={secret}")
+    room = ROOT / "examples" / "room.py"
+    async with serve(room, flags=flags) as port, async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        context = await browser.new_context(
+            viewport={"width": 1120, "height": 700}, device_scale_factor=2
+        )
+        context.set_default_timeout(15000)
+        page = await context.new_page()
+        await page.goto(f"http://127.0.0.1:{port}/")
+        await expect(page.locator("h1")).to_have_text("Ask for the link")
+        await page.screenshot(path=str(out / "room-join.png"))
+        await page.goto(f"http://127.0.0.1:{port}/?join={secret}")
+        await expect(page.locator(".entry.recv")).to_have_count(1)
+        for count, text in enumerate(["name Ada", "ask", "answer 4"], start=2):
+            await page.locator("#input").fill(text)
+            await page.locator("#input").press("Enter")
+            await expect(page.locator(".entry.recv")).to_have_count(count)
+        await page.locator("#share").click()
+        await expect(page.locator("#share-link")).to_contain_text(f"join={secret}")
+        await page.mouse.move(0, 0)
+        await page.screenshot(path=str(out / "room-share.png"))
+        await browser.close()
 
 
 if __name__ == "__main__":

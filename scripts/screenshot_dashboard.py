@@ -1,12 +1,13 @@
-"""Regenerate screenshots/dashboard.png and dashboard-connection.png from a real session in a
-real terminal.
+"""Regenerate screenshots/dashboard.png, dashboard-connection.png and dashboard-room.png from
+real sessions in a real terminal.
 
 Runs ``python -m wsdev`` in a tmux pane on a small chat bot written to a temporary folder, drives
 it with real WebSocket clients (a conversation, an edit that restarts the bot, a crash with a
 real traceback, a ``--maxforks`` rejection, a reply that lacks its newline), captures the pane
 with its colours (``tmux capture-pane -e``); then presses ↑ ↑ Enter to open one connection's
-view and captures that too. Each capture becomes an SVG with rich and a PNG with headless
-Chromium. Run from the repository root:
+view and captures that too. Then a workshop: ``examples/room.py`` under ``--lan`` with thirty
+named consoles from thirty addresses, captured with the table grouped by student. Each capture
+becomes an SVG with rich and a PNG with headless Chromium. Run from the repository root:
 
     python scripts/screenshot_dashboard.py [--chromium /usr/bin/chromium] [--out screenshots]
 """
@@ -67,10 +68,12 @@ class Tmux:
         )
         return done.stdout
 
-    async def wait_for(self, predicate: Callable[[str], object], what: str) -> str:
+    async def wait_for(
+        self, predicate: Callable[[str], object], what: str, session: str = "demo"
+    ) -> str:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            screen = self("capture-pane", "-p", "-t", "demo")
+            screen = self("capture-pane", "-p", "-t", session)
             if predicate(screen):
                 return screen
             await asyncio.sleep(0.1)  # a terminal has no event to wait on
@@ -125,6 +128,41 @@ async def drive(tmux: Tmux, bot: Path) -> tuple[str, str]:
     for ws in (ada, grace, ken):
         await ws.close()
     return ansi, connection
+
+
+STUDENTS = (
+    "ada", "alan", "barbara", "bjarne", "brian", "dennis", "donald", "edsger", "frances", "grace",
+    "guido", "hedy", "ivan", "james", "john", "ken", "larry", "linus", "margaret", "niklaus",
+    "radia", "rob", "shafi", "sophie", "tim", "tony", "vint", "whitfield", "yukihiro", "annie",
+)  # fmt: skip
+SECRET = "k7m2q9zx"
+
+
+async def drive_room(tmux: Tmux) -> str:
+    """Thirty students join the quiz room from their own addresses; the dashboard as ANSI."""
+    screen = await tmux.wait_for(lambda s: "ws://localhost:" in s, "its URL", "room")
+    port = re.search(r"ws://localhost:(\d+)/", screen).group(1)  # type: ignore[union-attr]
+    cookie = [("Cookie", f"wsdev_join={SECRET}")]
+    students = []
+    for index, name in enumerate(STUDENTS):
+        url = f"ws://127.0.0.1:{port}/_wsdev/ws?path=/&name={name}"
+        # Each laptop of the room is a loopback address of its own.
+        ws = await websockets.connect(
+            url, additional_headers=cookie, local_addr=(f"127.0.0.{10 + index}", 0)
+        )
+        students.append(ws)
+    for index, ws in enumerate(students):
+        await ws.send("ask")
+        if index % 3 != 2:
+            await ws.send("answer 4")
+        if index % 7 == 0:
+            await ws.send(f"say hi from {STUDENTS[index]}")
+    await tmux.wait_for(lambda s: "live 30" in s, "thirty students", "room")
+    await asyncio.sleep(1.5)  # every answer in, and the ages read as seconds
+    ansi = tmux("capture-pane", "-e", "-p", "-t", "room")
+    for ws in students:
+        await ws.close()
+    return ansi
 
 
 def to_svg(ansi: str) -> str:
@@ -191,14 +229,31 @@ def main() -> None:
             command,
         )  # fmt: skip
         try:
-            captures = asyncio.run(drive(tmux, bot))
+            captures: tuple[str, ...] = asyncio.run(drive(tmux, bot))
         finally:
             with contextlib.suppress(subprocess.CalledProcessError):
                 tmux("send-keys", "-t", "demo", "C-c")
                 time.sleep(2)  # let wsdev end its programs before the server goes
                 tmux("kill-server")
+        room = ROOT / "examples" / "room.py"
+        command = shlex.join(
+            [*wsdev[:-1], "--address=127.0.0.1", "--lan", f"--token={SECRET}", str(room)]
+        )
+        tmux(
+            "new-session", "-d", "-s", "room", "-x", str(COLUMNS), "-y", str(ROWS),
+            "-c", str(folder), "-e", f"PYTHONPATH={ROOT / 'src'}", "-e", "TERM=xterm-256color",
+            "-e", f"ROOM_DIR={folder / 'room'}", command,
+        )  # fmt: skip
+        try:
+            captures = (*captures, asyncio.run(drive_room(tmux)))
+        finally:
+            with contextlib.suppress(subprocess.CalledProcessError):
+                tmux("send-keys", "-t", "room", "C-c")
+                time.sleep(2)
+                tmux("kill-server")
         args.out.mkdir(parents=True, exist_ok=True)
-        for name, ansi in zip(("dashboard", "dashboard-connection"), captures, strict=True):
+        names = ("dashboard", "dashboard-connection", "dashboard-room")
+        for name, ansi in zip(names, captures, strict=True):
             out = args.out / f"{name}.png"
             to_png(to_svg(ansi), out, args.chromium, folder)
             print(f"wrote {out}")

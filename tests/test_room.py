@@ -161,3 +161,22 @@ def test_a_new_secret_under_lan_and_the_token_rules() -> None:
         build_config(parse_args(["--token=a b", cat]))
     with pytest.raises(ConfigError, match="not both"):
         build_config(parse_args([f"--token={SECRET}", "--no-token", "--lan", cat]))
+
+
+def test_a_room_gets_safe_limits_unless_flags_say_otherwise() -> None:
+    cat = "/bin/cat"
+    room = build_config(parse_args(["--lan", "--address=127.0.0.1", cat]))
+    assert (room.max_per_client, room.idle_timeout, room.maxforks) == (8, 1800.0, 200)
+    chosen = build_config(
+        parse_args(["--lan", "--address=127.0.0.1", "--max-per-client=0", "--maxforks=5", cat])
+    )
+    assert (chosen.max_per_client, chosen.maxforks) == (0, 5)
+    alone = build_config(parse_args([cat]))
+    assert (alone.max_per_client, alone.idle_timeout, alone.maxforks) == (0, 0.0, 0)
+
+
+async def test_the_start_up_output_names_the_rooms_limits(tmp_script: ScriptWriter) -> None:
+    program = tmp_script("cat.sh", "#!/bin/sh\nexec cat\n")
+    async with run_wsdev(*ROOM, "--max-per-client=3", str(program), defaults=False) as server:
+        limits = await server.wait_for_log(r"Room limits +: (.*)")
+    assert limits.group(1) == "--max-per-client=3 --idle-timeout=1800 --maxforks=200"

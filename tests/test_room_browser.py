@@ -3,6 +3,7 @@ in, the page without it asks for the link, and the share button gives the room's
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -55,7 +56,9 @@ async def test_the_link_lets_a_browser_in_and_the_share_button_gives_the_lan_lin
         await page.locator("#share").click()
         await expect(page.locator("#share-link")).to_have_text(link)
         assert "localhost" not in link and "127.0.0.1" not in link
-        loaded = await page.locator("#share-qr").evaluate("img => img.complete && img.naturalWidth")
+        loaded = await page.locator("#share-qr img").evaluate(
+            "img => img.complete && img.naturalWidth"
+        )
         assert loaded > 0, "the QR code did not render"
 
 
@@ -64,3 +67,37 @@ async def test_no_share_button_without_a_room(page: Page, tmp_path: Path) -> Non
     async with run_wsdev(str(bot)) as server:
         await open_console(page, server.http_url + "/")
         await expect(page.locator("#share-menu")).to_be_hidden()
+
+
+PID_BOT = """\
+import os, sys
+print(f"ready {os.getpid()}", flush=True)
+for line in sys.stdin:
+    print(f"{os.getpid()} heard {line.strip()}", flush=True)
+"""
+ROOM_SIZE = 30
+
+
+async def test_thirty_consoles_each_get_a_program_of_their_own(page: Page, tmp_path: Path) -> None:
+    bot = write_program(tmp_path, "bot.py", PID_BOT)
+    flags = (*FLAGS, "--address=127.0.0.1")
+    async with run_wsdev(*flags, str(bot), defaults=False) as server:
+        port = (await server.wait_for_log(r"Console +: http://localhost:(\d+)/")).group(1)
+        room = f"http://127.0.0.1:{port}/?join={SECRET}"
+        pages = [page, *[await page.context.new_page() for _ in range(ROOM_SIZE - 1)]]
+        try:
+            for student in pages:
+                await student.goto(room)
+            pids = set()
+            for index, student in enumerate(pages):
+                await expect(student.locator("#status")).to_have_attribute("data-state", "open")
+                await send(student, f"student {index}")
+                reply = entries(student, "recv").filter(has_text=f"heard student {index}")
+                await expect(reply).to_have_count(1)
+                heard = re.search(r"(\d+) heard student", await reply.inner_text())
+                assert heard is not None
+                pids.add(heard.group(1))
+        finally:
+            for student in pages[1:]:
+                await student.close()
+    assert len(pids) == ROOM_SIZE, f"{ROOM_SIZE} consoles shared {len(pids)} programs"

@@ -20,6 +20,7 @@ from pathlib import Path
 from wsdev import eventloop
 from wsdev.cli import script_of
 from wsdev.config import Config
+from wsdev.drain import Drain
 from wsdev.events import EventBus, ServerStarted, ServerStopping
 from wsdev.logs import LogWriter, configure_logging
 from wsdev.msgtrace import trace_messages
@@ -104,10 +105,13 @@ async def serve(config: Config) -> int:
 
     loop = asyncio.get_running_loop()
     interrupts = 0
+    drain = Drain(server.sessions, bus, config.drain) if config.drain and server.sessions else None
 
     def on_signal(signum: int) -> None:
         nonlocal interrupts
         interrupts += 1
+        if interrupts > 1 and drain is not None:
+            drain.cut_short()  # a second signal: stop waiting for the drain (behaviour B12)
         if interrupts > 1 and signum == signal.SIGINT:
             # A second Ctrl+C: the user has stopped waiting.
             server.kill_all()
@@ -131,6 +135,8 @@ async def serve(config: Config) -> int:
                 await reload_task
         if opener is not None:
             opener.cancel()
+        if drain is not None:
+            await drain.run()
         await server.close()
         # Whatever escaped its process group (setsid) and was adopted by us ends now (B6).
         orphans.kill_all()

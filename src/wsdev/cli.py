@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wsdev import __version__
-from wsdev.config import LOG_LEVELS, WEBSOCKETD_COMPAT_VERSION, Config
+from wsdev.config import LOG_LEVELS, RELOAD_MODES, WEBSOCKETD_COMPAT_VERSION, Config
 from wsdev.errors import ConfigError, UsageError, WsdevError
 from wsdev.flags import (
     ALIASES,
@@ -35,6 +35,7 @@ from wsdev.flags import (
 
 # Re-exported: the flag table moved to flags.py, and callers still import it from here.
 from wsdev.flags import FLAGS as FLAGS
+from wsdev.proxies import Network, TrustedProxies, parse_network, parse_trusted
 from wsdev.scripts import is_python_command, is_script_file
 
 # ---------------------------------------------------------------- parsing
@@ -147,9 +148,9 @@ def build_config(
         value = v.get(name, [])
         return value if isinstance(value, list) else []
 
-    def opt_seconds(name: str) -> float:
-        value = v.get(name, 0.0)
-        return float(value) if isinstance(value, (int, float)) else 0.0
+    def opt_seconds(name: str, default: float = 0.0) -> float:
+        value = v.get(name, default)
+        return float(value) if isinstance(value, (int, float)) else default
 
     def opt_int(name: str, default: int) -> int:
         value = v.get(name, default)
@@ -210,6 +211,9 @@ def build_config(
         raise ConfigError("--max-line-bytes must be at least 1")
     dashboard_on = stdout_isatty and not bool(v.get("no-dashboard"))
     lan = bool(v.get("lan"))
+    trusted_proxies, metrics_from = _service_options(
+        opt_list("trusted-proxy"), opt_list("metrics-from")
+    )
     unixsocket = opt_str("unixsocket")
     return Config(
         command=command,
@@ -235,7 +239,7 @@ def build_config(
         staticdir=staticdir,
         cgidir=cgidir,
         devconsole=bool(v.get("devconsole")),
-        maxforks=opt_int("maxforks", 0),
+        maxforks=opt_int("maxforks", ROOM_DEFAULTS["maxforks"] if lan else 0),
         closems=opt_int("closems", 0),
         headers=_headers("header", opt_list("header")),
         headers_ws=_headers("header-ws", opt_list("header-ws")),
@@ -247,19 +251,41 @@ def build_config(
         open_browser=bool(v.get("open")),
         console=not bool(v.get("no-console")) or bool(v.get("devconsole")),
         reload=reload_on,
+        reload_mode=_reload_mode(opt_str("reload")),
         watch=watch,
         dashboard=dashboard_on,
         max_line_bytes=opt_int("max-line-bytes", 16 * 1024 * 1024),
         handshake_timeout=opt_seconds("handshake-timeout") if "handshake-timeout" in v else 10.0,
         python_child=python_child,
-        max_per_client=opt_int("max-per-client", 0),
-        max_lifetime=opt_seconds("max-lifetime"),
-        idle_timeout=opt_seconds("idle-timeout"),
+        max_per_client=opt_int("max-per-client", ROOM_DEFAULTS["max-per-client"] if lan else 0),
+        max_lifetime=opt_seconds("max-lifetime", ROOM_DEFAULTS["max-lifetime"] if lan else 0),
+        idle_timeout=opt_seconds("idle-timeout", ROOM_DEFAULTS["idle-timeout"] if lan else 0),
         allow_hosts=_allow_hosts(opt_list("allow-host")),
         lan=lan,
         join_secret=_join_secret(opt_str("token"), lan=lan, no_token=bool(v.get("no-token"))),
         record=_record_folder(opt_str("record")),
+        drain=opt_seconds("drain"),
+        metrics=bool(v.get("metrics")) or bool(metrics_from),
+        trusted_proxies=trusted_proxies,
+        metrics_from=metrics_from,
+        names=bool(v.get("names")),
     )
+
+
+def _service_options(
+    trusted: list[str], metrics_from: list[str]
+) -> tuple[TrustedProxies, tuple[Network, ...]]:
+    """--trusted-proxy and --metrics-from, parsed once (behaviour B12)."""
+    try:
+        networks = tuple(
+            parse_network(part, "--metrics-from")
+            for value in metrics_from
+            for part in value.split(",")
+            if part.strip()
+        )
+        return parse_trusted(trusted), networks
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _existing_dir(flag: str, value: str | None) -> Path | None:
@@ -269,6 +295,16 @@ def _existing_dir(flag: str, value: str | None) -> Path | None:
     if not path.is_dir():
         raise ConfigError(f"--{flag}={value}: no such folder")
     return path.resolve()
+
+
+def _reload_mode(value: str | None) -> str:
+    """--reload=all (a save closes open connections) or --reload=new (they keep their version)."""
+    if value is None or value in RELOAD_MODES:
+        return value or "all"
+    raise ConfigError(
+        f"--reload={value}: use --reload=all (a save closes open connections with 1012)"
+        " or --reload=new (open connections keep the version they started with)"
+    )
 
 
 def _record_folder(value: str | None) -> Path | None:
@@ -292,6 +328,11 @@ def _existing_file(flag: str, value: str | None) -> Path | None:
     if not path.is_file():
         raise ConfigError(f"--{flag}={value}: no such file")
     return path.resolve()
+
+
+# The limits a room gets under --lan unless a flag says otherwise (behaviour B13, B14): enough
+# for a student's few tabs, and no tab left open all night holding a process.
+ROOM_DEFAULTS = {"maxforks": 200, "max-per-client": 8, "idle-timeout": 1800, "max-lifetime": 0}
 
 
 def _addresses(given: list[str], lan: bool) -> tuple[str, ...]:

@@ -11,10 +11,14 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from wsdev.proxies import NO_PROXIES, Network, TrustedProxies
+
 #: The websocketd release whose behaviour (and unreleased flags) wsdev reproduces.
 WEBSOCKETD_COMPAT_VERSION = "0.5.0"
 
 LOG_LEVELS = ("debug", "trace", "access", "info", "error", "fatal")
+# --reload: what a save does to open connections (behaviour D2).
+RELOAD_MODES = ("all", "new")
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,8 @@ class Config:
     open_browser: bool = False
     console: bool = True
     reload: bool = True
+    # What a save does to open connections (behaviour D2): "all" closes them, "new" keeps them.
+    reload_mode: str = "all"
     watch: tuple[Path, ...] = ()
     dashboard: bool = False  # the command line turns it on when stdout is a terminal
     max_line_bytes: int = 16 * 1024 * 1024
@@ -74,7 +80,13 @@ class Config:
     # A room on the local network (behaviour B14): --lan, and the join secret ("" for none).
     lan: bool = False
     join_secret: str = ""
+    names: bool = False  # --names: the program sees the console's name in its query (C9)
     record: Path | None = None  # --record: one transcript per connection here (behaviour H1)
+    # Running as a service: behind proxies, several instances, a service manager (behaviour B12).
+    drain: float = 0.0  # seconds live sessions get to end by themselves at shutdown
+    trusted_proxies: TrustedProxies = NO_PROXIES
+    metrics: bool = False
+    metrics_from: tuple[Network, ...] = ()  # besides loopback, who may read health and metrics
 
     @property
     def scheme(self) -> str:

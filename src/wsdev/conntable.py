@@ -12,8 +12,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from wsdev.clientgroups import ClientHeader, table_rows
 from wsdev.navigation import View
-from wsdev.tally import ConnectionStats, Tally, human_bytes, human_duration
+from wsdev.tally import ConnectionStats, Tally, human_bytes, human_duration, version_label
 
 # One colour per connection, reused round-robin by ``seq``; red is kept for errors.
 PALETTE = (
@@ -47,6 +48,7 @@ class _Column:
 
 _COLUMNS = (
     _Column("seq", "#", "right"),
+    _Column("version", "v"),  # only after a save (D2)
     _Column("remote", "remote"),
     _Column("path", "path", min_width=10, max_share=0.3),
     _Column("pid", "pid", "right"),
@@ -57,7 +59,7 @@ _COLUMNS = (
 )
 
 # Narrow screens lose columns in this order, then the byte counts, until the table fits.
-_DROP_ORDER = ("remote", "pid", "last", "age", "bytes", "path")
+_DROP_ORDER = ("remote", "pid", "last", "age", "bytes", "version", "path")
 
 
 def connections(
@@ -77,15 +79,27 @@ def connections(
 
     view = view if view is not None else View()
     count = len(live)
-    selected = view.row(live)
+    # Grouped by client when there are several (behaviour E4); the keys walk the same order.
+    shown_rows = table_rows(live)
+    live = [row for row in shown_rows if isinstance(row, ConnectionStats)]
+    selected = view.row(live)  # which also moves a selection whose connection has left
+    selected_row = None
+    if selected is not None:
+        selected_row = next(i for i, row in enumerate(shown_rows) if row is live[selected])
     room = max(height - 3, 0)  # borders and column titles
-    top = view.window(count, room, selected)
-    live = live[top : top + room]
+    # A connection first under its client's row brings that row into view with it.
+    lead = 1 if selected_row and isinstance(shown_rows[selected_row - 1], ClientHeader) else 0
+    top_row = view.window(len(shown_rows), room, selected_row, lead)
+    in_view = shown_rows[top_row : top_row + room]
+    top = sum(isinstance(row, ConnectionStats) for row in shown_rows[:top_row])
+    live = [row for row in in_view if isinstance(row, ConnectionStats)]
     if live and len(live) < count:
         title += f" · {top + 1}–{top + len(live)} shown"
-    rows = [_cells(stats, now) for stats in live]
-    columns, short_bytes = _fit(rows, width - 2)
-    widths = {column.key: _natural(column, rows, short_bytes, width) for column in columns}
+    rows = [_cells(stats, now) | _version(stats, tally.generation) for stats in live]
+    # A client's row must fit too: its name under "remote", its count under "path".
+    sizing = rows + [_header_sizes(row) for row in in_view if isinstance(row, ClientHeader)]
+    columns, short_bytes = _fit(sizing, width - 2, versions=tally.generation > 0)
+    widths = {column.key: _natural(column, sizing, short_bytes, width) for column in columns}
     if short_bytes:
         for row in rows:
             row["in"], row["out"] = _count_only(row["in"]), _count_only(row["out"])
@@ -102,10 +116,16 @@ def connections(
             max_width=None if column.flexible else widths[column.key],
         )
     chosen = view.selected
-    for stats, cells in zip(live, rows, strict=True):
+    connection_cells = iter(rows)
+    for stats in in_view:
+        if isinstance(stats, ClientHeader):
+            table.add_row(*_header_cells(stats, columns))
+            continue
+        cells = next(connection_cells)
         styles = {
             "seq": f"bold {seq_style(stats.info.seq)}",
             "last": "bold yellow" if stats.stalled_bytes else "",
+            "version": "yellow" if stats.info.generation < tally.generation else "dim",
         }
         table.add_row(
             *(Text(cells[column.key], style=styles.get(column.key, "")) for column in columns),
@@ -121,6 +141,31 @@ def connections(
         border_style="blue",
         padding=(0, 0),
     )
+
+
+def _count_label(header: ClientHeader) -> str:
+    return f"{header.count} connection{'s' if header.count != 1 else ''}"
+
+
+def _header_sizes(header: ClientHeader) -> dict[str, str]:
+    """What a client's row asks of each column's width."""
+    blank = dict.fromkeys((column.key for column in _COLUMNS), "")
+    return {**blank, "remote": header.client, "path": _count_label(header)}
+
+
+def _header_cells(header: ClientHeader, columns: list[_Column]) -> list[Text]:
+    """A client's row (behaviour E4): its name (or address) under "remote" and its count under
+    "path"; both under "path" when the screen has no room for "remote"."""
+    count = _count_label(header)
+    keys = [column.key for column in columns]
+    texts = {
+        "seq": Text("▾", style="dim"),
+        "remote": Text(header.client, style="bold"),
+        "path": Text(count, style="dim"),
+    }
+    if "remote" not in keys:
+        texts["path"] = Text.assemble((header.client, "bold"), (f" · {count}", "dim"))
+    return [texts.get(key, Text("")) for key in keys]
 
 
 def _scroll_hint(top: int, shown: int, count: int, view: View) -> Text | None:
@@ -149,7 +194,7 @@ def _cells(stats: ConnectionStats, now: float) -> dict[str, str]:
             last += f" {stats.last_preview}"
     return {
         "seq": f"#{info.seq}",
-        "remote": info.remote,
+        "remote": f"{info.client_name} · {info.remote}" if info.client_name else info.remote,
         "path": path,
         "pid": str(stats.pid) if stats.pid is not None else "-",
         "age": human_duration(now - stats.connected_at),
@@ -159,9 +204,17 @@ def _cells(stats: ConnectionStats, now: float) -> dict[str, str]:
     }
 
 
-def _fit(rows: list[dict[str, str]], width: int) -> tuple[list[_Column], bool]:
-    """The columns that fit ``width`` and whether byte counts must be left out."""
-    columns = list(_COLUMNS)
+def _version(stats: ConnectionStats, newest: int) -> dict[str, str]:
+    """The version cell: ``v3``, or ``v2 old`` for a program older than the newest save (D2)."""
+    return {"version": version_label(stats.info.generation, newest)}
+
+
+def _fit(
+    rows: list[dict[str, str]], width: int, *, versions: bool = False
+) -> tuple[list[_Column], bool]:
+    """The columns that fit ``width`` and whether byte counts must be left out; the version
+    column only when there has been a save (before one, every connection runs v1)."""
+    columns = [c for c in _COLUMNS if versions or c.key != "version"]
     short_bytes = False
     for drop in _DROP_ORDER:
         if sum(_natural(column, rows, short_bytes, width) + 2 for column in columns) <= width:

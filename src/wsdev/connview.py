@@ -11,7 +11,7 @@ from rich.text import Text
 from wsdev.conntable import seq_style
 from wsdev.entries import message_entry, stderr_entry
 from wsdev.tail import Tail
-from wsdev.tally import ConnectionStats, Tally, human_bytes, human_duration
+from wsdev.tally import ConnectionStats, Tally, human_bytes, human_duration, version_label
 
 
 def connection_view(
@@ -32,7 +32,7 @@ def connection_view(
                 traffic_height - 2,
                 empty="no messages yet",
             ),
-            title=_title(stats, now),
+            title=_title(stats, now, tally.generation),
             title_align="left",
             subtitle=_counts(stats),
             subtitle_align="right",
@@ -58,16 +58,19 @@ def connection_view(
     return parts
 
 
-def _title(stats: ConnectionStats, now: float) -> Text:
+def _title(stats: ConnectionStats, now: float, newest: int) -> Text:
     info = stats.info
     where = info.path + (f"?{info.query}" if info.query else "")
     title = Text.assemble(
         (f"#{info.seq} ", f"bold {seq_style(info.seq)}"),
         (where, "bold"),
         " (console)" if info.console else "",
-        f" · {info.remote}",
+        f" · {info.client_name} · {info.remote}" if info.client_name else f" · {info.remote}",
         f" · pid {stats.pid}" if stats.pid is not None else "",
     )
+    if newest:  # after a save: which version it runs (D2)
+        old = info.generation < newest
+        title.append(f" · {version_label(info.generation, newest)}", style="yellow" if old else "")
     if stats.ended:
         title.append(f" · {stats.ended}", style="yellow")
     else:

@@ -69,9 +69,8 @@ def page_settings(
     Under --lan the page also gets the room's link and its QR code, for the share button
     (behaviour B14): the page is only served to those who have the link already.
     """
-    room = room_settings(room_link) if room_link else None
     return {
-        "room": room,
+        **({"room": room_settings(room_link)} if room_link else {}),
         "path": endpoint_path or "/",
         "query": endpoint_query,
         "socket": CONSOLE_PREFIX + "ws",

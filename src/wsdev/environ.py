@@ -33,6 +33,8 @@ class RequestFacts:
     remote_addr: str
     remote_port: str
     remote_host: str  # the address, or its reverse-DNS name under --reverselookup
+    # Whether the client used TLS; None: as wsdev's own listener (a trusted proxy may say).
+    https: bool | None = None
 
     @property
     def raw_query(self) -> str:
@@ -78,7 +80,8 @@ def cgi_environ(
     parent: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The full environment of a program started for ``request`` (behaviour A2)."""
-    server_name, server_port = split_host_port(request.host, config.ssl)
+    https = config.ssl if request.https is None else request.https
+    server_name, server_port = split_host_port(request.host, https)
     raw_path = request.raw_path
     # One dict display: this runs before every program starts, and it is quicker than updates.
     env = {
@@ -105,7 +108,7 @@ def cgi_environ(
         "REMOTE_PORT": request.remote_port,
         "REQUEST_URI": raw_path,
     }
-    if config.ssl:
+    if https:
         env["HTTPS"] = "on"
     env.update(header_environ(request.headers))
     return env

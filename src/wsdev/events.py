@@ -72,6 +72,13 @@ class ConnectionInfo:
     generation: int = 0
     # The request's headers in order, as the program's environment has them (a recorder's).
     headers: tuple[tuple[str, str], ...] = ()
+    # The name its person gave in the console ("" when none): wsdev's, not the program's (C9).
+    client_name: str = ""
+
+    @property
+    def client(self) -> str:
+        """Who it belongs to, for people: the name given in the console, else the address."""
+        return self.client_name or self.remote
 
 
 # ---------------------------------------------------------------- server-wide events
@@ -93,12 +100,23 @@ class ServerStopping:
 
 @dataclass(frozen=True, slots=True)
 class Restarting:
-    """Watched files changed: every live connection is about to close with 1012."""
+    """Watched files changed: every live connection is about to close with 1012, or, under
+    ``--reload=new`` (``kept``), stays on the program it started with (D2)."""
 
     changed: tuple[str, ...]
     live: int
     # Restarts so far, this one included; a console compares it with its program's (D2).
     generation: int = 0
+    kept: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Draining:
+    """Shutting down with ``--drain``: new sessions are refused, live ones have ``seconds_left``
+    to end by themselves before they are closed with 1001 (behaviour B12)."""
+
+    seconds_left: int
+    live: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +232,7 @@ Event = (
     ServerStarted
     | ServerStopping
     | Restarting
+    | Draining
     | HttpRequest
     | Rejected
     | ServerError

@@ -38,6 +38,7 @@ def _value(value: Any) -> Any:
             "query": value.query,
             "pid": value.pid,
             "console": value.console,
+            "name": value.client_name,  # given in the console (behaviour C9)
         }
     if isinstance(value, ExitStatus):
         return {"status": value.describe(), "code": value.code, "signal": value.signal}

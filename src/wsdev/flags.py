@@ -73,6 +73,13 @@ FLAGS: tuple[Flag, ...] = (
     Flag("no-console", "bool", "do not serve the browser console", wsdev_only=True),
     Flag("no-reload", "bool", "do not restart programs when their files change", wsdev_only=True),
     Flag(
+        "reload",
+        "str",
+        "on a save: all (close open connections, 1012) or new (they keep their version)",
+        "MODE",
+        True,
+    ),
+    Flag(
         "watch", "list", "watch PATH for changes instead of the default, repeatable", "PATH", True
     ),
     Flag("no-dashboard", "bool", "plain websocketd log lines even on a terminal", wsdev_only=True),
@@ -126,8 +133,38 @@ FLAGS: tuple[Flag, ...] = (
         "SECONDS",
         True,
     ),
+    # Who is who (behaviour C9).
+    Flag(
+        "names",
+        "bool",
+        "let programs see the name given in the console (name= in QUERY_STRING)",
+        wsdev_only=True,
+    ),
     # Record, replay, test (behaviour H1).
     Flag("record", "str", "write each connection's transcript into DIR", "DIR", True),
+    # Running as a service (behaviour B12).
+    Flag(
+        "drain",
+        "seconds",
+        "on SIGTERM/SIGINT refuse new connections (503) and give live ones up to SECONDS",
+        "SECONDS",
+        True,
+    ),
+    Flag(
+        "trusted-proxy",
+        "list",
+        "believe Forwarded/X-Forwarded-* from ADDR, CIDR or unix, repeatable",
+        "ADDR",
+        True,
+    ),
+    Flag("metrics", "bool", "serve Prometheus metrics at /_wsdev/metrics", wsdev_only=True),
+    Flag(
+        "metrics-from",
+        "list",
+        "answer /_wsdev/health and /_wsdev/metrics for CIDR too, not only loopback",
+        "CIDR",
+        True,
+    ),
     Flag(
         "handshake-timeout",
         "seconds",

@@ -25,6 +25,7 @@ class Key(Enum):
     END = "end"
     ENTER = "enter"
     ESCAPE = "escape"
+    ROOM = "room"  # the room's QR code under --lan
 
 
 ESC = 0x1B
@@ -51,6 +52,7 @@ _SINGLE = {
     ord("\n"): Key.ENTER,
     ord("k"): Key.UP,  # as in less and vi
     ord("j"): Key.DOWN,
+    ord("q"): Key.ROOM,
 }
 
 

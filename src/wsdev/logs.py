@@ -207,6 +207,8 @@ def connection_context(
         # websocketd's name for "no Origin header" (a non-browser client).
         ("origin", conn.origin or "file:"),
     ]
+    if conn.client_name:  # the name given in the console (behaviour C9)
+        context.append(("name", conn.client_name))
     if with_pid and conn.pid is not None:
         context.append(("pid", str(conn.pid)))
     return tuple(context)
@@ -274,12 +276,14 @@ class LogWriter:
             self._on_started(event)
         elif isinstance(event, Restarting):
             files = ", ".join(event.changed)
+            done = "stay on the old version" if event.kept else "closed with 1012"
             self._log(
                 logging.INFO,
                 "server",
-                "Restarting: %s changed (%d live connection(s) closed with 1012)",
+                "Restarting: %s changed (%d live connection(s) %s)",
                 files,
                 event.live,
+                done,
             )
         elif isinstance(event, ServerStopping):
             self._log(logging.INFO, "server", "Shutting down: %s", event.reason)
@@ -316,6 +320,10 @@ class LogWriter:
             self._log(logging.INFO, "server", "Serving CGI scripts from    : %s", config.cgidir)
         for watched in event.watched:
             self._log(logging.INFO, "server", "Restarting on changes to    : %s", watched)
+        if event.watched:
+            keeps = config.reload_mode == "new"
+            mode = "new (open connections keep their version)" if keeps else "all (1012 on save)"
+            self._log(logging.INFO, "server", "Reload mode                 : %s", mode)
         for url in event.urls:
             self._log(logging.INFO, "server", "Starting WebSocket server   : %s", url)
         for url in event.console_urls:
@@ -338,6 +346,7 @@ class LogWriter:
             )
         from wsdev.lan import room_link
 
+        self._log(logging.INFO, "server", "Room limits                 : %s", room_limits(config))
         link = room_link(event.console_urls)
         if link is None:
             return
@@ -345,6 +354,17 @@ class LogWriter:
 
         self._log(logging.INFO, "server", "Room link (type or scan)    : %s", link)
         self._output.block(qr_lines(link))
+
+
+def room_limits(config: Config) -> str:
+    """The limits in force, each with its flag, as the start-up output says them (B13)."""
+    parts = [
+        f"--max-per-client={config.max_per_client}" if config.max_per_client else "",
+        f"--idle-timeout={config.idle_timeout:g}" if config.idle_timeout else "",
+        f"--max-lifetime={config.max_lifetime:g}" if config.max_lifetime else "",
+        f"--maxforks={config.maxforks}" if config.maxforks else "",
+    ]
+    return " ".join(part for part in parts if part) or "none"
 
 
 def _isatty(stream: IO[str]) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from wsdev.clientgroups import table_order
 from wsdev.events import ConnectionInfo
 from wsdev.keys import Key
 from wsdev.tally import ConnectionStats, Tally
@@ -26,6 +27,8 @@ class View:
     top: int = 0
     #: How many rows the table last showed: Page Up and Page Down move by this.
     page: int = 10
+    #: Under --lan, q flips whether the room's QR code is shown (it is, while nobody is live).
+    room_toggled: bool = False
 
     def row(self, live: Sequence[ConnectionStats]) -> int | None:
         """The selected connection's row in ``live`` (oldest first), or None."""
@@ -35,28 +38,36 @@ class View:
         for index, stats in enumerate(live):
             if stats.info is selected:
                 return index
-        # It has left: its newer neighbour takes its place, else the newest.
-        newer = next((i for i, s in enumerate(live) if s.info.seq > selected.seq), len(live) - 1)
-        self.selected = live[newer].info
-        return newer
+        # It has left: a newer one of the same client takes its place (behaviour E4), else
+        # its newer neighbour, else the newest.
+        newer = [i for i, s in enumerate(live) if s.info.seq > selected.seq]
+        same = [i for i in newer if live[i].info.client == selected.client]
+        index = (same or newer or [len(live) - 1])[0]
+        self.selected = live[index].info
+        return index
 
-    def window(self, count: int, rows: int, selected: int | None) -> int:
+    def window(self, count: int, rows: int, selected: int | None, lead: int = 0) -> int:
         """The first of ``rows`` table rows to show out of ``count``, the selection in view.
 
-        Without a selection the table follows the newest connections, at the bottom.
+        Without a selection the table follows the newest connections, at the bottom. ``lead``
+        rows above the selection belong with it (its client's row, behaviour E4): scrolling
+        up to the selection shows them too.
         """
         self.page = max(rows, 1)
         top = count - rows if selected is None else self.top
         if selected is not None:
-            if selected < top:
-                top = selected
+            if selected - lead < top:
+                top = max(selected - lead, 0) if lead < rows else selected
             elif selected >= top + rows:
                 top = selected - rows + 1
         self.top = max(0, min(top, count - rows))
         return self.top
 
     def press(self, key: Key, tally: Tally) -> None:
-        live = list(tally.live.values())
+        if key is Key.ROOM:
+            self.room_toggled = not self.room_toggled
+            return
+        live = table_order(tally.live.values())  # as the table shows them (behaviour E4)
         if self.opened is not None:
             self._in_connection(key, live)
             return
@@ -93,10 +104,14 @@ class View:
             return
         if key not in (Key.UP, Key.DOWN) or not live:
             return
-        # The previous or next live connection's view (by age, as in the table), also when
-        # the one on screen has ended meanwhile.
+        # The previous or next live connection's view, in the table's order, also when the
+        # one on screen has ended meanwhile (then by age).
         seq = opened.info.seq
-        if key is Key.UP:
+        index = next((i for i, s in enumerate(live) if s.info is opened.info), None)
+        if index is not None:
+            index += -1 if key is Key.UP else 1
+            stats = live[max(0, min(index, len(live) - 1))]
+        elif key is Key.UP:
             older = [s for s in live if s.info.seq < seq]
             stats = older[-1] if older else live[0]
         else:

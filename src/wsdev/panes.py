@@ -13,13 +13,15 @@ from rich.table import Table
 from rich.text import Text
 
 from wsdev import __version__
+from wsdev.clientgroups import table_rows
 from wsdev.config import Config
 from wsdev.conntable import connections, seq_style
 from wsdev.connview import connection_view
 from wsdev.entries import clock, stderr_entry
 from wsdev.navigation import View
+from wsdev.roompane import link_of, room_panel
 from wsdev.tail import Tail
-from wsdev.tally import Kind, LogEntry, Tally, human_bytes, human_duration
+from wsdev.tally import Kind, LogEntry, StderrEntry, Tally, human_bytes, human_duration
 
 _T = TypeVar("_T")
 
@@ -62,8 +64,16 @@ def render(
     if view is not None and view.opened is not None:
         parts += connection_view(view.opened, tally, now, width, rest)
         return Group(*parts)
+    link = link_of(tally, config)
+    if link is not None and (not tally.live) != (view is not None and view.room_toggled):
+        # Under --lan, the room's QR code until someone joins, and whenever q asks (B14).
+        room = room_panel(link, width, rest)
+        if room is not None:
+            parts.append(room)
+            return Group(*parts)
 
-    wanted = 3 + len(tally.live) if tally.live else 3  # borders, column titles, rows
+    # Borders, column titles, rows (a client's own row among them, behaviour E4).
+    wanted = 3 + len(table_rows(tally.live.values()))
     connections_height = rest if rest < 10 else min(wanted, max(4, rest // 2))
     parts.append(connections(tally, now, width, connections_height, view))
     bottom = rest - connections_height
@@ -74,14 +84,16 @@ def render(
         grid = Table.grid(expand=True)
         grid.add_column(ratio=1)
         grid.add_column(ratio=1)
-        grid.add_row(_stderr_pane(tally, bottom, wide=True), _events_pane(tally, bottom, wide=True))
+        grid.add_row(
+            _stderr_pane(tally, bottom, view, wide=True), _events_pane(tally, bottom, wide=True)
+        )
         parts.append(grid)
     elif bottom >= 6:
         stderr_height = bottom - bottom // 2
-        parts.append(_stderr_pane(tally, stderr_height, wide=width >= 60))
+        parts.append(_stderr_pane(tally, stderr_height, view, wide=width >= 60))
         parts.append(_events_pane(tally, bottom - stderr_height, wide=width >= 60))
     elif tally.stderr:
-        parts.append(_stderr_pane(tally, bottom, wide=False))
+        parts.append(_stderr_pane(tally, bottom, view, wide=False))
     else:
         parts.append(_events_pane(tally, bottom, wide=False))
     return Group(*parts)
@@ -112,6 +124,8 @@ def _header(tally: Tally, config: Config, now: float, width: int) -> list[Text]:
     if started is not None:
         urls += [Text(url, style="bold cyan") for url in started.urls]
         urls += [Text.assemble(("console ", "dim"), (url, "cyan")) for url in started.console_urls]
+        if config.lan and config.console:
+            urls.append(Text("q: the room's QR code", style="dim"))
     lines += _pack(urls, width)
 
     command = started.command if started is not None else _command(config)
@@ -124,6 +138,9 @@ def _header(tally: Tally, config: Config, now: float, width: int) -> list[Text]:
         if watched
         else Text("reload off", style="dim"),
     ]
+    if watched:  # what a save does to open connections (D2)
+        keeps = config.reload_mode == "new"
+        about.append(Text(f"--reload={config.reload_mode}", style="yellow" if keeps else "dim"))
     lines += _pack(about, width)
 
     totals = tally.totals
@@ -197,10 +214,18 @@ def _pane(title: str, body: RenderableType, height: int) -> Panel:
     )
 
 
-def _stderr_pane(tally: Tally, height: int, *, wide: bool) -> Panel:
+def _stderr_pane(tally: Tally, height: int, view: View | None, *, wide: bool) -> Panel:
     # Wrapped, never cut (behaviour E1): a traceback's file, line and error are what matter.
-    entries = [stderr_entry(entry, wide=wide) for entry in _newest(tally.stderr, height - 2)]
-    return _pane("stderr", Tail(entries, height - 2, empty="nothing on stderr yet"), height)
+    lines: Sequence[StderrEntry] = tally.stderr
+    title, empty = "stderr", "nothing on stderr yet"
+    selected = view.selected if view is not None else None
+    if selected is not None:
+        # With a connection selected, the lines of its client only (behaviour E4).
+        client = selected.client
+        lines = [entry for entry in lines if entry.client == client]
+        title, empty = f"stderr · {client}", f"nothing on stderr from {client} yet"
+    entries = [stderr_entry(entry, wide=wide) for entry in _newest(lines, height - 2)]
+    return _pane(title, Tail(entries, height - 2, empty=empty), height)
 
 
 def _events_pane(tally: Tally, height: int, *, wide: bool) -> Panel:

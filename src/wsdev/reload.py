@@ -4,7 +4,9 @@ The reloader is a supervisor loop in uvicorn's style: the watcher gathers change
 restarter closes every live connection with 1012 once per burst. A burst ends after ``QUIET_S``
 without a change (an editor's save is several writes; a formatter on save is a second save), and
 a restart is not followed by the next until the programs it closed have ended, so there is never
-more than one in flight. New connections simply run the program as it is on disk now.
+more than one in flight. New connections simply run the program as it is on disk now. Under
+``--reload=new`` the restart closes nothing (open connections keep their program), so there is
+nothing to wait for.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ IN_FLIGHT_LIMIT_S = 5.0
 
 class Restartable(Protocol):
     def restart(self, files: Sequence[str]) -> Sequence[asyncio.Future[None]]:
-        """Close every live session with 1012; returns the endings of their programs."""
+        """Close every live session with 1012 (none under --reload=new); returns the endings of
+        the programs closed."""
         ...
 
 

@@ -10,6 +10,7 @@ read, and is answered as a bad handshake.
 from __future__ import annotations
 
 import ipaddress
+from collections import Counter
 from pathlib import Path
 
 from aiohttp import web
@@ -20,6 +21,8 @@ from wsdev.events import EventBus, HttpRequest, Rejected
 from wsdev.feed import serve_feed
 from wsdev.guard import Route
 from wsdev.joinsecret import JOIN_REFUSAL, REFUSAL_PAGE, JoinSecret
+from wsdev.metrics import Metrics, health_response, may_read, metrics_response
+from wsdev.proxies import FORWARDED_PORT, as_the_client_sent
 from wsdev.restartfeed import serve_restarts
 from wsdev.sessions import (
     CONSOLE_PREFIX,
@@ -46,6 +49,8 @@ class Routes:
             from wsdev.consoletests import ConsoleTranscripts
 
             self.transcripts = ConsoleTranscripts(bus, config)
+        # Counted from the start, so the totals cover the whole run (behaviour B12).
+        self.metrics = Metrics(bus) if config.metrics else None
 
     def application(self) -> web.Application:
         app = web.Application(client_max_size=MAX_REQUEST_BODY)
@@ -55,6 +60,8 @@ class Routes:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         config = self.config
+        if config.trusted_proxies:
+            request = as_the_client_sent(request, config.trusted_proxies)
         path = request.path
         own = path.startswith(CONSOLE_PREFIX) or path == CONSOLE_PREFIX[:-1]
         headers = request.headers
@@ -107,6 +114,8 @@ class Routes:
         return self._not_found(request)
 
     async def _wsdev_route(self, request: web.Request, rest: str) -> web.StreamResponse:
+        if rest in ("health", "metrics") and request.method in ("GET", "HEAD"):
+            return self._operations(request, rest)
         if rest == "ws" and _is_upgrade(request) and self.config.serves_websocket:
             return self._bad_handshake(request)
         if rest == "events" and _is_upgrade(request):
@@ -115,7 +124,12 @@ class Routes:
             return await serve_feed(request, self.bus)
         if rest == "restarts" and _is_upgrade(request):
             # The console's notice of restarts on edit (D2); the guard let same-origin pages only.
-            return await serve_restarts(request, self.bus, lambda: self.sessions.generation)
+            return await serve_restarts(
+                request,
+                self.bus,
+                lambda: self.sessions.generation,
+                keeps_open=self.config.reload_mode == "new",
+            )
         if self.config.console:
             if rest.startswith("transcript/") and self.transcripts is not None:
                 from wsdev.consoletests import serve as serve_transcript
@@ -131,6 +145,16 @@ class Routes:
                     self._access(request, asset.status, "CONSOLE")
                     return asset
         return self._not_found(request)
+
+    def _operations(self, request: web.Request, rest: str) -> web.StreamResponse:
+        """Health and metrics, for proxies and monitoring only (behaviour B12)."""
+        if not may_read(self.config, request.remote):
+            return self._refuse(request, 403, f"/_wsdev/{rest} answers loopback clients only")
+        if rest == "health":
+            return health_response(self.sessions.draining)
+        if self.metrics is None:
+            return self._not_found(request)
+        return metrics_response(self.metrics)
 
     def _console_page(self, request: web.Request, path: str, query: str) -> web.StreamResponse:
         if not self.config.console:
@@ -151,7 +175,9 @@ class Routes:
             return None
         self._access(request, 200, "CONSOLE")
         host = request.headers.get("Host", "")
-        return listing_page(folder, path, self.config.scheme, host)
+        # Each program's live connections: under --dir a connection's command is its file.
+        live = Counter(bridge.conn.command for bridge in self.sessions.bridges)
+        return listing_page(folder, path, self.config.scheme, host, live)
 
     def _bad_handshake(self, request: web.Request) -> web.Response:
         """An upgrade the WebSocket path did not take: a clean refusal (behaviour B5)."""
@@ -275,6 +301,7 @@ async def _request_facts(request: web.Request, reverselookup: bool) -> RequestFa
     peer = request.transport.get_extra_info("peername") if request.transport else None
     remote_addr = request.remote or ""
     remote_port = str(peer[1]) if isinstance(peer, tuple) and len(peer) > 1 else ""
+    remote_port = request.get(FORWARDED_PORT, remote_port)
     remote_host = remote_addr
     if reverselookup and remote_addr:
         remote_host = await reverse_lookup(remote_addr)
@@ -287,4 +314,5 @@ async def _request_facts(request: web.Request, reverselookup: bool) -> RequestFa
         remote_addr=remote_addr,
         remote_port=remote_port,
         remote_host=remote_host,
+        https=request.secure,
     )

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from wsdev.activation import inherited_sockets, socket_url
 from wsdev.config import Config
 from wsdev.errors import ServeError
 from wsdev.events import EventBus, Restarting, ServerError
@@ -78,6 +79,13 @@ class Server:
             from wsdev.tls import server_ssl_context
 
             ssl_context = server_ssl_context(config)
+        inherited = inherited_sockets()
+        if inherited:
+            # Socket activation: the service manager's sockets, nothing bound here (behaviour B12).
+            self.urls += [socket_url(sock, config.scheme) for sock in inherited]
+            self.config = config.replace(unixsocket=None)  # its socket file is the manager's
+            self._serve(inherited, ssl_context)
+            return
         if config.unixsocket is not None:
             bound = self._bind(str(config.unixsocket), 0, unix=True)
             # websocketd 0.5.0's words for it, in the start-up line and the dashboard's header.
@@ -173,15 +181,17 @@ class Server:
         return len(self.sessions.bridges) if self.sessions is not None else 0
 
     def restart(self, files: Sequence[str]) -> list[asyncio.Task[None]]:
-        """Close every live session with 1012 and end its program in the background (D2).
+        """Close every live session with 1012 and end its program in the background (D2);
+        under --reload=new, only start a new generation: open sessions keep their program.
 
-        Returns the endings of those programs (the reloader waits for them, D2)."""
+        Returns the endings of the programs closed (the reloader waits for them, D2)."""
         sessions = self.sessions
         if sessions is None:
             return []
         generation = sessions.new_generation()
-        self.bus.publish(Restarting(tuple(files), len(sessions.bridges), generation))
-        return sessions.restart(files)
+        keep = self.config.reload_mode == "new"
+        self.bus.publish(Restarting(tuple(files), len(sessions.bridges), generation, keep))
+        return [] if keep else sessions.restart(files)
 
     async def close(self) -> None:
         """Close every session with 1001, end every program (B6), stop listening."""

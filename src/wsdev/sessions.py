@@ -15,7 +15,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import parse_qsl, quote
 
 from websockets.datastructures import Headers
@@ -26,6 +26,8 @@ from yarl import URL
 from wsdev import __version__
 from wsdev.bridge import CLOSE_INTERNAL, Bridge
 from wsdev.cleanpath import MOVED_CONTENT_TYPE, moved_body, moved_to
+from wsdev.clientname import PARAM as NAME_PARAM
+from wsdev.clientname import clean_name, with_name
 from wsdev.config import Config
 from wsdev.connection import Connection
 from wsdev.environ import RequestFacts, cgi_environ, inherited_environ, reverse_lookup
@@ -43,6 +45,7 @@ from wsdev.handshake import Handshake, switching_protocols
 from wsdev.joinsecret import JOIN_REFUSAL, JoinSecret
 from wsdev.limits import ClientTally
 from wsdev.process import Child, spawn
+from wsdev.proxies import apply_forwarding
 from wsdev.scripts import inspect_script, spawn_failure_hint
 from wsdev.sinks import ConsoleSink, PlainSink, Sink
 from wsdev.urlmap import map_url
@@ -79,6 +82,7 @@ class Target:
     path: str  # the decoded path the program is asked for
     query: str  # its query string, percent-encoded
     console: bool  # the console's envelope (``/_wsdev/ws?path=…&query=…``)
+    name: str = ""  # the name given in the console, cleaned (behaviour C9)
 
 
 class SessionManager:
@@ -106,6 +110,8 @@ class SessionManager:
         self.join = JoinSecret(config.join_secret) if config.join_secret else None
         self.room_link: str | None = None  # under --lan, set once the server listens (B14)
         self.generation = 0  # restarts on edit so far (D2)
+        # Shutting down with --drain: new sessions and CGI runs get 503 (behaviour B12).
+        self.draining = False
 
     # ------------------------------------------------------------ what a Connection asks
 
@@ -137,7 +143,8 @@ class SessionManager:
 
     def open(self, connection: Connection, engine: ServerProtocol, handshake: Handshake) -> None:
         target = _target(handshake.target)
-        facts = _facts(connection, handshake, target)
+        # Behind a trusted proxy, the client it names (behaviour B12).
+        facts = apply_forwarding(_facts(connection, handshake, target), self.config.trusted_proxies)
         if handshake.header("Sec-WebSocket-Version") != "13":
             # RFC 6455 §4.2.2: say which version wsdev speaks (the engine would answer 400).
             response = engine.reject(426, "426 this server speaks WebSocket version 13\n")
@@ -165,6 +172,9 @@ class SessionManager:
             target = _target(join.clean_target(handshake.target))
             facts = join.clean_facts(facts)
         config = self.config
+        if target.name and config.names:  # behaviour C9: the program is told who is who
+            target = _named(target)
+            facts = replace(facts, raw_path=target.raw)
         if config.script_dir is not None:
             location = None if target.console else moved_to(target.raw)
             if location is not None:
@@ -219,6 +229,8 @@ class SessionManager:
     def refusal(self) -> tuple[int, str] | None:
         """Why a request that would start a program is refused (status, reason), if it is."""
         config = self.config
+        if self.draining:
+            return 503, "server draining: try another instance"
         if config.maxforks and self.children_running >= config.maxforks:
             return 429, f"too many connections: {config.maxforks} programs already running"
         return None
@@ -268,6 +280,7 @@ class SessionManager:
             console=target.console,
             generation=self.generation,
             headers=facts.headers,
+            client_name=target.name,
         )
         if session.problem is not None:
             self._spawn_failed(session, conn, session.problem)
@@ -359,7 +372,7 @@ class SessionManager:
             self.add_headers(accepted.headers, 101)
             connection.respond(accepted)
             ConsoleSink(connection).error(reason, status)
-            code = CONSOLE_TRY_AGAIN if status == 429 else CONSOLE_REFUSED
+            code = CONSOLE_TRY_AGAIN if status in (429, 503) else CONSOLE_REFUSED
             connection.close(code, reason)
             return
         body = NOT_FOUND_BODY if status == 404 else f"{status} {reason}\n"
@@ -469,8 +482,19 @@ def _target(raw: str) -> Target:
     wanted_query = params.get("query", "")
     encoded = quote(wanted, safe="/:@!$&'()*+,;=-._~")
     return Target(
-        f"{encoded}?{wanted_query}" if wanted_query else encoded, wanted, wanted_query, True
+        f"{encoded}?{wanted_query}" if wanted_query else encoded,
+        wanted,
+        wanted_query,
+        True,
+        clean_name(params.get(NAME_PARAM, "")),
     )
+
+
+def _named(target: Target) -> Target:
+    """The console's target with its name added to the query the program sees (--names, C9)."""
+    query = with_name(target.query, target.name)
+    path = target.raw.partition("?")[0]
+    return Target(f"{path}?{query}", target.path, query, target.console, target.name)
 
 
 def decode_target(target: str) -> tuple[str, str]:
@@ -504,8 +528,6 @@ def _facts(connection: Connection, handshake: Handshake, target: Target) -> Requ
 
 
 def _with_remote_host(facts: RequestFacts, host: str) -> RequestFacts:
-    from dataclasses import replace
-
     return replace(facts, remote_host=host)
 
 

@@ -110,6 +110,7 @@ class ConsoleSink:
                 "command": conn.command,
                 "binary": binary,
                 "generation": conn.generation,
+                "name": conn.client_name,  # as wsdev keeps it (behaviour C9)
                 "env": _console_env(env),
             }
         )

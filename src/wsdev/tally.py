@@ -20,6 +20,7 @@ from wsdev.events import (
     ConnectionError_,
     ConnectionInfo,
     Disconnected,
+    Draining,
     Event,
     HttpRequest,
     MessageIn,
@@ -80,6 +81,8 @@ class StderrEntry:
     wall: float
     seq: int
     line: str
+    #: Whose connection wrote it: the console's name, else the address (behaviour E4).
+    client: str = ""
 
 
 @dataclass(slots=True)
@@ -158,6 +161,13 @@ def human_bytes(n: int) -> str:
         if value < 999.5:
             return f"{value:.1f} {unit}" if value < 9.95 else f"{value:.0f} {unit}"
     return f"{value:.0f} PB"
+
+
+def version_label(generation: int, newest: int) -> str:
+    """Which version of the program a connection runs (D2): ``v1`` before any save, and ``old``
+    once a save has given new connections a newer one (under --reload=new it keeps running)."""
+    label = f"v{generation + 1}"
+    return f"{label} old" if generation < newest else label
 
 
 def human_duration(seconds: float) -> str:
@@ -245,6 +255,8 @@ class Tally:
         self.log: deque[LogEntry] = deque(maxlen=history)
         #: Bumped by every event, so a view can tell whether anything changed since it drew.
         self.changes = 0
+        #: The newest restart generation: what a new connection runs (D2).
+        self.generation = 0
 
     @property
     def live(self) -> Mapping[str, ConnectionStats]:
@@ -292,7 +304,7 @@ class Tally:
             line = event.line.replace("\r", "").replace("\n", " ")
             if len(line) > MAX_STDERR:
                 line = f"{line[:MAX_STDERR]}… ({len(line) - MAX_STDERR} more characters)"
-            entry = StderrEntry(self._wall_clock(), event.conn.seq, line)
+            entry = StderrEntry(self._wall_clock(), event.conn.seq, line, event.conn.client)
             self.stderr.append(entry)
             if stats := self._live.get(event.conn.id):
                 stats.stderr_lines += 1
@@ -319,7 +331,8 @@ class Tally:
         )
         where = conn.path + (f"?{conn.query}" if conn.query else "")
         via = " (console)" if conn.console else ""
-        self.note(Kind.CONNECT, f"connected from {conn.remote} {where}{via}", conn.seq)
+        who = f"{conn.client_name} ({conn.remote})" if conn.client_name else conn.remote
+        self.note(Kind.CONNECT, f"connected from {who} {where}{via}", conn.seq)
 
     def _disconnected(self, event: Disconnected) -> None:
         stats = self._live.pop(event.conn.id, None)
@@ -352,10 +365,12 @@ class Tally:
             self.note(Kind.SERVER, "serving " + " ".join(event.urls or event.console_urls))
         elif isinstance(event, Restarting):
             self.totals.restarts += 1
+            self.generation = event.generation
             shown = ", ".join(event.changed[:3])
             if len(event.changed) > 3:
                 shown += f" +{len(event.changed) - 3} more"
-            closing = f", closing {event.live} connection{'s' if event.live != 1 else ''}"
+            some = f"{event.live} connection{'s' if event.live != 1 else ''}"
+            closing = f", {some} kept open" if event.kept else f", closing {some}"
             self.note(Kind.RESTART, f"{shown} changed{closing if event.live else ''}")
         elif isinstance(event, Rejected):
             self.totals.rejected += 1
@@ -374,6 +389,8 @@ class Tally:
         elif isinstance(event, ServerStopping):
             self.stopping = event.reason or "stopping"
             self.note(Kind.SERVER, f"stopping: {self.stopping}")
+        elif isinstance(event, Draining):  # behaviour B12: the drain's countdown
+            self.note(Kind.SERVER, f"draining: {event.live} left, 1001 in {event.seconds_left} s")
 
     def note(self, kind: Kind, text: str, seq: int | None = None) -> None:
         """Add a line to the event log (also for facts that come from outside the bus)."""

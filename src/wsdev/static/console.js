@@ -129,8 +129,37 @@
     return `${WS_SCHEME}://${window.location.host}${target.path}${target.query ? `?${target.query}` : ""}`;
   }
   function socketUrl(target) {
+    const name = storedName();
     return `${WS_SCHEME}://${window.location.host}${SETTINGS.socket}` +
-      `?path=${encodeURIComponent(target.path)}&query=${encodeURIComponent(target.query)}`;
+      `?path=${encodeURIComponent(target.path)}&query=${encodeURIComponent(target.query)}` +
+      (name ? `&name=${encodeURIComponent(name)}` : "");
+  }
+
+  // ------------------------------------------------------------------ your name (behaviour C9)
+  // In a room, a person gives a name so whoever runs wsdev can tell who is who. It is kept in
+  // this browser and goes with every connection as the envelope's own parameter: wsdev keeps it,
+  // and the program sees it only when wsdev runs with --names. wsdev cleans it the same way.
+  const NAME_KEY = "wsdev.name";
+  const NAME_MAX = 32;
+  function cleanName(text) {
+    const printable = String(text).replace(/[\u0000-\u001f\u007f-\u009f]/g, "").trim();
+    return Array.from(printable).slice(0, NAME_MAX).join("").trim();
+  }
+  const storedName = () => cleanName(store.get(NAME_KEY) || "");
+  function setUpName(field, changed) {
+    field.value = storedName();
+    const commit = () => {
+      const name = cleanName(field.value);
+      field.value = name;
+      if (name === storedName()) return;
+      if (name) store.set(NAME_KEY, name);
+      else store.remove(NAME_KEY);
+      changed(name);
+    };
+    field.addEventListener("change", commit);
+    field.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.isComposing) { event.preventDefault(); commit(); }
+    });
   }
   function normalizeTarget(path, query) {
     let p = path.trim() || "/";
@@ -954,6 +983,7 @@
     ui.connect.querySelector("use").setAttribute("href", offline ? "#i-plug" : "#i-unplug");
     ui.connectLabel.textContent = offline ? "Connect" : "Disconnect";
     ui.connect.title = `${offline ? "Connect" : "Disconnect"} (Alt+C)`;
+    ui.newVersion.hidden = !runsOldVersion();
     document.title = `${targetLabel(target)} · ${state} · wsdev`;
   }
 
@@ -1048,6 +1078,7 @@
       if (hello.pid !== undefined) parts.push(" · pid ", ["strong", String(hello.pid)]);
       if (hello.command) parts.push(" · ", ["chip", String(hello.command)]);
       if (hello.binary) parts.push(" · binary mode");
+      if (typeof hello.name === "string" && hello.name) parts.push(" · as ", ["strong", hello.name]);
     }
     return parts;
   }
@@ -1180,6 +1211,21 @@
   // reconnects to run the edited program.
   let restartsSeen = 0; // the newest restart generation the server has announced
   let followingRestarts = false;
+  let keepsOpen = false; // --reload=new: a save leaves a live program running (its notices say so)
+
+  // Under --reload=new a live program keeps the version it started with; the console offers
+  // to reconnect to the edited one, and only while a newer one exists.
+  function runsOldVersion() {
+    return keepsOpen && state === "open" && Boolean(session && session.hello) &&
+      !session.intentional && generationOf(session) < restartsSeen;
+  }
+
+  function keptOpen(notice) {
+    const files = Array.isArray(notice.files) ? notice.files.map(String) : [];
+    addEntry("restart", {
+      parts: [["strong", changedLabel(files)], " · this connection keeps the version it started with"],
+    });
+  }
 
   function generationOf(mine) {
     const hello = mine.hello;
@@ -1204,13 +1250,18 @@
       if (!notice || typeof notice.generation !== "number") return;
       // The first notice is this server's count so far: a new server starts again from 0.
       restartsSeen = notice.type === "restart" ? Math.max(restartsSeen, notice.generation) : notice.generation;
+      keepsOpen = notice.reload === "new";
       // A live session gets its own 1012; only a console left closed by its program needs this.
       if (notice.type === "restart" && state === "closed" && missedRestart(session)) reconnectNow();
+      else if (notice.type === "restart" && runsOldVersion()) keptOpen(notice);
+      renderStatus();
     });
     ws.addEventListener("close", () => {
       // Without the server's count, no restart can be missed (nor a reconnect repeated).
       restartsSeen = 0;
       followingRestarts = false;
+      keepsOpen = false;
+      renderStatus();
       window.setTimeout(followRestarts, RETRY_MAX_MS); // the server is away: look again later
     });
   }
@@ -1341,7 +1392,11 @@
   function setUpSharing() {
     if (!SETTINGS.room) return;
     document.getElementById("share-menu").hidden = false;
-    document.getElementById("share-qr").src = SETTINGS.room.qr;
+    const qr = el("img");
+    qr.src = SETTINGS.room.qr;
+    qr.alt = "QR code of the room's link";
+    qr.width = qr.height = 184;
+    document.getElementById("share-qr").append(qr);
     document.getElementById("share").addEventListener("click", () => toggleShare());
     document.getElementById("share-copy").addEventListener("click", () => copyText(shareLink(), `Copied ${shareLink()}`));
     document.addEventListener("click", (event) => {
@@ -1410,7 +1465,7 @@
     ui = {
       transcript: $("transcript"), jump: $("jump"), jumpText: $("jump-text"),
       input: $("input"), format: $("format"), composer: $("composer"),
-      status: $("status"), statusText: $("status-text"),
+      status: $("status"), statusText: $("status-text"), newVersion: $("new-version"),
       connect: $("connect"), connectLabel: $("connect").querySelector(".label"),
       path: $("path"), query: $("query"), targetForm: $("target"), origin: $("origin"),
       exportButton: $("export"), exportList: $("export-list"),
@@ -1441,6 +1496,7 @@
       if (state === "closed") reconnectNow();
       else disconnect();
     });
+    ui.newVersion.addEventListener("click", () => { reconnectNow(); ui.input.focus(); });
     $("clear").addEventListener("click", () => { clearTranscript(); ui.input.focus(); });
     $("theme").addEventListener("click", toggleTheme);
     $("copy-url").addEventListener("click", () => copyText(endpointUrl(target), `Copied ${endpointUrl(target)}`));
@@ -1499,6 +1555,13 @@
     connect();
     followRestarts();
     setUpSharing();
+    setUpName($("name"), (name) => {
+      // A new connection carries the new name (the program may be told it).
+      addEntry("info", { parts: name ? ["Your name is now ", ["chip", name]] : ["Your name is cleared"] });
+      attempt = 0;
+      connect(); // also in place of a connection still opening under the old name
+      ui.input.focus();
+    });
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
