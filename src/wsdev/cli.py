@@ -255,7 +255,7 @@ def build_config(
         watch=watch,
         dashboard=dashboard_on,
         max_line_bytes=opt_int("max-line-bytes", 16 * 1024 * 1024),
-        handshake_timeout=opt_seconds("handshake-timeout") if "handshake-timeout" in v else 10.0,
+        handshake_timeout=opt_seconds("handshake-timeout", 10.0),
         python_child=python_child,
         max_per_client=opt_int("max-per-client", ROOM_DEFAULTS["max-per-client"] if lan else 0),
         max_lifetime=opt_seconds("max-lifetime", ROOM_DEFAULTS["max-lifetime"] if lan else 0),
