@@ -25,6 +25,7 @@ EXPECTED_TO_FAIL = "1.2"  # binary messages: not echoed as binary in text mode
 
 
 @pytest.mark.autobahn
+@pytest.mark.slow  # about 50 s: WSDEV_SLOW=1 runs it (test_protocol_rules.py covers every rule)
 @pytest.mark.timeout(timeout(1200))
 def test_autobahn_fuzzingclient_fails_only_binary_cases(tmp_path: Path) -> None:
     env = {

@@ -80,7 +80,9 @@ ROOM_SIZE = 30
 
 async def test_thirty_consoles_each_get_a_program_of_their_own(page: Page, tmp_path: Path) -> None:
     bot = write_program(tmp_path, "bot.py", PID_BOT)
-    flags = (*FLAGS, "--address=127.0.0.1")
+    # The thirty pages share one browser, so one address: the room's per-client cap (8 by
+    # default) is lifted to let them all in.
+    flags = (*FLAGS, "--address=127.0.0.1", f"--max-per-client={ROOM_SIZE}")
     async with run_wsdev(*flags, str(bot), defaults=False) as server:
         port = (await server.wait_for_log(r"Console +: http://localhost:(\d+)/")).group(1)
         room = f"http://127.0.0.1:{port}/?join={SECRET}"
