@@ -161,3 +161,63 @@ async def test_a_stderr_flood_is_written_a_turn_at_a_time(tmp_script: ScriptWrit
     assert [line.rsplit(" | ", 1)[1] for line in logged] == [str(n) for n in range(1, lines + 1)]
     # One write per loop turn that logged something: a turn per pipe read, not per line.
     assert stream.writes < lines // 20, stream.writes
+
+
+FLOODER = f"""#!{sys.executable}
+import sys
+for line in sys.stdin:
+    if line.strip() == "flood":
+        for i in range(150_000):
+            sys.stderr.write(f"flood line {{i}} " + "x" * 60 + "\\n")
+        sys.stderr.flush()
+        print("flooded", flush=True)
+    else:
+        print(line.strip(), flush=True)
+"""
+
+
+async def test_a_log_reader_that_stops_reading_freezes_nothing(tmp_script: ScriptWriter) -> None:
+    """The log's pipe is full and its reader away: clients are still served, and once the
+    reader reads again the lines come, with a count of those the bounded backlog dropped."""
+    program = tmp_script("flooder.py", FLOODER)
+    argv = wsdev_argv(
+        "--port=0", "--address=127.0.0.1", "--no-dashboard", "--no-reload", str(program)
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=env,
+        limit=64 * 1024 * 1024,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    try:
+        port = 0
+        while not port:
+            line = await asyncio.wait_for(proc.stdout.readline(), timeout(10))
+            assert line, "wsdev exited"
+            if b"ws://127.0.0.1:" in line:
+                port = int(line.split(b"ws://127.0.0.1:")[1].split(b"/")[0])
+        # From here on nobody reads wsdev's log until the clients are done.
+        url = f"ws://127.0.0.1:{port}/"
+        async with connect(url, open_timeout=timeout(10)) as flooding:
+            await flooding.send("flood")
+            # 150,000 stderr lines (about 14 MB of log) have been read by wsdev once this comes.
+            assert await asyncio.wait_for(flooding.recv(), timeout(30)) == "flooded"
+            async with connect(url, open_timeout=timeout(10)) as other:
+                await other.send("still served")
+                assert await asyncio.wait_for(other.recv(), timeout(10)) == "still served"
+        log = b""
+        while b"log lines dropped" not in log:
+            chunk = await asyncio.wait_for(proc.stdout.read(1 << 20), timeout(30))
+            assert chunk, "the log ended without saying what was dropped"
+            log += chunk
+        text = log.decode()
+        assert "flood line 0 " in text  # the backlog kept the oldest lines, in order
+        assert text.index("flood line 0 ") < text.index("flood line 1000 ")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(proc.communicate(), timeout(20))
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0

@@ -118,7 +118,7 @@ async def serve(config: Config) -> int:
             orphans.kill_all()
             if dashboard is not None:
                 dashboard.close()  # os._exit skips atexit: leave the alternate screen now
-            log_output.flush()  # and write the log's last lines (behaviour A6)
+            log_output.close()  # and write the log's last lines (behaviour A6)
             os._exit(130)
         stop.set()
 
@@ -145,7 +145,7 @@ async def serve(config: Config) -> int:
             recorder.close()  # after the server: every connection's last lines are in
         if dashboard is not None:
             await dashboard.stop()
-        log_output.flush()
+        log_output.close()
     return 0
 
 

@@ -14,6 +14,7 @@ import atexit
 import contextlib
 import logging
 import os
+import stat
 import sys
 import time
 from datetime import datetime
@@ -65,6 +66,8 @@ logger = logging.getLogger("wsdev")
 
 # The output ``configure_logging`` installed last, flushed when the interpreter exits.
 _installed: LogOutput | None = None
+# What a log on a pipe may hold while its reader is not reading (behaviour A6).
+BACKLOG_LIMIT = 8 * 1024 * 1024
 
 
 def timestamp(when: datetime | None = None) -> str:
@@ -82,6 +85,11 @@ class LogOutput:
     another thread) a line is written at once, and whatever is still pending when the
     interpreter exits is written then (``atexit``), so no exit short of SIGKILL loses a line.
     Once the reader of the log has gone (``wsdev … | head``), lines are dropped quietly.
+
+    A log on a pipe or socket is written without blocking: a reader that stops reading for a
+    while (``wsdev … | less`` left on one page) must not freeze every connection. What the pipe
+    cannot take yet is kept, up to ``BACKLOG_LIMIT`` bytes, and written as the reader makes room;
+    past that, lines are counted and the count is logged once there is room again.
     """
 
     def __init__(self, stream: IO[str]) -> None:
@@ -90,6 +98,12 @@ class LogOutput:
         self._second = -1
         self._stamp = ""
         self._broken = False
+        self._fd = _pipe_fd(stream)
+        self._backlog = bytearray()  # bytes the pipe could not take yet
+        self._dropped = 0  # lines thrown away while the backlog was full
+        self._watching: asyncio.AbstractEventLoop | None = None
+        if self._fd >= 0:
+            os.set_blocking(self._fd, False)
 
     def stamp(self, created: float) -> str:
         second = int(created)
@@ -125,6 +139,9 @@ class LogOutput:
             return
         text = "".join(self._pending)
         self._pending.clear()
+        if self._fd >= 0:
+            self._write_pipe(text)
+            return
         try:
             self._stream.write(text)
             self._stream.flush()
@@ -135,6 +152,96 @@ class LogOutput:
                 devnull = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(devnull, self._stream.fileno())
                 os.close(devnull)
+
+    # ---------------------------------------------------------------- a log on a pipe
+
+    def _write_pipe(self, text: str) -> None:
+        if self._broken:
+            return
+        data = text.encode("utf-8", "backslashreplace")
+        if self._backlog:
+            if len(self._backlog) + len(data) > BACKLOG_LIMIT:
+                self._dropped += text.count("\n")
+            else:
+                self._backlog += data
+            return
+        written = self._send(data)
+        if written < len(data):
+            self._backlog += data[written:]
+            self._watch()
+
+    def _send(self, data: bytes | bytearray) -> int:
+        try:
+            return os.write(self._fd, data)
+        except BlockingIOError:
+            return 0
+        except OSError:  # the reader has gone: drop lines quietly from now on
+            self._broken = True
+            self._backlog.clear()
+            return len(data)
+
+    def _watch(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._finish()  # no loop to wait with: write the rest as a blocking write would
+            return
+        if self._watching is None:
+            self._watching = loop
+            loop.add_writer(self._fd, self._drain)
+
+    def _drain(self) -> None:
+        """The pipe has room: write what waited, then say how much was thrown away, if any."""
+        del self._backlog[: self._send(self._backlog)]
+        if self._backlog or self._broken:
+            if self._broken and self._watching is not None:
+                self._watching.remove_writer(self._fd)
+                self._watching = None
+            return
+        if self._watching is not None:
+            self._watching.remove_writer(self._fd)
+            self._watching = None
+        if self._dropped:
+            dropped, self._dropped = self._dropped, 0
+            now = time.time()
+            self.line(
+                now, "ERROR", "server", "", f"{dropped} log lines dropped: nobody read the log"
+            )
+
+    def _finish(self) -> None:
+        """At exit, or with no loop: what is kept goes out with blocking writes."""
+        if self._fd < 0 or self._broken:
+            return
+        if self._watching is not None:
+            with contextlib.suppress(Exception):
+                self._watching.remove_writer(self._fd)
+            self._watching = None
+        os.set_blocking(self._fd, True)
+        try:
+            while self._backlog:
+                del self._backlog[: os.write(self._fd, self._backlog)]
+        except OSError:
+            self._broken = True
+        finally:
+            os.set_blocking(self._fd, False)
+
+    def close(self) -> None:
+        """The last lines, written before wsdev exits (``atexit``); the pipe is left blocking."""
+        self.flush()
+        self._finish()
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.set_blocking(self._fd, True)
+
+
+def _pipe_fd(stream: IO[str]) -> int:
+    """The stream's descriptor if it is a pipe or a socket (a reader that may stall), else -1."""
+    try:
+        fd = stream.fileno()
+        mode = os.fstat(fd).st_mode
+    except (OSError, ValueError, AttributeError):
+        return -1
+    return fd if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) else -1
 
 
 class WebsocketdHandler(logging.Handler):
@@ -172,8 +279,8 @@ def configure_logging(config: Config, stream: IO[str] | None = None) -> LogOutpu
     # Whatever is pending when the interpreter exits is written then; only the newest output
     # is flushed, so a run that configures logging again leaves no stale stream behind.
     if _installed is not None:
-        atexit.unregister(_installed.flush)
-    atexit.register(output.flush)
+        atexit.unregister(_installed.close)
+    atexit.register(output.close)
     _installed = output
     root = logging.getLogger()
     for old in list(root.handlers):
