@@ -7,6 +7,7 @@ happens in ``static/console.js``, which speaks the envelope the server sends on 
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 from pathlib import Path
@@ -70,7 +71,7 @@ def page_settings(
     (behaviour B14): the page is only served to those who have the link already.
     """
     return {
-        **({"room": room_settings(room_link)} if room_link else {}),
+        **({"room": room_settings(room_link, config.join_secret)} if room_link else {}),
         "path": endpoint_path or "/",
         "query": endpoint_query,
         "socket": CONSOLE_PREFIX + "ws",
@@ -81,19 +82,15 @@ def page_settings(
     }
 
 
-def room_settings(link: str) -> dict[str, str]:
-    """The room's address split for the share button, and the QR code of the link."""
+@functools.lru_cache(maxsize=1)
+def room_settings(link: str, secret: str) -> dict[str, str]:
+    """The room's address for the share button, and the QR code of its link: drawn once, for
+    every console page of the run (the link does not change while wsdev runs)."""
     import segno
 
-    from wsdev.joinsecret import PARAM
-
-    base, _, query = link.partition("?")
-    secret = next(
-        (value for name, _, value in (p.partition("=") for p in query.split("&")) if name == PARAM),
-        "",
-    )
     qr = segno.make(link, error="l", micro=False).svg_data_uri(scale=4, border=2)
-    return {"origin": base.rstrip("/"), "join": secret, "link": link, "qr": qr}
+    origin = link.partition("?")[0].rstrip("/")
+    return {"origin": origin, "join": secret, "link": link, "qr": qr}
 
 
 def render_page(settings: dict[str, object]) -> str:
