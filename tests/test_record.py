@@ -6,12 +6,12 @@ import asyncio
 import base64
 import json
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
 from conftest import ScriptWriter, converse, local_config, run_wsdev, timeout
+from test_replay import wsdev_test
 from wsdev.events import EventBus
 from wsdev.recorder import Recorder
 from wsdev.server import Server
@@ -140,12 +140,12 @@ async def test_a_recorded_session_replays_and_fails_after_an_edit(
     out = tmp_path / "t"
     async with run_wsdev("--record", str(out), str(script), cwd=tmp_path) as server:
         await _one_at_a_time(f"{server.ws_url}/chat?room=7", ["one", "bye"])
-    passed = await _wsdev_test(tmp_path, str(out))
+    passed = await wsdev_test(tmp_path, str(out))
     assert passed.returncode == 0, passed.output
     assert "1 passed" in passed.output
 
     script.write_text(CHAT.replace('"echo: "', '"Echo: "'))
-    failed = await _wsdev_test(tmp_path, str(out))
+    failed = await wsdev_test(tmp_path, str(out))
     assert failed.returncode == 1
     assert 'message 2, after sent "one":' in failed.output
     assert 'expected: "echo: one"' in failed.output
@@ -167,28 +167,6 @@ async def _one_at_a_time(url: str, messages: list[str]) -> None:
             except ConnectionClosed:
                 break
         await asyncio.wait_for(ws.wait_closed(), timeout(10))
-
-
-class _Ran:
-    def __init__(self, returncode: int, output: str) -> None:
-        self.returncode = returncode
-        self.output = output
-
-
-async def _wsdev_test(cwd: Path, *args: str) -> _Ran:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wsdev",
-        "test",
-        *args,
-        cwd=cwd,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), timeout(60))
-    assert proc.returncode is not None
-    return _Ran(proc.returncode, out.decode())
 
 
 def test_record_flag_and_its_variable(tmp_path: Path) -> None:
