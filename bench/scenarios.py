@@ -649,9 +649,10 @@ def record_scenario(ctx: Context) -> list[Row]:
             goal=ratio_at_least(RECORD_GOAL),
             note="Both columns are wsdev with the same program and client as the `seq` row; "
             "`record on` writes every message into a transcript (behaviour H1) in a temporary "
-            "folder. The figure is the client's: the recorder's writer thread may still be "
-            "writing when the last message arrives, but it shares the interpreter with the "
-            "connection, so any cost it has shows here.",
+            "folder. The figure is the client's: the recorder's writer process may still be "
+            "writing when the last message arrives, but it shares the machine's cores with "
+            "wsdev, the program and the client, and wsdev hands it every message, so any cost "
+            "it has shows here.",
         )
     ]
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import re
+import signal
 from pathlib import Path
 
 import pytest
@@ -181,3 +183,68 @@ def test_record_flag_and_its_variable(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(ConfigError, match=r"--record=.*cannot make the folder"):
         build_config(parse_args(["--record", str(tmp_path / "file"), "cat"]))
+
+
+async def test_a_stalled_writer_never_holds_a_connection_back(
+    tmp_script: ScriptWriter, tmp_path: Path
+) -> None:
+    # The writer process stopped (a disk that does not answer): the flood, several times what
+    # the pipe holds, still reaches the client at once; once the writer runs again, the
+    # transcript is whole.
+    config = local_config(tmp_script("flood.sh", "#!/bin/sh\nexec seq 1 200000\n"))
+    out = tmp_path / "t"
+    out.mkdir()
+    bus = EventBus()
+    recorder = Recorder(bus, config, out)
+    os.kill(recorder.writer_pid, signal.SIGSTOP)
+    server = Server(config, bus)
+    await server.start()
+    try:
+        seen = await converse(f"ws://127.0.0.1:{server.port}/", within=timeout(30))
+        assert len(seen.messages) == 200000
+        assert recorder.written == []  # nothing written while the flood was served
+    finally:
+        os.kill(recorder.writer_pid, signal.SIGCONT)
+        await server.close()
+        recorder.close()
+    (path,) = recorder.written
+    received = [s.data for s in load(path).steps if s.kind == "received"]
+    assert received == [str(i) for i in range(1, 200001)]
+
+
+async def test_a_transcript_that_cannot_be_written_is_reported_and_the_connection_goes_on(
+    tmp_script: ScriptWriter, tmp_path: Path
+) -> None:
+    script = tmp_script("chat.py", CHAT)
+    out = tmp_path / "t"
+    async with run_wsdev("--record", str(out), str(script), cwd=tmp_path) as server:
+        out.rmdir()  # the folder is gone: the transcript cannot be made
+        seen = await converse(f"{server.ws_url}/", ["hi", "bye"])
+        assert seen.messages == ["hello ", "echo: hi", "echo: bye"]
+        await server.wait_for_log(r"cannot record connection #1: .*No such file")
+        out.mkdir()
+        again = await converse(f"{server.ws_url}/", ["bye"])
+        assert again.messages == ["hello ", "echo: bye"]
+        await server.wait_for_log("DISCONNECT", after=0)
+    assert len(list(out.iterdir())) == 1
+
+
+async def test_recording_stops_with_one_line_if_the_writer_dies(
+    tmp_script: ScriptWriter, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = local_config(tmp_script("chat.py", CHAT))
+    bus = EventBus()
+    recorder = Recorder(bus, config, tmp_path)
+    os.kill(recorder.writer_pid, signal.SIGKILL)
+    server = Server(config, bus)
+    await server.start()
+    try:
+        for _ in range(2):
+            seen = await converse(f"ws://127.0.0.1:{server.port}/", ["bye"])
+            assert seen.messages == ["hello ", "echo: bye"]
+    finally:
+        await server.close()
+        recorder.close()
+    assert recorder.written == []
+    stopped = [r.getMessage() for r in caplog.records if "recording stopped" in r.getMessage()]
+    assert len(stopped) == 1, caplog.text

@@ -59,3 +59,27 @@ async def test_a_burst_of_clients_each_gets_its_own_program(tmp_script: ScriptWr
         query, echoed, _pid = reply.decode().split()
         assert query == echoed == line.decode()
     assert len({reply.split()[-1] for reply in replies}) == CLIENTS, "a program was shared"
+
+
+async def test_a_shutdown_waits_for_the_end_of_a_connection_still_finishing(
+    tmp_script: ScriptWriter,
+) -> None:
+    # The program has exited and the client has its Close, but a background job still holds
+    # stderr open, so the session's last bookkeeping (its Disconnected event: the log line, the
+    # transcript's end) waits for stderr. A shutdown in that moment must wait for it too.
+    from conftest import converse, local_config
+    from wsdev.events import Disconnected, Event, EventBus
+    from wsdev.server import Server
+
+    script = tmp_script("leaves-a-job.sh", "#!/bin/sh\nsetsid sleep 3 >&2 &\necho bye\n")
+    bus = EventBus()
+    ended: list[Event] = []
+    bus.subscribe(lambda event: ended.append(event) if isinstance(event, Disconnected) else None)
+    server = Server(local_config(script), bus)
+    await server.start()
+    try:
+        seen = await converse(f"ws://127.0.0.1:{server.port}/")
+        assert seen.messages == ["bye"] and seen.close_code == 1000
+    finally:
+        await server.close()
+    assert len(ended) == 1, "the connection ended without its Disconnected event"

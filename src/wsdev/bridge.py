@@ -245,8 +245,8 @@ class Bridge:
         if self.state.close(Cause.PROGRAM, code, reason):
             self._sink.exited(status)
             self._connection.close(code, reason)
+            self._finish()  # first: the release hands its ending to a shutdown to wait for
             self._release()
-            self._finish()
 
     def _finish(self) -> None:
         if self._ending is None:

@@ -1,23 +1,20 @@
-"""``--record DIR``: every connection's transcript, written off the data path (behaviour H1).
-
-The recorder is one more subscriber of the event bus. Its callback only appends the event and
-its time offset to a list; once per turn of the event loop that list goes to a writer thread,
-which formats the lines (``transcript``) and writes them, one file per connection. A connection
-therefore never waits on formatting or on the disk: at worst the thread falls behind.
-"""
+"""``--record DIR``: every connection's transcript, written off the data path (behaviour H1)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
+import json
 import logging
 import os
-import queue
 import re
-import threading
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from wsdev import __version__
 from wsdev.config import Config
@@ -31,12 +28,14 @@ from wsdev.events import (
     MessagesOut,
     StderrLine,
 )
+from wsdev.recordwriter import FRAME
 from wsdev.transcript import Header, Step, dump_line, received_lines
 
 logger = logging.getLogger(__name__)
 
-# (what, connection, offset, details): what the bus callback keeps of one event.
-Item = tuple[str, ConnectionInfo, float, Any]
+PIPE_SIZE = 1 << 20
+# Past this much waiting for the writer process, connections wait for it (see _hand_over).
+BACKLOG_LIMIT = 64 << 20
 
 
 def transcript_name(conn: ConnectionInfo, started: float) -> str:
@@ -86,117 +85,208 @@ def event_lines(what: str, offset: float, details: Any) -> bytes:
 
 
 class Recorder:
-    """Writes one transcript per connection into ``folder``; ``close`` finishes them all."""
+    """Writes one transcript per connection into ``folder``; ``close`` finishes them all.
+
+    The recorder is one more subscriber of the event bus. Its callback turns each event into a
+    frame of bytes wsdev already has (a read of stdout is one frame, as read) and once per turn
+    of the event loop the turn's frames go to the writer process (``recordwriter``) in one
+    write, which never blocks: what the pipe cannot take waits in a backlog and is written as the
+    process makes room. Formatting and the disk are that process's work, on another core, so a
+    connection never waits on them (behaviour H1).
+    """
 
     def __init__(self, bus: EventBus, config: Config, folder: Path) -> None:
         self._config = config
-        self._folder = folder
         self._loop = asyncio.get_running_loop()
-        self._pending: list[Item] = []
+        self._frames: list[bytes] = []  # this turn's
         self._scheduled = False
-        self._queue: queue.SimpleQueue[list[Item] | None] = queue.SimpleQueue()
-        self._files: dict[str, IO[bytes]] = {}
+        self._backlog = bytearray()  # what the pipe could not take yet
+        self._waiting = False  # for room in the pipe
+        self._broken = False
+        self._reports = bytearray()
         self.written: list[Path] = []
-        self._thread = threading.Thread(target=self._write_loop, name="wsdev-recorder", daemon=True)
-        self._thread.start()
+        self._process = _start_writer(folder)
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._fd = self._process.stdin.fileno()
+        self._reports_fd = self._process.stdout.fileno()
+        os.set_blocking(self._fd, False)
+        os.set_blocking(self._reports_fd, False)
+        with contextlib.suppress(OSError, AttributeError):  # a larger pipe: fewer turns wait
+            fcntl.fcntl(self._fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+        self._loop.add_reader(self._reports_fd, self._read_reports)
         self._unsubscribe: Callable[[], None] = bus.subscribe(self.on_event)
 
+    @property
+    def writer_pid(self) -> int:
+        """The writer process (``recordwriter``)."""
+        return self._process.pid
+
     def on_event(self, event: Event) -> None:
-        """The bus callback: keep the event, hand the batch over at the end of this loop turn."""
+        """The bus callback: the event as a frame, handed over at the end of this loop turn."""
         if isinstance(event, MessagesOut):
             conn = event.conn
-            batch = (event.payloads, event.binary, event.block)
-            self._pending.append(("out", conn, time.monotonic() - conn.started, batch))
+            t = time.monotonic() - conn.started
+            if event.binary:
+                for payload in event.payloads:
+                    self._frame(b"B", conn.seq, t, payload)
+            else:
+                block = event.block
+                if block is None:
+                    block = b"".join([payload + b"\n" for payload in event.payloads])
+                self._frame(b"T", conn.seq, t, block)
         elif isinstance(event, MessageIn):
             conn = event.conn
-            self._pending.append(("in", conn, time.monotonic() - conn.started, event.data))
+            t = time.monotonic() - conn.started
+            data = event.data
+            if isinstance(data, str):
+                self._frame(b"S", conn.seq, t, data.encode("utf-8", "replace"))
+            else:
+                self._frame(b"s", conn.seq, t, data)
         elif isinstance(event, StderrLine):
             conn = event.conn
-            self._pending.append(("err", conn, time.monotonic() - conn.started, event.line))
+            line = event.line.encode("utf-8", "replace")
+            self._frame(b"E", conn.seq, time.monotonic() - conn.started, line)
         elif isinstance(event, Connected):
-            self._pending.append(("open", event.conn, 0.0, time.time()))
+            conn = event.conn
+            started = time.time()
+            name = transcript_name(conn, started).encode()
+            header = dump_line(header_for(conn, self._config, started).to_json()).encode()
+            self._frame(b"O", conn.seq, 0.0, name + b"\0" + header)
         elif isinstance(event, Disconnected):
             ending = (event.code, event.reason, event.by or "server", event.exit)
-            self._pending.append(("end", event.conn, event.duration, ending))
-        else:
-            return
+            lines = event_lines("end", event.duration, ending)
+            self._frame(b"X", event.conn.seq, event.duration, lines)
+
+    def _frame(self, kind: bytes, number: int, t: float, payload: bytes) -> None:
+        self._frames.append(FRAME.pack(kind, number, t, len(payload)))
+        self._frames.append(payload)
         if not self._scheduled:
             self._scheduled = True
             self._loop.call_soon(self._hand_over)
 
     def _hand_over(self) -> None:
         self._scheduled = False
-        batch, self._pending = self._pending, []
-        if batch:
-            self._queue.put(batch)
+        if not self._frames:
+            return
+        data = b"".join(self._frames)
+        self._frames.clear()
+        if self._broken:
+            return
+        if self._backlog:
+            self._backlog += data
+            if len(self._backlog) > BACKLOG_LIMIT:
+                # The disk is slower than the programs' output for a long while: recording
+                # everything is the point, so from here the connections wait for it.
+                self._write_backlog()
+            return
+        written = self._send(data)
+        if written < len(data):
+            self._backlog += data[written:]
+            if not self._waiting:
+                self._waiting = True
+                self._loop.add_writer(self._fd, self._drain)
+
+    def _send(self, data: bytes | bytearray) -> int:
+        try:
+            return os.write(self._fd, data)
+        except BlockingIOError:
+            return 0
+        except OSError as exc:  # the writer process has gone
+            self._stop_recording(exc)
+            return len(data)
+
+    def _drain(self) -> None:
+        """The pipe has room: write what waited."""
+        del self._backlog[: self._send(self._backlog)]
+        if (not self._backlog or self._broken) and self._waiting:
+            self._waiting = False
+            self._loop.remove_writer(self._fd)
+
+    def _write_backlog(self) -> None:
+        os.set_blocking(self._fd, True)
+        try:
+            while self._backlog and not self._broken:
+                del self._backlog[: self._send(self._backlog)]
+        finally:
+            os.set_blocking(self._fd, False)
+
+    def _stop_recording(self, exc: OSError) -> None:
+        if not self._broken:
+            self._broken = True
+            self._backlog.clear()
+            logger.error("recording stopped: %s", exc, extra={"category": "server"})
+
+    def _read_reports(self) -> None:
+        try:
+            chunk = os.read(self._reports_fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._loop.remove_reader(self._reports_fd)
+        self._reports += chunk
+        *lines, rest = self._reports.split(b"\n")
+        self._reports = bytearray(rest)
+        for line in lines:
+            self._report(line)
+
+    def _report(self, line: bytes | bytearray) -> None:
+        try:
+            report = json.loads(line)
+        except ValueError:
+            return
+        if "opened" in report:
+            self.written.append(Path(report["opened"]))
+        elif "failed" in report:
+            logger.error(
+                "cannot record connection #%d: %s",
+                report["failed"],
+                report.get("error", "?"),
+                extra={"category": "server"},
+            )
 
     def close(self) -> None:
         """Stop recording; returns once every transcript is written and closed."""
         self._unsubscribe()
         self._hand_over()
-        self._queue.put(None)
-        self._thread.join()
+        if self._waiting:
+            self._waiting = False
+            self._loop.remove_writer(self._fd)
+        self._write_backlog()
+        with contextlib.suppress(OSError):
+            self._loop.remove_reader(self._reports_fd)
+        process = self._process
+        assert process.stdin is not None and process.stdout is not None
+        with contextlib.suppress(OSError):
+            process.stdin.close()
+        os.set_blocking(self._reports_fd, True)
+        self._reports += process.stdout.read()
+        process.stdout.close()
+        for line in self._reports.split(b"\n"):
+            self._report(line)
+        self._reports.clear()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
-    # ------------------------------------------------------------ the writer thread
 
-    def _write_loop(self) -> None:
-        while (batch := self._queue.get()) is not None:
-            touched: set[str] = set()
-            for what, conn, offset, details in batch:
-                try:
-                    self._write(what, conn, offset, details)
-                    touched.add(conn.id)
-                except (OSError, ValueError) as exc:  # a full disk; text it cannot encode
-                    logger.error(
-                        "cannot record connection #%d: %s",
-                        conn.seq,
-                        exc,
-                        extra={"category": "server"},
-                    )
-                    self._drop(conn.id)
-            for conn_id in touched:
-                file = self._files.get(conn_id)
-                if file is None:
-                    continue
-                if file.closed:
-                    del self._files[conn_id]
-                else:
-                    file.flush()
-        for file in self._files.values():
-            file.close()
-        self._files.clear()
-
-    def _write(self, what: str, conn: ConnectionInfo, offset: float, details: Any) -> None:
-        if what == "open":
-            self._files[conn.id] = self._open(conn, details)
-            return
-        file = self._files.get(conn.id)
-        if file is None:
-            return  # its file could not be made: already said so
-        file.write(event_lines(what, offset, details))
-        if what == "end":
-            file.close()
-
-    def _open(self, conn: ConnectionInfo, started: float) -> IO[bytes]:
-        name = transcript_name(conn, started)
-        header = dump_line(header_for(conn, self._config, started).to_json()).encode()
-        path = self._folder / name
-        for attempt in range(2, 100):
-            try:
-                file = open(path, "xb")  # noqa: SIM115 - closed at the connection's end
-                break
-            except FileExistsError:
-                path = self._folder / name.replace(".jsonl", f"-{attempt}.jsonl")
-        else:
-            raise OSError(f"too many transcripts named {name}")
-        file.write(header)
-        self.written.append(path)
-        return file
-
-    def _drop(self, conn_id: str) -> None:
-        file = self._files.pop(conn_id, None)
-        if file is not None:
-            file.close()
+def _start_writer(folder: Path) -> subprocess.Popen[bytes]:
+    """The writer process, importing this very wsdev (installed or not)."""
+    env = dict(os.environ)
+    source = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (source, env.get("PYTHONPATH")) if p)
+    return subprocess.Popen(
+        [sys.executable, "-m", "wsdev.recordwriter", str(folder)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+        # Its own process group: a Ctrl+C at the terminal stops wsdev, which then lets the
+        # writer finish every transcript rather than lose their last lines.
+        start_new_session=True,
+    )
 
 
 def _relative(command: str) -> str:

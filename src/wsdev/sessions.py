@@ -92,6 +92,9 @@ class SessionManager:
         self.config = config
         self.bus = bus
         self.bridges: set[Bridge] = set()
+        # Sessions whose program has ended but whose bookkeeping (the Disconnected event: its
+        # log line, its transcript's end) is still to come; a shutdown waits for them too.
+        self._finishing: set[asyncio.Task[None]] = set()
         self.cgi_running = 0
         # Admitted sessions whose program is not started yet (waiting for a reverse lookup).
         self._starting = 0
@@ -328,6 +331,10 @@ class SessionManager:
         """A session's program has ended: it no longer counts against any limit."""
         self.bridges.discard(bridge)
         self.clients.remove(bridge.conn.remote)
+        ending = bridge.ending
+        if ending is not None and not ending.done():
+            self._finishing.add(ending)
+            ending.add_done_callback(self._finishing.discard)
 
     def _sink(self, connection: Connection, console: bool) -> Sink:
         if console:
@@ -418,6 +425,7 @@ class SessionManager:
         for bridge in list(self.bridges):
             bridge.close(code, reason)
         endings = [b.ending for b in list(self.bridges) if b.ending is not None]
+        endings += self._finishing
         if endings:
             await asyncio.gather(*endings, return_exceptions=True)
 

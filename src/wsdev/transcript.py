@@ -134,6 +134,14 @@ def received_lines(
     return first[:-1] + b'}\n{"received":'.join(lines) + b"}\n"
 
 
+def received_block(t: float, block: bytes) -> bytes:
+    """``received_lines`` of text lines as read from stdout: each followed by a newline."""
+    if len(block.translate(None, _ESCAPED_BUT_NEWLINE)) == len(block):
+        first = f'{{"t":{t:.6f},"received":"'.encode()
+        return b"".join((first, block[:-1].replace(b"\n", _TEXT_BETWEEN), b'"}\n'))
+    return received_lines(t, block[:-1].split(b"\n"), False)
+
+
 _TEXT_BETWEEN = b'"}\n{"received":"'
 _BINARY_BETWEEN = b'","binary":true}\n{"received":"'
 
