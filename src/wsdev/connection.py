@@ -71,7 +71,7 @@ class Sessions(Protocol):
     def wants(self, target: str) -> bool:
         """Whether a WebSocket upgrade of this target goes to a program's session."""
 
-    def open(self, connection: Connection, engine: ServerProtocol, handshake: Handshake) -> None:
+    def open(self, connection: Connection, handshake: Handshake) -> None:
         """Answer the handshake: refuse it, or start the program and ``attach`` its bridge."""
 
     def http_protocol(self) -> asyncio.Protocol:
@@ -94,6 +94,7 @@ class Connection(asyncio.Protocol):
         "_receiver",
         "_reported",
         "_sessions",
+        "_upgrading",
         "_write_eof_sent",
         "transport",
     )
@@ -104,6 +105,7 @@ class Connection(asyncio.Protocol):
         self._head = bytearray()
         self._head_timer: asyncio.TimerHandle | None = None
         self._engine: ServerProtocol | None = None
+        self._upgrading = False  # the head is a handshake, answered or about to be
         self._receiver: Receiver | None = None
         self._early = b""
         self._bridge: Bridge | None = None
@@ -128,7 +130,7 @@ class Connection(asyncio.Protocol):
         if receiver is not None:
             receiver.feed(data)
             return
-        if self._engine is not None:
+        if self._upgrading:
             self._early += data  # frames sent before the program has started
             return
         head = self._head
@@ -159,17 +161,29 @@ class Connection(asyncio.Protocol):
             self._to_http()
             return
         self._stop_head_timer()
-        # The head is read: the engine starts where the frames start.
-        limit = self._sessions.max_message_size
-        engine = self._engine = ServerProtocol(state=State.OPEN, max_size=limit, logger=ENGINE_LOG)
+        self._upgrading = True
         self._early = bytes(head[end + 4 :])  # frames that came with the handshake
         self._head = bytearray()
-        self._sessions.open(self, engine, handshake)
+        self._sessions.open(self, handshake)
 
-    def eof_received(self) -> bool | None:
+    def engine(self) -> ServerProtocol:
+        """The WebSocket engine, from where the frames start; made when first needed.
+
+        A plain handshake needs it only once its program has started, so it is made then,
+        while the program starts, not before (the client's first message waits for that).
+        """
         engine = self._engine
         if engine is None:
-            return None  # a request never finished: nothing to answer
+            limit = self._sessions.max_message_size
+            engine = self._engine = ServerProtocol(
+                state=State.OPEN, max_size=limit, logger=ENGINE_LOG
+            )
+        return engine
+
+    def eof_received(self) -> bool | None:
+        if not self._upgrading:
+            return None  # a request never finished (or was refused): nothing to answer
+        engine = self.engine()
         engine.receive_eof()
         self._flush(engine)
         self._report_client_end(1006)
@@ -204,7 +218,7 @@ class Connection(asyncio.Protocol):
         """The handshake timeout (B15): a partial head gets 408, a silent client just a close."""
         self._head_timer = None
         transport = self.transport
-        if transport is None or transport.is_closing() or self._engine is not None:
+        if transport is None or transport.is_closing() or self._upgrading:
             return
         limit = self._sessions.handshake_timeout
         logger.debug("request head not complete within %ss: connection closed", limit)
@@ -219,14 +233,16 @@ class Connection(asyncio.Protocol):
         if transport is None or transport.is_closing():
             return
         transport.write(response.serialize())
-        if response.status_code != 101:
+        if response.status_code == 101:
+            self.engine()  # from here on, frames
+        else:
+            self._upgrading = False
             self._engine = None
             transport.close()
 
     def attach(self, bridge: Bridge) -> None:
         """From now on this connection's messages go to ``bridge`` (those that came early too)."""
-        engine = self._engine
-        assert engine is not None
+        engine = self.engine()
         self._bridge = bridge
         self._receiver = Receiver(engine, self._sessions.max_message_size, self)
         early, self._early = self._early, b""

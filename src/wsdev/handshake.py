@@ -6,10 +6,10 @@ characters. What matches is a handshake wsdev answers itself; anything else goes
 which answers it as HTTP (a malformed request gets its 400 there).
 
 Most handshakes are plain: one Host, Upgrade, Connection, key and version each, as every client
-sends them. ``switching_protocols`` answers those without the engine's general header parsing
-(a good part of a short connection's own time); any other goes to the engine's ``accept``, which
-knows every rule and answers what breaks one with the right status. The tests check that both
-give the same answer.
+sends them. ``plain_key`` and ``accept_plain`` answer those without the engine's general header
+parsing (a good part of a short connection's own time); any other goes to the engine's
+``accept``, which knows every rule and answers what breaks one with the right status. The tests
+check that both give the same answer.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import base64
 import binascii
 import email.utils
 import re
+import time
 from typing import NamedTuple
 
 from websockets.datastructures import Headers
@@ -80,8 +81,8 @@ def read_request(head: bytes) -> Handshake | None:
     return Handshake(request_line[1].decode("ascii"), tuple(headers), raw, counts, first)
 
 
-def switching_protocols(handshake: Handshake) -> Response | None:
-    """The 101 the engine's ``accept`` gives a plain handshake, or None for any other."""
+def plain_key(handshake: Handshake) -> str | None:
+    """The key of a plain handshake (``accept_plain`` answers it), or None for any other."""
     counts = handshake.counts
     if any(counts.get(name) != 1 for name in _SINGLE):
         return None
@@ -98,9 +99,36 @@ def switching_protocols(handshake: Handshake) -> Response | None:
             return None
     except (binascii.Error, ValueError):
         return None
+    return key
+
+
+def accept_plain(key: str) -> Response:
+    """The 101 the engine's ``accept`` gives a plain handshake with this key.
+
+    Built once the program has started rather than before: a short connection's first message
+    waits for the program, so what can be done while it starts is done then.
+    """
     headers = Headers()
-    headers["Date"] = email.utils.formatdate(usegmt=True)
+    headers["Date"] = http_date()
     headers["Upgrade"] = "websocket"
     headers["Connection"] = "Upgrade"
     headers["Sec-WebSocket-Accept"] = accept_key(key)
     return Response(101, "Switching Protocols", headers)
+
+
+def switching_protocols(handshake: Handshake) -> Response | None:
+    """The 101 the engine's ``accept`` gives a plain handshake, or None for any other."""
+    key = plain_key(handshake)
+    return accept_plain(key) if key is not None else None
+
+
+_date = (0, "")
+
+
+def http_date() -> str:
+    """Now as an HTTP date: the same string all second, so it is formatted once a second."""
+    global _date
+    second = int(time.time())
+    if _date[0] != second:
+        _date = (second, email.utils.formatdate(second, usegmt=True))
+    return _date[1]

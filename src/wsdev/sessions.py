@@ -16,11 +16,11 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from urllib.parse import parse_qsl, quote
 
 from websockets.datastructures import Headers
 from websockets.http11 import Response
-from websockets.server import ServerProtocol
 from yarl import URL
 
 from wsdev import __version__
@@ -41,7 +41,7 @@ from wsdev.events import (
     SpawnFailed,
 )
 from wsdev.guard import Guard, Route
-from wsdev.handshake import Handshake, switching_protocols
+from wsdev.handshake import Handshake, accept_plain, plain_key
 from wsdev.joinsecret import JOIN_REFUSAL, JoinSecret
 from wsdev.limits import ClientTally
 from wsdev.process import Child, spawn
@@ -144,32 +144,39 @@ class SessionManager:
             return target.partition("?")[0] == CONSOLE_SOCKET
         return True
 
-    def open(self, connection: Connection, engine: ServerProtocol, handshake: Handshake) -> None:
+    def open(self, connection: Connection, handshake: Handshake) -> None:
         target = _target(handshake.target)
         # Behind a trusted proxy, the client it names (behaviour B12).
         facts = apply_forwarding(_facts(connection, handshake, target), self.config.trusted_proxies)
         if handshake.header("Sec-WebSocket-Version") != "13":
             # RFC 6455 §4.2.2: say which version wsdev speaks (the engine would answer 400).
-            response = engine.reject(426, "426 this server speaks WebSocket version 13\n")
-            response.headers["Sec-WebSocket-Version"] = "13"
-            self._respond(connection, engine, response, facts, "BAD HANDSHAKE")
+            body = "426 this server speaks WebSocket version 13\n"
+            refused = connection.engine().reject(426, body)
+            refused.headers["Sec-WebSocket-Version"] = "13"
+            self._respond(connection, refused, facts, "BAD HANDSHAKE")
             return
-        response = switching_protocols(handshake) or engine.accept(handshake.request())
-        if response.status_code != 101:
-            response.headers["Sec-WebSocket-Version"] = "13"
-            self._respond(connection, engine, response, facts, "BAD HANDSHAKE")
-            return
+        key = plain_key(handshake)
+        if key is not None:
+            # The 101 itself is made once the program has started (``_started``).
+            accepted: Callable[[], Response] = partial(accept_plain, key)
+        else:
+            unusual = connection.engine().accept(handshake.request())
+            if unusual.status_code != 101:
+                unusual.headers["Sec-WebSocket-Version"] = "13"
+                self._respond(connection, unusual, facts, "BAD HANDSHAKE")
+                return
+            accepted = partial(_same, unusual)
         route = Route.OWN if target.console else Route.PROGRAM
         forbidden = self.guard.refusal(
             route, handshake.header("Host"), handshake.first.get("origin")
         )
         if forbidden is not None:
-            self._refuse(connection, engine, response, facts, target, 403, forbidden)
+            self._refuse(connection, accepted, facts, target, 403, forbidden)
             return
         join = self.join
         if join is not None:
             if not join.admits(handshake.target.partition("?")[2], handshake.header("Cookie")):
-                self._refuse(connection, engine, response, facts, target, 403, JOIN_REFUSAL)
+                self._refuse(connection, accepted, facts, target, 403, JOIN_REFUSAL)
                 return
             # The secret is wsdev's: the program sees neither its query parameter nor its cookie.
             target = _target(join.clean_target(handshake.target))
@@ -181,11 +188,11 @@ class SessionManager:
         if config.script_dir is not None:
             location = None if target.console else moved_to(target.raw)
             if location is not None:
-                self._moved(connection, engine, facts, location)
+                self._moved(connection, facts, location)
                 return
             match = map_url(config.script_dir, target.path)
             if match is None:
-                self._refuse(connection, engine, response, facts, target, 404, "")
+                self._refuse(connection, accepted, facts, target, 404, "")
                 return
             argv: Sequence[str] = (str(match.file),)
             script_name, path_info = match.script_name, match.path_info
@@ -202,12 +209,11 @@ class SessionManager:
             if per_client is not None:
                 why = 429, per_client
         if why is not None:
-            self._refuse(connection, engine, response, facts, target, *why)
+            self._refuse(connection, accepted, facts, target, *why)
             return
         session = _Pending(
             connection,
-            engine,
-            response,
+            accepted,
             facts,
             target,
             argv,
@@ -257,13 +263,16 @@ class SessionManager:
         self._start(session)
 
     def _start(self, session: _Pending) -> None:
-        """The one place a session's environment and record are built and its program started."""
+        """The one place a session's environment and record are built and its program started.
+
+        The program is started first: the client's first message waits for it, while the
+        record of the session (and the 101) can be made while it starts.
+        """
         config = self.config
-        target, facts = session.target, session.facts
         unique_id, seq = self.ids.next()
         env = cgi_environ(
             config,
-            facts,
+            session.facts,
             script_name=session.script_name,
             path_info=session.path_info,
             unique_id=unique_id,
@@ -271,6 +280,14 @@ class SessionManager:
         )
         if session.python and "PYTHONUNBUFFERED" not in env:
             env["PYTHONUNBUFFERED"] = "1"  # B9, for each Python script of --dir
+        started = time.monotonic()
+        child: Child | OSError | None = None
+        if session.problem is None:
+            try:
+                child = spawn(session.argv, env)
+            except OSError as exc:
+                child = exc
+        target, facts = session.target, session.facts
         conn = ConnectionInfo(
             id=unique_id,
             seq=seq,
@@ -281,17 +298,15 @@ class SessionManager:
             origin=session.engine_origin,
             command=config.command_display if config.script_dir is None else session.argv[0],
             console=target.console,
+            started=started,
             generation=self.generation,
             headers=facts.headers,
             client_name=target.name,
         )
-        if session.problem is not None:
+        if child is None:
+            assert session.problem is not None
             self._spawn_failed(session, conn, session.problem)
             return
-        try:
-            child: Child | OSError = spawn(session.argv, env)
-        except OSError as exc:
-            child = exc
         self._started(session, conn, env, child)
 
     def _started(
@@ -310,8 +325,7 @@ class SessionManager:
             return
         config = self.config
         connection, target = session.connection, session.target
-        self.add_headers(session.response.headers, 101)
-        connection.respond(session.response)
+        self._accept(connection, session.response())
         bridge = Bridge(
             connection=connection,
             sink=self._sink(connection, target.console),
@@ -344,8 +358,7 @@ class SessionManager:
     def _spawn_failed(self, session: _Pending, conn: ConnectionInfo, why: str) -> None:
         """The client hears why with a Close 1011 (and the console, the reason itself)."""
         connection = session.connection
-        self.add_headers(session.response.headers, 101)
-        connection.respond(session.response)
+        self._accept(connection, session.response())
         message = f"cannot run {session.argv[0]}: {why}"
         self.bus.publish(Connected(conn))
         self.bus.publish(SpawnFailed(conn, message))
@@ -359,8 +372,7 @@ class SessionManager:
     def _refuse(
         self,
         connection: Connection,
-        engine: ServerProtocol,
-        accepted: Response,
+        accepted: Callable[[], Response],
         facts: RequestFacts,
         target: Target,
         status: int,
@@ -376,32 +388,28 @@ class SessionManager:
         if target.console and status != 403:
             # The console cannot read an HTTP status: accept, explain in its envelope, close.
             # A 403 (behaviour B10) answers a page that is not the console: it gets the status.
-            self.add_headers(accepted.headers, 101)
-            connection.respond(accepted)
+            self._accept(connection, accepted())
             ConsoleSink(connection).error(reason, status)
             code = CONSOLE_TRY_AGAIN if status in (429, 503) else CONSOLE_REFUSED
             connection.close(code, reason)
             return
         body = NOT_FOUND_BODY if status == 404 else f"{status} {reason}\n"
-        response = engine.reject(status, sendable_text(body))
+        response = connection.engine().reject(status, sendable_text(body))
         self.add_headers(response.headers, status)
         connection.respond(response)
 
-    def _moved(
-        self, connection: Connection, engine: ServerProtocol, facts: RequestFacts, location: str
-    ) -> None:
+    def _moved(self, connection: Connection, facts: RequestFacts, location: str) -> None:
         """A ``--dir`` path with ``.``/``..`` segments or doubled slashes: 301 to the cleaned
         path, as websocketd answers (behaviour A5)."""
-        response = engine.reject(301, moved_body(location))
+        response = connection.engine().reject(301, moved_body(location))
         del response.headers["Content-Type"]
         response.headers["Content-Type"] = MOVED_CONTENT_TYPE
         response.headers["Location"] = location
-        self._respond(connection, engine, response, facts, "REDIRECT")
+        self._respond(connection, response, facts, "REDIRECT")
 
     def _respond(
         self,
         connection: Connection,
-        engine: ServerProtocol,
         response: Response,
         facts: RequestFacts,
         kind: str,
@@ -409,6 +417,10 @@ class SessionManager:
         self.add_headers(response.headers, response.status_code)
         url = _url(self.config, facts)
         self.bus.publish(HttpRequest("GET", url, facts.remote_addr, response.status_code, kind))
+        connection.respond(response)
+
+    def _accept(self, connection: Connection, response: Response) -> None:
+        self.add_headers(response.headers, 101)
         connection.respond(response)
 
     def add_headers(self, headers: Headers, status: int) -> None:
@@ -451,8 +463,7 @@ class _Pending:
     """An admitted session on its way to its program's start."""
 
     connection: Connection
-    engine: ServerProtocol
-    response: Response
+    response: Callable[[], Response]  # the 101, made when it is sent
     facts: RequestFacts
     target: Target
     argv: Sequence[str]
@@ -464,6 +475,10 @@ class _Pending:
     @property
     def engine_origin(self) -> str:
         return _header(self.facts, "Origin")
+
+
+def _same(response: Response) -> Response:
+    return response
 
 
 def sendable_text(text: str) -> str:

@@ -67,8 +67,11 @@ class SocketStream(asyncio.Transport):
         if self._closing:
             return
         self._reading = True
-        self._loop.add_reader(self._fd, self._read_ready)
+        # The request usually came with the connection: it is read (and a short connection's
+        # program started) before the socket is watched, which can wait that long.
         self._read_ready()
+        if self._reading and not self._closing and not self._closed:
+            self._loop.add_reader(self._fd, self._read_ready)
 
     # ------------------------------------------------------------ reading
 
