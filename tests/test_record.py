@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import re
 import signal
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
 from conftest import ScriptWriter, converse, local_config, run_wsdev, timeout
 from test_replay import wsdev_test
+from wsdev.config import Config
 from wsdev.events import EventBus
 from wsdev.recorder import Recorder
 from wsdev.server import Server
@@ -34,6 +37,24 @@ for line in sys.stdin:
 
 def _lines(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@contextlib.asynccontextmanager
+async def recording(
+    config: Config, folder: Path, before_start: Callable[[Recorder], object] = lambda r: None
+) -> AsyncIterator[tuple[int, Recorder]]:
+    """wsdev's server with a recorder into ``folder``, in this loop: (its port, the recorder).
+    On leaving, the server closes, then the recorder, as wsdev's shutdown does."""
+    bus = EventBus()
+    recorder = Recorder(bus, config, folder)
+    before_start(recorder)
+    server = Server(config, bus)
+    await server.start()
+    try:
+        yield server.port, recorder
+    finally:
+        await server.close()
+        recorder.close()
 
 
 async def test_every_connection_writes_its_transcript(
@@ -85,17 +106,10 @@ async def test_every_connection_writes_its_transcript(
 
 async def test_binary_messages_are_base64_and_read_back(tmp_path: Path) -> None:
     config = local_config(Path("/bin/cat"), "--binary")
-    bus = EventBus()
-    recorder = Recorder(bus, config, tmp_path)
-    server = Server(config, bus)
-    await server.start()
-    try:
+    async with recording(config, tmp_path) as (port, recorder):
         payload = bytes(range(256))
-        seen = await converse(f"ws://127.0.0.1:{server.port}/b", [payload], read=1)
+        seen = await converse(f"ws://127.0.0.1:{port}/b", [payload], read=1)
         assert seen.messages == [payload]
-    finally:
-        await server.close()
-        recorder.close()
     (path,) = recorder.written
     raw = _lines(path)
     assert raw[0]["mode"] == "binary"
@@ -120,16 +134,8 @@ async def test_text_that_needs_escaping_survives_a_flood(
         "print('quote \" back \\\\ tab \\t é ✓')\n"
         "sys.stdout.flush()\n",
     )
-    config = local_config(script)
-    bus = EventBus()
-    recorder = Recorder(bus, config, tmp_path)
-    server = Server(config, bus)
-    await server.start()
-    try:
-        seen = await converse(f"ws://127.0.0.1:{server.port}/", within=timeout(20))
-    finally:
-        await server.close()
-        recorder.close()
+    async with recording(local_config(script), tmp_path) as (port, recorder):
+        seen = await converse(f"ws://127.0.0.1:{port}/", within=timeout(20))
     received = [s.data for s in load(recorder.written[0]).steps if s.kind == "received"]
     assert received == seen.messages
     assert received[-1] == 'quote " back \\ tab \t é ✓'
@@ -194,19 +200,17 @@ async def test_a_stalled_writer_never_holds_a_connection_back(
     config = local_config(tmp_script("flood.sh", "#!/bin/sh\nexec seq 1 200000\n"))
     out = tmp_path / "t"
     out.mkdir()
-    bus = EventBus()
-    recorder = Recorder(bus, config, out)
-    os.kill(recorder.writer_pid, signal.SIGSTOP)
-    server = Server(config, bus)
-    await server.start()
-    try:
-        seen = await converse(f"ws://127.0.0.1:{server.port}/", within=timeout(30))
-        assert len(seen.messages) == 200000
-        assert recorder.written == []  # nothing written while the flood was served
-    finally:
-        os.kill(recorder.writer_pid, signal.SIGCONT)
-        await server.close()
-        recorder.close()
+
+    def stop_the_writer(recorder: Recorder) -> None:
+        os.kill(recorder.writer_pid, signal.SIGSTOP)
+
+    async with recording(config, out, stop_the_writer) as (port, recorder):
+        try:
+            seen = await converse(f"ws://127.0.0.1:{port}/", within=timeout(30))
+            assert len(seen.messages) == 200000
+            assert recorder.written == []  # nothing written while the flood was served
+        finally:
+            os.kill(recorder.writer_pid, signal.SIGCONT)
     (path,) = recorder.written
     received = [s.data for s in load(path).steps if s.kind == "received"]
     assert received == [str(i) for i in range(1, 200001)]
@@ -232,19 +236,59 @@ async def test_a_transcript_that_cannot_be_written_is_reported_and_the_connectio
 async def test_recording_stops_with_one_line_if_the_writer_dies(
     tmp_script: ScriptWriter, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    def kill_the_writer(recorder: Recorder) -> None:
+        os.kill(recorder.writer_pid, signal.SIGKILL)
+
     config = local_config(tmp_script("chat.py", CHAT))
-    bus = EventBus()
-    recorder = Recorder(bus, config, tmp_path)
-    os.kill(recorder.writer_pid, signal.SIGKILL)
-    server = Server(config, bus)
-    await server.start()
-    try:
+    async with recording(config, tmp_path, kill_the_writer) as (port, recorder):
         for _ in range(2):
-            seen = await converse(f"ws://127.0.0.1:{server.port}/", ["bye"])
+            seen = await converse(f"ws://127.0.0.1:{port}/", ["bye"])
             assert seen.messages == ["hello ", "echo: bye"]
-    finally:
-        await server.close()
-        recorder.close()
     assert recorder.written == []
     stopped = [r.getMessage() for r in caplog.records if "recording stopped" in r.getMessage()]
     assert len(stopped) == 1, caplog.text
+
+
+def test_the_writer_process_reads_frames_however_they_are_cut(tmp_path: Path) -> None:
+    import io
+    import threading
+
+    from wsdev.recordwriter import FRAME, run
+
+    def frame(kind: bytes, t: float, payload: bytes) -> bytes:
+        return FRAME.pack(kind, 7, t, len(payload)) + payload
+
+    header = b'{"wsdev":"0","format":1,"command":"x","path":"/"}\n'
+    frames = b"".join(
+        [
+            frame(b"O", 0.0, b"a.jsonl\0" + header),
+            frame(b"T", 0.5, b'one\ntwo "quoted"\n'),
+            frame(b"S", 0.75, "é".encode()),
+            frame(b"B", 1.0, b"\x00\xff"),
+            frame(b"E", 1.25, b"oops"),
+            frame(b"X", 1.5, b'{"t":1.5,"close":1000,"reason":"","by":"client"}\n'),
+        ]
+    )
+    read_end, write_end = os.pipe()
+
+    def feed() -> None:
+        for at in range(0, len(frames), 7):  # cut everywhere, headers included
+            os.write(write_end, frames[at : at + 7])
+        os.close(write_end)
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    reports = io.BytesIO()
+    run(tmp_path, read_end, reports)
+    feeder.join()
+    os.close(read_end)
+    assert json.loads(reports.getvalue()) == {"opened": str(tmp_path / "a.jsonl")}
+    steps = [(s.kind, s.data) for s in load(tmp_path / "a.jsonl").steps]
+    assert steps == [
+        ("received", "one"),
+        ("received", 'two "quoted"'),
+        ("sent", "é"),
+        ("received", b"\x00\xff"),
+        ("stderr", "oops"),
+        ("close", 1000),
+    ]

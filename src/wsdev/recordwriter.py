@@ -72,7 +72,7 @@ class TranscriptFiles:
 
     def flush(self) -> None:
         """After each read of stdin: what was handed over is on disk for a reader to see."""
-        for number in self._touched:
+        for number in list(self._touched):  # a failure takes its number out
             file = self._files.get(number)
             if file is not None:
                 try:
