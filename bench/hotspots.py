@@ -1,6 +1,6 @@
 """Profile wsdev under one benchmark load with py-spy and print where its time goes.
 
-    python bench/hotspots.py [--scenario seq|connect|pipe|rtt|hold] [--seconds 10] [--top 15]
+    python bench/hotspots.py [--scenario seq|connect|pipe|rtt|hold|burst] [--seconds 10] [--top 15]
 
 wsdev runs under ``py-spy record`` (``pip install py-spy``) while the benchmark client repeats
 the scenario's load; the samples (idle time excluded) are summed per function, both as self time
@@ -49,6 +49,7 @@ LOADS = {
     "pipe": Load(("cat",), True, lambda c, port: c.run("pipe", port, 100, 65536, 131072)),
     "rtt": Load(("cat",), False, lambda c, port: c.run("rtt", port, 5000, 100, 16)),
     "hold": Load(("cat",), False, _hold_round),
+    "burst": Load(("cat",), False, lambda c, port: c.run("burst", port, 300, limit=120)),
 }
 # A frame of Python's import machinery: the sample was taken while a module was imported.
 _IMPORTING = "(<frozen importlib._bootstrap"
