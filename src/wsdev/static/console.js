@@ -191,16 +191,6 @@
 
   function span(cls, text) { return el("span", cls, text); }
 
-  const SVG_NS = "http://www.w3.org/2000/svg";
-  function icon(id) {
-    const svg = document.createElementNS(SVG_NS, "svg");
-    svg.setAttribute("aria-hidden", "true");
-    const use = document.createElementNS(SVG_NS, "use");
-    use.setAttribute("href", `#${id}`);
-    svg.append(use);
-    return svg;
-  }
-
   function primitive(value) {
     if (isRaw(value)) return span("n", value.rawJSON);
     if (typeof value === "string") return span("s", JSON.stringify(value));
@@ -417,6 +407,7 @@
     if (entry.parts) entry.text = partsText(entry.parts);
     entries.push(entry);
     journal.add(entry);
+    addedSinceDraw++;
     if (!NOTE_KINDS.has(kind) && !following && !stickToBottom) unseen++;
     scheduleRender();
     return entry;
@@ -448,8 +439,34 @@
     window.setTimeout(flushRender, 250);
   }
 
+  // During a flood (more new lines between two drawings than a screen shows) each drawing
+  // replaces every row in view, and drawing (rows, layout, paint) is what a flood costs the
+  // page. So it draws at most every FLOOD_DRAW_MS then, leaving the time to the messages, and
+  // not in the frame that answers a key, so typing stays prompt. A few lines at a time are
+  // drawn at the next frame, as always (behaviour C6).
+  const FLOOD_LINES = 40;
+  const FLOOD_DRAW_MS = 60;
+  const KEY_FRAME_MS = 35;
+  let addedSinceDraw = 0;
+  let lastDrawAt = 0;
+  let lastKeyAt = -Infinity;
+  let drawTimer = null;
+
+  function flooding() {
+    return addedSinceDraw > FLOOD_LINES;
+  }
+
+  function drawLater(wait) {
+    if (drawTimer !== null) return;
+    drawTimer = window.setTimeout(() => { drawTimer = null; flushRender(); }, wait);
+  }
+
   function flushRender() {
     if (!renderScheduled || !ui.transcript) return;
+    if (flooding() && !stickToBottom) {
+      const wait = Math.max(lastDrawAt + FLOOD_DRAW_MS, lastKeyAt + KEY_FRAME_MS) - performance.now();
+      if (wait > 1) { drawLater(wait); return; }
+    }
     renderScheduled = false;
     if (entries.length > MAX_ENTRIES) {
       const drop = entries.length - MAX_ENTRIES;
@@ -465,6 +482,8 @@
       unseen = 0;
     }
     view.render(follow);
+    addedSinceDraw = 0;
+    lastDrawAt = performance.now();
     document.body.classList.toggle("has-entries", entries.length > 0);
     if (droppedFromWindow) ui.markerText.textContent = `${plural(droppedFromWindow, "earlier line")} not shown`;
     ui.marker.hidden = droppedFromWindow === 0;
@@ -603,7 +622,9 @@
       }
       const total = this.offsets[n];
       const viewTop = follow ? Math.max(0, origin + total - viewHeight) : scrollTop;
-      const from = this.indexAt(Math.max(0, viewTop - origin - OVERSCAN_PX));
+      // Following a flood, the rows above the view would be replaced before anyone scrolls.
+      const above = follow && flooding() ? 0 : OVERSCAN_PX;
+      const from = this.indexAt(Math.max(0, viewTop - origin - above));
       const to = Math.min(n, this.indexAt(viewTop - origin + viewHeight + OVERSCAN_PX) + 1);
       this.show(from, to);
       this.place(follow);
@@ -755,17 +776,24 @@
       latency.title = "Time since the last message sent";
       meta.append(latency);
     }
-    if (!NOTE_KINDS.has(entry.kind)) {
-      const copy = el("button", "copy-entry");
-      copy.type = "button";
-      copy.tabIndex = -1; // the export menu covers keyboard users; keep Tab for the controls
-      copy.title = "Copy this message";
-      copy.append(icon("i-copy"));
-      copy.addEventListener("click", () => copyText(entry.bytes ? hexOf(entry.bytes) : entry.text, "Message copied"));
-      meta.append(copy);
-    }
+    if (!NOTE_KINDS.has(entry.kind)) meta.append(copyButton.cloneNode());
     row.append(meta);
     return row;
+  }
+
+  // Every message row has a copy button (shown on hover). A flood draws thousands of rows, so
+  // each is a copy of one plain button, its icon drawn by the style sheet and its clicks
+  // answered by one listener on the transcript (copyClicked).
+  const copyButton = el("button", "copy-entry");
+  copyButton.type = "button";
+  copyButton.tabIndex = -1; // the export menu covers keyboard users; keep Tab for the controls
+  copyButton.title = "Copy this message";
+
+  function copyClicked(event) {
+    const button = event.target.closest(".copy-entry");
+    const row = button && button.closest(".entry");
+    const entry = row && row.entry;
+    if (entry) copyText(entry.bytes ? hexOf(entry.bytes) : entry.text, "Message copied");
   }
 
   function clearTranscript() {
@@ -1519,6 +1547,7 @@
       if (!event.target.closest("#export-menu")) closeMenu(false);
     });
     document.addEventListener("keydown", globalKeys);
+    document.addEventListener("keydown", () => { lastKeyAt = performance.now(); }, { capture: true, passive: true });
 
     // The view follows the end until the user scrolls up; scrolling back to the end follows
     // again. A scroll the view made itself says nothing about the user.
@@ -1548,6 +1577,7 @@
       ui.input.focus();
     });
     $("marker-download").addEventListener("click", () => runExport("download-text"));
+    ui.rows.addEventListener("click", copyClicked);
 
     autosize();
     ui.input.focus();
