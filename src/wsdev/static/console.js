@@ -1060,7 +1060,7 @@
     lastSentAt = null;
     setState(attempt > 0 ? "reconnecting" : "connecting");
     ws.addEventListener("open", () => { if (session === mine) opened(mine); });
-    ws.addEventListener("message", (event) => { if (session === mine) received(mine, event.data); });
+    ws.addEventListener("message", (event) => { if (session === mine) received(mine, event.data, event.timeStamp); });
     ws.addEventListener("close", (event) => { if (session === mine) closed(mine, event); });
   }
 
@@ -1111,15 +1111,17 @@
     return parts;
   }
 
-  function received(mine, data) {
+  // ``at``: when the message arrived, on performance.now()'s clock (the event's own time stamp:
+  // reading the clock for each message of a flood is a cost of its own).
+  function received(mine, data, at) {
     if (typeof data !== "string") {
-      addEntry("recv", { bytes: new Uint8Array(data), latency: latency() });
+      addEntry("recv", { bytes: new Uint8Array(data), latency: latency(at) });
       return;
     }
     let message;
     try { message = JSON.parse(data); } catch { message = null; }
     if (!message || typeof message !== "object" || typeof message.type !== "string") {
-      addEntry("recv", { text: data, latency: latency() }); // not an envelope: show it as is
+      addEntry("recv", { text: data, latency: latency(at) }); // not an envelope: show it as is
       return;
     }
     switch (message.type) {
@@ -1128,7 +1130,7 @@
         if (!mine.entry) started(mine);
         break;
       case "stdout":
-        addEntry("recv", { text: String(message.data ?? ""), latency: latency() });
+        addEntry("recv", { text: String(message.data ?? ""), latency: latency(at) });
         break;
       case "stderr":
         addEntry("stderr", { text: String(message.data ?? "") });
@@ -1164,8 +1166,8 @@
     }
   }
 
-  function latency() {
-    return lastSentAt === null ? undefined : performance.now() - lastSentAt;
+  function latency(at) {
+    return lastSentAt === null ? undefined : at - lastSentAt;
   }
 
   function changedLabel(files) {
