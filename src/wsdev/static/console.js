@@ -112,7 +112,11 @@
     if (ms < 60000) return `${(ms / 1000).toFixed(2)} s`;
     return `${Math.floor(ms / 60000)} m ${Math.round((ms % 60000) / 1000)} s`;
   }
-  const plural = (n, word) => `${n.toLocaleString("en")} ${word}${n === 1 ? "" : "s"}`;
+  // 12,345: counts are whole numbers, grouped here rather than by toLocaleString, whose first
+  // call loads the browser's number formatting (tens of milliseconds, in the middle of a flood
+  // when the "earlier lines not shown" marker first appears).
+  const grouped = (n) => (Number.isInteger(n) ? String(n).replace(/\B(?=(\d{3})+$)/g, ",") : String(n));
+  const plural = (n, word) => `${grouped(n)} ${word}${n === 1 ? "" : "s"}`;
   function hexOf(bytes) {
     let out = "";
     for (let i = 0; i < bytes.length; i++) out += (i ? " " : "") + pad(bytes[i].toString(16), 2);
@@ -838,7 +842,7 @@
   function journalNote() {
     if (!journal.dropped) return null;
     return `${plural(journal.dropped, "earlier line")} not kept: the console keeps the last ` +
-      `${JOURNAL_MAX_LINES.toLocaleString("en")} lines or ${JOURNAL_MAX_CHARS / 2 ** 20} MiB of a session`;
+      `${grouped(JOURNAL_MAX_LINES)} lines or ${JOURNAL_MAX_CHARS / 2 ** 20} MiB of a session`;
   }
 
   function exportText() {
