@@ -439,17 +439,19 @@
     renderScheduled = true;
     // One DOM update per animation frame however many messages arrived (behaviour C6); the
     // timer covers hidden tabs, where animation frames do not run.
-    window.requestAnimationFrame(flushRender);
+    window.requestAnimationFrame(() => flushRender(true));
     window.setTimeout(flushRender, 250);
   }
 
   // During a flood (more new lines between two drawings than a screen shows) each drawing
   // replaces every row in view, and drawing (rows, layout, paint) is what a flood costs the
-  // page. So it draws at most every FLOOD_DRAW_MS then, leaving the time to the messages, and
-  // not in the frame that answers a key, so typing stays prompt. A few lines at a time are
-  // drawn at the next frame, as always (behaviour C6).
+  // page. So it draws at most every FLOOD_DRAW_MS then, leaving the time to the messages. It
+  // also keeps typing prompt: it draws in a task of its own rather than in an animation frame
+  // (a key waiting to be handled goes before a task, not before a frame), and not within
+  // KEY_FRAME_MS of a key, whose own frame comes first. A few lines at a time are drawn at the
+  // next frame, as always (behaviour C6).
   const FLOOD_LINES = 40;
-  const FLOOD_DRAW_MS = 60;
+  const FLOOD_DRAW_MS = 100;
   const KEY_FRAME_MS = 35;
   let addedSinceDraw = 0;
   let lastDrawAt = 0;
@@ -465,11 +467,11 @@
     drawTimer = window.setTimeout(() => { drawTimer = null; flushRender(); }, wait);
   }
 
-  function flushRender() {
+  function flushRender(inFrame = false) {
     if (!renderScheduled || !ui.transcript) return;
     if (flooding() && !stickToBottom) {
       const wait = Math.max(lastDrawAt + FLOOD_DRAW_MS, lastKeyAt + KEY_FRAME_MS) - performance.now();
-      if (wait > 1) { drawLater(wait); return; }
+      if (wait > 1 || inFrame) { drawLater(Math.max(0, wait)); return; }
     }
     renderScheduled = false;
     if (entries.length > MAX_ENTRIES) {
