@@ -1173,7 +1173,8 @@
   }
 
   function latency(at) {
-    return lastSentAt === null ? undefined : at - lastSentAt;
+    // A message that arrived before the send but was handled after it is no later than it.
+    return lastSentAt === null ? undefined : Math.max(0, at - lastSentAt);
   }
 
   function changedLabel(files) {
