@@ -66,6 +66,8 @@ for line in sys.stdin:
         print(line[4:])
     elif line.startswith("flood "):
         print("\\n".join(f"line {i}" for i in range(1, int(line[6:]) + 1)))
+    elif line.startswith("errflood "):
+        print("\\n".join(f"line {i}" for i in range(1, int(line[9:]) + 1)), file=sys.stderr)
     elif line == "partial":
         sys.stdout.write("prompt> ")
     else:
@@ -400,6 +402,13 @@ async def test_copy_and_download_transcript(page: Page, echo_server: ServerProce
     copied = await page.evaluate("navigator.clipboard.readText()")
     assert "← echo: hello" in copied
 
+    # Each message's own copy button (shown on hover) copies just its text.
+    row = entries(page, "stderr").last
+    await row.hover()
+    await row.locator(".copy-entry").click()
+    await expect(page.locator("#toast")).to_contain_text("Message copied")
+    assert await page.evaluate("navigator.clipboard.readText()") == "oops"
+
 
 async def test_export_menu_by_keyboard(page: Page, echo_server: ServerProcess) -> None:
     await open_console(page, echo_server.http_url + "/")
@@ -530,14 +539,15 @@ async def test_refusals_are_shown_without_retrying(
 # ---------------------------------------------------------------- floods, refusals, --dir, details
 
 
+@pytest.mark.parametrize(("command", "kind"), [("flood", "recv"), ("errflood", "stderr")])
 async def test_flood_is_virtual_marked_and_downloadable(
-    page: Page, echo_server: ServerProcess
+    page: Page, echo_server: ServerProcess, command: str, kind: str
 ) -> None:
     """Behaviour C6: only rows in view are in the document, a marker counts what left the
-    window, and the download still holds every line."""
+    window, and the download still holds every line; on stdout and on stderr."""
     await open_console(page, echo_server.http_url + "/")
-    await send(page, "flood 12000")
-    last = entries(page, "recv").locator(".body", has_text=re.compile(r"^line 12000$"))
+    await send(page, f"{command} 12000")
+    last = entries(page, kind).locator(".body", has_text=re.compile(r"line 12000$"))
     await expect(last).to_be_in_viewport()
     # connect + sent + 12,000 lines, of which the window keeps the last 5,000.
     await expect(page.locator("#marker")).to_contain_text("7,002 earlier lines not shown")
@@ -546,7 +556,9 @@ async def test_flood_is_virtual_marked_and_downloadable(
     # At the top of the window: the marker, then the oldest line it holds.
     await page.locator("#transcript").evaluate("t => { t.scrollTop = 0; }")
     await expect(page.locator("#marker")).to_be_in_viewport()
-    await expect(entries(page, "recv").first.locator(".body")).to_have_text("line 7001")
+    await expect(entries(page, kind).first.locator(".body")).to_contain_text(
+        re.compile(r"line 7001$")
+    )
     assert await page.locator("#transcript .entry").count() < 300
 
     await page.locator("#export").click()
@@ -554,7 +566,7 @@ async def test_flood_is_virtual_marked_and_downloadable(
         await page.locator("[data-export=download-jsonl]").click()
     path = await (await info.value).path()
     records = [json.loads(line) for line in Path(path).read_text().splitlines()]
-    lines = [r["data"] for r in records if r["kind"] == "recv"]
+    lines = [r["data"] for r in records if r["kind"] == kind]
     assert lines == [f"line {i}" for i in range(1, 12001)]
 
 

@@ -196,9 +196,10 @@ class Bridge:
             self.child.poll()
         self._program_progress()
 
-    def on_stderr(self, line: str) -> None:
-        self._sink.stderr(line)
-        self._bus.publish(StderrLine(self.conn, line))
+    def on_stderr(self, lines: list[str]) -> None:
+        self._sink.stderr(lines)
+        for line in lines:
+            self._bus.publish(StderrLine(self.conn, line))
 
     def on_stderr_eof(self) -> None:
         if not self._stderr_eof.done():

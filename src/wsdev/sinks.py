@@ -36,7 +36,9 @@ class Sink(Protocol):
     def started(self, conn: ConnectionInfo, env: Mapping[str, str], binary: bool) -> None: ...
     def lines(self, lines: Sequence[bytes]) -> None: ...
     def chunk(self, data: bytes) -> None: ...
-    def stderr(self, line: str) -> None: ...
+    def stderr(self, lines: Sequence[str]) -> None:
+        """The stderr lines of one read, sent in one write."""
+
     def stalled(self, pending: int) -> None: ...
     def exited(self, status: ExitStatus) -> None: ...
     def restarting(self, files: Sequence[str]) -> None: ...
@@ -72,9 +74,11 @@ class PlainSink:
     def chunk(self, data: bytes) -> None:
         self._writer.write(binary_frame(data))
 
-    def stderr(self, line: str) -> None:
+    def stderr(self, lines: Sequence[str]) -> None:
         if self._passstderr:
-            self._writer.write(text_frames([_json({"stream": "stderr", "data": line})]))
+            self._writer.write(
+                text_frames([_json({"stream": "stderr", "data": line}) for line in lines])
+            )
 
     def stalled(self, pending: int) -> None:
         pass
@@ -123,8 +127,8 @@ class ConsoleSink:
     def chunk(self, data: bytes) -> None:
         self._writer.write(binary_frame(data))
 
-    def stderr(self, line: str) -> None:
-        self._send({"type": "stderr", "data": line})
+    def stderr(self, lines: Sequence[str]) -> None:
+        self._writer.write(text_frames([_json({"type": "stderr", "data": line}) for line in lines]))
 
     def stalled(self, pending: int) -> None:
         self._send({"type": "stalled", "bytes": pending})

@@ -25,7 +25,9 @@ class OutputHandler(Protocol):
 
     def on_chunk(self, data: bytes) -> None: ...
     def on_stdout_eof(self) -> None: ...
-    def on_stderr(self, line: str) -> None: ...
+    def on_stderr(self, lines: list[str]) -> None:
+        """The complete stderr lines of one read (very long ones in pieces)."""
+
     def on_stderr_eof(self) -> None: ...
     def on_stalled(self, pending: int) -> None: ...
     def on_line_too_long(self) -> None: ...
@@ -182,7 +184,11 @@ class BinaryReader(asyncio.Protocol):
 
 
 class StderrReader(asyncio.Protocol):
-    """stderr: each line is published (and logged); very long lines in pieces."""
+    """stderr: each line is published (and logged); very long lines in pieces.
+
+    The lines of one read go to the handler together, so a program flooding stderr costs one
+    write to the console per read, as stdout does (behaviour C6).
+    """
 
     def __init__(self, bridge: OutputHandler) -> None:
         self._bridge = bridge
@@ -191,20 +197,20 @@ class StderrReader(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         data = self._partial + data
         *lines, self._partial = data.split(b"\n")
-        for line in lines:
-            self._emit(line)
         while len(self._partial) > STDERR_PIECE:
-            self._emit(self._partial[:STDERR_PIECE])
+            lines.append(self._partial[:STDERR_PIECE])
             self._partial = self._partial[STDERR_PIECE:]
+        if lines:
+            self._emit(lines)
 
-    def _emit(self, line: bytes) -> None:
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        self._bridge.on_stderr(line.decode(errors="replace"))
+    def _emit(self, lines: list[bytes]) -> None:
+        self._bridge.on_stderr(
+            [line.removesuffix(b"\r").decode(errors="replace") for line in lines]
+        )
 
     def eof_received(self) -> bool | None:
         if self._partial:
-            self._emit(self._partial)
+            self._emit([self._partial])
             self._partial = b""
         self._bridge.on_stderr_eof()
         return None

@@ -112,7 +112,11 @@
     if (ms < 60000) return `${(ms / 1000).toFixed(2)} s`;
     return `${Math.floor(ms / 60000)} m ${Math.round((ms % 60000) / 1000)} s`;
   }
-  const plural = (n, word) => `${n.toLocaleString("en")} ${word}${n === 1 ? "" : "s"}`;
+  // 12,345: counts are whole numbers, grouped here rather than by toLocaleString, whose first
+  // call loads the browser's number formatting (tens of milliseconds, in the middle of a flood
+  // when the "earlier lines not shown" marker first appears).
+  const grouped = (n) => (Number.isInteger(n) ? String(n).replace(/\B(?=(\d{3})+$)/g, ",") : String(n));
+  const plural = (n, word) => `${grouped(n)} ${word}${n === 1 ? "" : "s"}`;
   function hexOf(bytes) {
     let out = "";
     for (let i = 0; i < bytes.length; i++) out += (i ? " " : "") + pad(bytes[i].toString(16), 2);
@@ -190,16 +194,6 @@
   }
 
   function span(cls, text) { return el("span", cls, text); }
-
-  const SVG_NS = "http://www.w3.org/2000/svg";
-  function icon(id) {
-    const svg = document.createElementNS(SVG_NS, "svg");
-    svg.setAttribute("aria-hidden", "true");
-    const use = document.createElementNS(SVG_NS, "use");
-    use.setAttribute("href", `#${id}`);
-    svg.append(use);
-    return svg;
-  }
 
   function primitive(value) {
     if (isRaw(value)) return span("n", value.rawJSON);
@@ -417,6 +411,7 @@
     if (entry.parts) entry.text = partsText(entry.parts);
     entries.push(entry);
     journal.add(entry);
+    addedSinceDraw++;
     if (!NOTE_KINDS.has(kind) && !following && !stickToBottom) unseen++;
     scheduleRender();
     return entry;
@@ -444,12 +439,40 @@
     renderScheduled = true;
     // One DOM update per animation frame however many messages arrived (behaviour C6); the
     // timer covers hidden tabs, where animation frames do not run.
-    window.requestAnimationFrame(flushRender);
+    window.requestAnimationFrame(() => flushRender(true));
     window.setTimeout(flushRender, 250);
   }
 
-  function flushRender() {
+  // During a flood (more new lines between two drawings than a screen shows) each drawing
+  // replaces every row in view, and drawing (rows, layout, paint) is what a flood costs the
+  // page. So it draws at most every FLOOD_DRAW_MS then, leaving the time to the messages. It
+  // also keeps typing prompt: it draws in a task of its own rather than in an animation frame
+  // (a key waiting to be handled goes before a task, not before a frame), and not within
+  // KEY_FRAME_MS of a key, whose own frame comes first. A few lines at a time are drawn at the
+  // next frame, as always (behaviour C6).
+  const FLOOD_LINES = 40;
+  const FLOOD_DRAW_MS = 100;
+  const KEY_FRAME_MS = 35;
+  let addedSinceDraw = 0;
+  let lastDrawAt = 0;
+  let lastKeyAt = -Infinity;
+  let drawTimer = null;
+
+  function flooding() {
+    return addedSinceDraw > FLOOD_LINES;
+  }
+
+  function drawLater(wait) {
+    if (drawTimer !== null) return;
+    drawTimer = window.setTimeout(() => { drawTimer = null; flushRender(); }, wait);
+  }
+
+  function flushRender(inFrame = false) {
     if (!renderScheduled || !ui.transcript) return;
+    if (flooding() && !stickToBottom) {
+      const wait = Math.max(lastDrawAt + FLOOD_DRAW_MS, lastKeyAt + KEY_FRAME_MS) - performance.now();
+      if (wait > 1 || inFrame) { drawLater(Math.max(0, wait)); return; }
+    }
     renderScheduled = false;
     if (entries.length > MAX_ENTRIES) {
       const drop = entries.length - MAX_ENTRIES;
@@ -465,6 +488,8 @@
       unseen = 0;
     }
     view.render(follow);
+    addedSinceDraw = 0;
+    lastDrawAt = performance.now();
     document.body.classList.toggle("has-entries", entries.length > 0);
     if (droppedFromWindow) ui.markerText.textContent = `${plural(droppedFromWindow, "earlier line")} not shown`;
     ui.marker.hidden = droppedFromWindow === 0;
@@ -603,7 +628,9 @@
       }
       const total = this.offsets[n];
       const viewTop = follow ? Math.max(0, origin + total - viewHeight) : scrollTop;
-      const from = this.indexAt(Math.max(0, viewTop - origin - OVERSCAN_PX));
+      // Following a flood, the rows above the view would be replaced before anyone scrolls.
+      const above = follow && flooding() ? 0 : OVERSCAN_PX;
+      const from = this.indexAt(Math.max(0, viewTop - origin - above));
       const to = Math.min(n, this.indexAt(viewTop - origin + viewHeight + OVERSCAN_PX) + 1);
       this.show(from, to);
       this.place(follow);
@@ -755,17 +782,24 @@
       latency.title = "Time since the last message sent";
       meta.append(latency);
     }
-    if (!NOTE_KINDS.has(entry.kind)) {
-      const copy = el("button", "copy-entry");
-      copy.type = "button";
-      copy.tabIndex = -1; // the export menu covers keyboard users; keep Tab for the controls
-      copy.title = "Copy this message";
-      copy.append(icon("i-copy"));
-      copy.addEventListener("click", () => copyText(entry.bytes ? hexOf(entry.bytes) : entry.text, "Message copied"));
-      meta.append(copy);
-    }
+    if (!NOTE_KINDS.has(entry.kind)) meta.append(copyButton.cloneNode());
     row.append(meta);
     return row;
+  }
+
+  // Every message row has a copy button (shown on hover). A flood draws thousands of rows, so
+  // each is a copy of one plain button, its icon drawn by the style sheet and its clicks
+  // answered by one listener on the transcript (copyClicked).
+  const copyButton = el("button", "copy-entry");
+  copyButton.type = "button";
+  copyButton.tabIndex = -1; // the export menu covers keyboard users; keep Tab for the controls
+  copyButton.title = "Copy this message";
+
+  function copyClicked(event) {
+    const button = event.target.closest(".copy-entry");
+    const row = button && button.closest(".entry");
+    const entry = row && row.entry;
+    if (entry) copyText(entry.bytes ? hexOf(entry.bytes) : entry.text, "Message copied");
   }
 
   function clearTranscript() {
@@ -810,7 +844,7 @@
   function journalNote() {
     if (!journal.dropped) return null;
     return `${plural(journal.dropped, "earlier line")} not kept: the console keeps the last ` +
-      `${JOURNAL_MAX_LINES.toLocaleString("en")} lines or ${JOURNAL_MAX_CHARS / 2 ** 20} MiB of a session`;
+      `${grouped(JOURNAL_MAX_LINES)} lines or ${JOURNAL_MAX_CHARS / 2 ** 20} MiB of a session`;
   }
 
   function exportText() {
@@ -1032,7 +1066,7 @@
     lastSentAt = null;
     setState(attempt > 0 ? "reconnecting" : "connecting");
     ws.addEventListener("open", () => { if (session === mine) opened(mine); });
-    ws.addEventListener("message", (event) => { if (session === mine) received(mine, event.data); });
+    ws.addEventListener("message", (event) => { if (session === mine) received(mine, event.data, event.timeStamp); });
     ws.addEventListener("close", (event) => { if (session === mine) closed(mine, event); });
   }
 
@@ -1083,15 +1117,17 @@
     return parts;
   }
 
-  function received(mine, data) {
+  // ``at``: when the message arrived, on performance.now()'s clock (the event's own time stamp:
+  // reading the clock for each message of a flood is a cost of its own).
+  function received(mine, data, at) {
     if (typeof data !== "string") {
-      addEntry("recv", { bytes: new Uint8Array(data), latency: latency() });
+      addEntry("recv", { bytes: new Uint8Array(data), latency: latency(at) });
       return;
     }
     let message;
     try { message = JSON.parse(data); } catch { message = null; }
     if (!message || typeof message !== "object" || typeof message.type !== "string") {
-      addEntry("recv", { text: data, latency: latency() }); // not an envelope: show it as is
+      addEntry("recv", { text: data, latency: latency(at) }); // not an envelope: show it as is
       return;
     }
     switch (message.type) {
@@ -1100,7 +1136,7 @@
         if (!mine.entry) started(mine);
         break;
       case "stdout":
-        addEntry("recv", { text: String(message.data ?? ""), latency: latency() });
+        addEntry("recv", { text: String(message.data ?? ""), latency: latency(at) });
         break;
       case "stderr":
         addEntry("stderr", { text: String(message.data ?? "") });
@@ -1136,8 +1172,9 @@
     }
   }
 
-  function latency() {
-    return lastSentAt === null ? undefined : performance.now() - lastSentAt;
+  function latency(at) {
+    // A message that arrived before the send but was handled after it is no later than it.
+    return lastSentAt === null ? undefined : Math.max(0, at - lastSentAt);
   }
 
   function changedLabel(files) {
@@ -1519,6 +1556,7 @@
       if (!event.target.closest("#export-menu")) closeMenu(false);
     });
     document.addEventListener("keydown", globalKeys);
+    document.addEventListener("keydown", () => { lastKeyAt = performance.now(); }, { capture: true, passive: true });
 
     // The view follows the end until the user scrolls up; scrolling back to the end follows
     // again. A scroll the view made itself says nothing about the user.
@@ -1548,6 +1586,7 @@
       ui.input.focus();
     });
     $("marker-download").addEventListener("click", () => runExport("download-text"));
+    ui.rows.addEventListener("click", copyClicked);
 
     autosize();
     ui.input.focus();
