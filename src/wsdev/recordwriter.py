@@ -156,6 +156,10 @@ def run(folder: Path, frames: int = 0, reports: BinaryIO = sys.stdout.buffer) ->
 
 
 def main() -> None:
+    # Background work: when the cores are busy, the connections (and the programs) go first,
+    # and this process catches up when they are not.
+    with contextlib.suppress(OSError):
+        os.nice(10)
     run(Path(sys.argv[1]))
 
 
