@@ -372,9 +372,7 @@
       let chunk = this.chunks[this.chunks.length - 1];
       let added = 0;
       for (let j = 0; j < texts.length; j++) {
-        if (!chunk || chunk.n === JOURNAL_CHUNK) {
-          chunk = this.chunk();
-        }
+        if (!chunk || chunk.n === JOURNAL_CHUNK) chunk = this.chunk();
         const i = chunk.n++;
         const text = texts[j];
         chunk.time[i] = time;
