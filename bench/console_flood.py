@@ -4,8 +4,9 @@ A small program prints N lines on stdout (or on stderr) at once. In one Chromium
 measures, for each stream:
 
 - a plain client (``new WebSocket``, counting messages) at the program's own endpoint, and
-  one on the console's socket (``/_wsdev/ws``, the same envelopes the console gets): seconds
-  from sending the command to the N-th message;
+  one on the console's socket (``/_wsdev/ws``, the same envelopes the console gets, counting
+  the lines in them: one envelope holds the lines of one read of the pipe): seconds from
+  sending the command to the N-th line;
 - the console: seconds from pressing Enter to the N-th line shown in the transcript, the
   longest main-thread task meanwhile (a ``longtask`` PerformanceObserver), and how long a key
   typed during the flood takes to be answered (from the key event to the next frame).
@@ -62,12 +63,13 @@ document.addEventListener("keydown", (event) => {
 }, true);
 """
 
-# A plain client: open, wait for the program's first message, send, count to N.
+# A plain client: open, wait for the program's first message, send, count to N lines. On the
+# console's socket a message is an envelope, which holds one line (data) or several (lines).
 PLAIN_CLIENT = """
-async ([url, command, expected]) => new Promise((resolve, reject) => {
+async ([url, command, expected, envelopes]) => new Promise((resolve, reject) => {
   const ws = new WebSocket(url);
   let t0 = 0, count = -1;
-  ws.onmessage = () => {
+  ws.onmessage = (event) => {
     if (count < 0) {
       // The first message says the program runs (its "ready", or the console's hello).
       count = 0;
@@ -75,7 +77,13 @@ async ([url, command, expected]) => new Promise((resolve, reject) => {
       ws.send(command);
       return;
     }
-    if (++count === expected) {
+    if (envelopes) {
+      const lines = JSON.parse(event.data).lines;
+      count += lines ? lines.length : 1;
+    } else {
+      count += 1;
+    }
+    if (count >= expected) {
       const elapsed = performance.now() - t0;
       ws.close();
       resolve(elapsed / 1000);
@@ -114,6 +122,7 @@ class Row:
     console: list[float] = field(default_factory=list)
     longest_task: list[float] = field(default_factory=list)
     keys: list[float] = field(default_factory=list)
+    slowest_key: list[float] = field(default_factory=list)  # of each run
 
     @property
     def word(self) -> str:
@@ -165,6 +174,7 @@ async def console_run(page: Page, base: str, word: str, lines: int, row: Row) ->
     probes = await page.evaluate("window.__bench")
     row.longest_task.append(max((d for _, d in probes["longtasks"]), default=0.0))
     row.keys.extend(d for _, d in probes["keys"])
+    row.slowest_key.append(max((d for _, d in probes["keys"]), default=0.0))
 
 
 async def measure(chromium: str, lines: int, runs: int) -> list[Row]:
@@ -190,12 +200,12 @@ async def measure(chromium: str, lines: int, runs: int) -> list[Row]:
                     command = f"{row.word} {lines}"
                     if row.stream == "stdout":
                         raw = await page.evaluate(
-                            PLAIN_CLIENT, [f"ws://127.0.0.1:{port}/", command, lines]
+                            PLAIN_CLIENT, [f"ws://127.0.0.1:{port}/", command, lines, False]
                         )
                         row.plain_raw.append(raw)
                     # The console socket: the hello first, then "ready", then the flood.
                     row.plain_socket.append(
-                        await page.evaluate(PLAIN_CLIENT, [socket, command, lines + 1])
+                        await page.evaluate(PLAIN_CLIENT, [socket, command, lines + 1, True])
                     )
                     await console_run(page, base, row.word, lines, row)
             await browser.close()
@@ -231,6 +241,17 @@ def report(rows: list[Row], runs: int) -> str:
             f"| {row.stream} | {row.lines:,} | {raw} | {median(row.plain_socket):.2f} "
             f"| {console:.2f} | {ratio:.2f}× | {task:.0f} | {key_p50:.0f} / {key_max:.0f} "
             f"| ≤2×, ≤100 ms, ≤50 ms {'✅' if met else '❌'} |"
+        )
+    out.append("")
+    for row in rows:
+        out.append(
+            f"{row.stream}, run by run: console "
+            + ", ".join(f"{s:.2f}" for s in row.console)
+            + " s; longest task "
+            + ", ".join(f"{t:.0f}" for t in row.longest_task)
+            + " ms; slowest key "
+            + ", ".join(f"{k:.0f}" for k in row.slowest_key)
+            + " ms"
         )
     return "\n".join(out)
 

@@ -656,10 +656,26 @@ async def test_env_lists_every_variable_the_path_ones_first(
 
 GREETER = """\
 import sys
-print("welcome", flush=True)
+print("welcome\\nsay something", flush=True)  # two lines, one read: one envelope
 for line in sys.stdin:
     print("echo: " + line, end="", flush=True)
 """
+
+
+async def test_the_lines_of_one_read_are_rows_of_their_own_each_timed(
+    page: Page, echo_server: ServerProcess
+) -> None:
+    """Behaviour C6: the lines of one read come as one envelope; each is its own row, in order,
+    and as replies to a message sent they each get a latency badge."""
+    await open_console(page, echo_server.http_url + "/")
+    await send(page, "flood 3")
+    rows = entries(page, "recv")
+    await expect(rows.locator(".body")).to_have_text(["line 1", "line 2", "line 3"])
+    await expect(rows.locator(".latency")).to_have_count(3)
+    await send(page, "errflood 2")
+    await expect(entries(page, "stderr").locator(".body")).to_have_text(
+        [re.compile("line 1$"), re.compile("line 2$")]
+    )
 
 
 async def test_queued_message_is_shown_and_greeting_gets_no_latency(
@@ -689,6 +705,7 @@ async def test_queued_message_is_shown_and_greeting_gets_no_latency(
         greetings = entries(page, "recv").filter(has_text="welcome")
         await expect(greetings).to_have_count(2)
         assert await greetings.locator(".latency").count() == 0
+        assert await entries(page, "recv").locator(".latency").count() == 0
         # A message sent to the running program starts a turn: its reply is timed.
         await send(page, "now")
         reply = entries(page, "recv").last

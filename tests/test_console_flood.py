@@ -1,7 +1,7 @@
 """A program flooding stderr, as the console's socket carries it (behaviour C6, C3).
 
-The lines of one read of the stderr pipe go to the console in one write, each line still its own
-envelope, in order; the browser side of a flood is in ``test_console.py``.
+The lines of one read of a pipe (stdout or stderr) go to the console as one envelope, in order;
+a single line keeps the one-line form. The browser side of a flood is in ``test_console.py``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 import sys
 
 from conftest import ScriptWriter, run_wsdev, timeout
-from test_console_ws import console_session, console_url
+from test_console_ws import console_session, console_url, each_line
 from wsdev.sinks import ConsoleSink, PlainSink
 from wsdev.streams import StderrReader
 
@@ -99,13 +99,30 @@ async def test_a_very_long_line_comes_in_pieces_with_the_lines_before_it() -> No
     assert handler.calls == [["short", piece, piece], ["x" * (22 * 1024)]]
 
 
-def test_console_sink_sends_stderr_lines_in_one_write_one_envelope_each() -> None:
+def test_console_sink_sends_the_lines_of_one_read_as_one_envelope() -> None:
     out = Writes()
-    ConsoleSink(out).stderr(["a", 'b "quoted" ✓'])
-    assert len(out.writes) == 1
-    assert [json.loads(p) for p in text_payloads(out.writes[0])] == [
-        {"type": "stderr", "data": "a"},
-        {"type": "stderr", "data": 'b "quoted" ✓'},
+    sink = ConsoleSink(out)
+    sink.stderr(["a", 'b "quoted" ✓'])
+    sink.lines([b"one", "two ✓".encode()])
+    sink.lines([b"alone"])
+    sink.stderr(["alone too"])
+    sink.lines([])
+    assert [[json.loads(p) for p in text_payloads(w)] for w in out.writes] == [
+        [{"type": "stderr", "lines": ["a", 'b "quoted" ✓']}],
+        [{"type": "stdout", "lines": ["one", "two ✓"]}],
+        [{"type": "stdout", "data": "alone"}],
+        [{"type": "stderr", "data": "alone too"}],
+    ]
+
+
+def test_plain_sink_sends_one_frame_per_line() -> None:
+    plain, passing = Writes(), Writes()
+    PlainSink(plain, passstderr=False).lines([b"one", b"two"])
+    PlainSink(passing, passstderr=True).lines([b"one", b"two"])
+    assert text_payloads(plain.writes[0]) == ["one", "two"]
+    assert [json.loads(p) for p in text_payloads(passing.writes[0])] == [
+        {"stream": "stdout", "data": "one"},
+        {"stream": "stdout", "data": "two"},
     ]
 
 
@@ -134,8 +151,11 @@ async def test_a_stderr_flood_reaches_the_console_whole_and_in_order(
 ) -> None:
     script = tmp_script("flood.py", f"#!{sys.executable}\n{FLOOD}")
     async with run_wsdev(str(script)) as server:
-        envelopes, code = await console_session(console_url(server.ws_url, "/", ""))
+        batches, code = await console_session(console_url(server.ws_url, "/", ""), batches=True)
+    envelopes = [line for batch in batches for line in each_line(batch)]
     stderr = [e["data"] for e in envelopes if e["type"] == "stderr"]
     assert stderr == [f"err {i}" for i in range(1, 20001)]
     assert [e["data"] for e in envelopes if e["type"] == "stdout"] == ["ready", "done"]
     assert envelopes[-1]["type"] == "exit" and code == 1000
+    # Whole reads, not lines: a few envelopes carry the 20,000 lines.
+    assert sum(1 for b in batches if b["type"] == "stderr") < 100

@@ -24,7 +24,19 @@ ENV_DUMP = "#!/bin/sh\nenv\necho 'to stderr' >&2\nsleep 0.2\nexit 2\n"
 PER_CONNECTION = {"UNIQUE_ID", "REMOTE_PORT", "HTTP_SEC_WEBSOCKET_KEY"}
 
 
-async def console_session(url: str, send: tuple[str, ...] = ()) -> tuple[list[Any], int | None]:
+def each_line(envelope: Any) -> list[Any]:
+    """An envelope as one envelope per line: the lines of one read of a pipe come as one
+    ``{"type":…,"lines":[…]}`` (behaviour C6), and how a program's output falls into reads is
+    not what these tests check."""
+    if isinstance(envelope, dict) and isinstance(envelope.get("lines"), list):
+        return [{"type": envelope["type"], "data": line} for line in envelope["lines"]]
+    return [envelope]
+
+
+async def console_session(
+    url: str, send: tuple[str, ...] = (), *, batches: bool = False
+) -> tuple[list[Any], int | None]:
+    """Every envelope the console's socket gives, one per line unless ``batches``."""
     envelopes: list[Any] = []
     # The console page's own origin: wsdev's routes answer its own pages only (behaviour B10).
     page = "http://" + urlsplit(url).netloc
@@ -34,7 +46,8 @@ async def console_session(url: str, send: tuple[str, ...] = ()) -> tuple[list[An
         try:
             while True:
                 raw = await asyncio.wait_for(ws.recv(), timeout(10))
-                envelopes.append(json.loads(raw) if isinstance(raw, str) else raw)
+                envelope = json.loads(raw) if isinstance(raw, str) else raw
+                envelopes.extend([envelope] if batches else each_line(envelope))
         except websockets.ConnectionClosed:
             pass
         rcvd = ws.protocol.close_rcvd
@@ -88,6 +101,39 @@ async def test_console_input_reaches_the_program(tmp_script: ScriptWriter) -> No
         )
     assert [e["data"] for e in envelopes if e["type"] == "stdout"] == ["one", "two ✓"]
     assert code == 1000
+
+
+async def test_one_read_of_several_lines_is_one_envelope_and_one_line_keeps_data(
+    tmp_script: ScriptWriter,
+) -> None:
+    # Each printf is one write, under PIPE_BUF, so each is one read of the pipe as long as the
+    # next one waits: the program writes its single lines only once told to.
+    script = tmp_script(
+        "batch.sh",
+        "#!/bin/sh\nprintf 'a\\nb ✓\\n'\nprintf 'e1\\ne2\\n' >&2\n"
+        "read line\nprintf '%s\\n' \"$line\"\nprintf 'e3\\n' >&2\nread end\n",
+    )
+    async with run_wsdev(str(script)) as server:
+        url = console_url(server.ws_url, "/", "")
+        async with connect(url, origin=Origin(server.http_url), compression=None) as ws:
+
+            async def next_lines(count: int) -> list[Any]:
+                got: list[Any] = []
+                while len(got) < count:
+                    envelope = json.loads(await asyncio.wait_for(ws.recv(), timeout(10)))
+                    if envelope["type"] in ("stdout", "stderr"):
+                        got.append(envelope)
+                return sorted(got, key=lambda e: str(e["type"]))
+
+            assert await next_lines(2) == [
+                {"type": "stderr", "lines": ["e1", "e2"]},
+                {"type": "stdout", "lines": ["a", "b ✓"]},
+            ]
+            await ws.send("x")
+            assert await next_lines(2) == [
+                {"type": "stderr", "data": "e3"},
+                {"type": "stdout", "data": "x"},
+            ]
 
 
 async def test_console_is_told_why_it_was_refused(tmp_script: ScriptWriter) -> None:

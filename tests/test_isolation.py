@@ -28,6 +28,7 @@ from conftest import (
     timeout,
 )
 from rawhttp import upgrade_headers
+from test_console_ws import each_line
 
 ENV_JSON = f"#!{sys.executable}\nimport json, os\nprint(json.dumps(dict(os.environ)))\n"
 
@@ -125,10 +126,10 @@ async def console_session(port: int, said: str) -> tuple[str, list[dict[str, obj
     envelopes: list[dict[str, object]] = []
     async with connect(url, origin=Origin(f"http://127.0.0.1:{port}"), compression=None) as ws:
         async for raw in ws:
-            envelope = json.loads(raw)
-            envelopes.append(envelope)
-            if envelope.get("type") == "stdout" and str(envelope["data"]).startswith("out "):
-                await ws.send(said)
+            for envelope in each_line(json.loads(raw)):
+                envelopes.append(envelope)
+                if envelope.get("type") == "stdout" and str(envelope["data"]).startswith("out "):
+                    await ws.send(said)
     uid = next(
         str(e["data"]).split()[1]
         for e in envelopes

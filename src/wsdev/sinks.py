@@ -3,7 +3,8 @@
 ``PlainSink`` speaks websocketd's protocol: one text frame per stdout line, or binary frames in
 ``--binary`` mode, and ``{"stream":…,"data":…}`` objects under ``--passstderr``. ``ConsoleSink``
 speaks the browser console's envelope, which also carries the connection's own stderr, its exit
-status and restarts, so the program itself sees exactly what a plain client would give it.
+status and restarts, so the program itself sees exactly what a plain client would give it; the
+lines of one read of a pipe go to the console as one envelope.
 """
 
 from __future__ import annotations
@@ -52,6 +53,15 @@ def _console_env(env: Mapping[str, str]) -> dict[str, str]:
 
 def _json(obj: object) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _batch(kind: str, lines: Sequence[str]) -> dict[str, object]:
+    """The lines of one read as one envelope (behaviour C6): a browser pays for each message it
+    receives (an event, a garbage-collected handle), so a flood comes as few messages. A single
+    line keeps the ``data`` form, which is what an interactive reply almost always is."""
+    if len(lines) == 1:
+        return {"type": kind, "data": lines[0]}
+    return {"type": kind, "lines": list(lines)}
 
 
 class PlainSink:
@@ -120,15 +130,15 @@ class ConsoleSink:
         )
 
     def lines(self, lines: Sequence[bytes]) -> None:
-        self._writer.write(
-            text_frames([_json({"type": "stdout", "data": line.decode()}) for line in lines])
-        )
+        if lines:
+            self._send(_batch("stdout", [line.decode() for line in lines]))
 
     def chunk(self, data: bytes) -> None:
         self._writer.write(binary_frame(data))
 
     def stderr(self, lines: Sequence[str]) -> None:
-        self._writer.write(text_frames([_json({"type": "stderr", "data": line}) for line in lines]))
+        if lines:
+            self._send(_batch("stderr", lines))
 
     def stalled(self, pending: int) -> None:
         self._send({"type": "stalled", "bytes": pending})

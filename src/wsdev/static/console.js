@@ -2,7 +2,8 @@
  *
  * The page talks to /_wsdev/ws?path=…&query=…; the server runs the program exactly as for a
  * plain client of path?query and wraps what it does in JSON envelopes (hello, stdout, stderr,
- * stalled, exit, restart, error); binary frames are the program's stdout in --binary mode.
+ * stalled, exit, restart, error); binary frames are the program's stdout in --binary mode. A
+ * stdout or stderr envelope holds one line (data) or the lines of one read of the pipe (lines).
  * Everything shown comes from the network or the user, so it only ever reaches the page as
  * text (textContent), never as markup.
  */
@@ -350,17 +351,7 @@
 
     add(entry) {
       let chunk = this.chunks[this.chunks.length - 1];
-      if (!chunk || chunk.n === JOURNAL_CHUNK) {
-        chunk = {
-          n: 0, chars: 0,
-          time: new Float64Array(JOURNAL_CHUNK),
-          latency: new Float32Array(JOURNAL_CHUNK),
-          kind: new Uint8Array(JOURNAL_CHUNK),
-          // A line's text (or bytes) as received; a note keeps its entry, which it may update.
-          data: new Array(JOURNAL_CHUNK),
-        };
-        this.chunks.push(chunk);
-      }
+      if (!chunk || chunk.n === JOURNAL_CHUNK) chunk = this.chunk();
       const i = chunk.n++;
       chunk.time[i] = entry.time;
       chunk.latency[i] = entry.latency === undefined ? NaN : entry.latency;
@@ -371,6 +362,46 @@
       chunk.chars += size;
       this.chars += size;
       this.lines += 1;
+      this.trim();
+    }
+
+    // The lines of one envelope, in one pass: the journal's own columns, no entry objects.
+    addLines(kind, time, latency, texts) {
+      const code = KIND_CODES.indexOf(kind);
+      const lat = latency === undefined ? NaN : latency;
+      let chunk = this.chunks[this.chunks.length - 1];
+      let added = 0;
+      for (let j = 0; j < texts.length; j++) {
+        if (!chunk || chunk.n === JOURNAL_CHUNK) chunk = this.chunk();
+        const i = chunk.n++;
+        const text = texts[j];
+        chunk.time[i] = time;
+        chunk.latency[i] = lat;
+        chunk.kind[i] = code;
+        chunk.data[i] = text;
+        chunk.chars += text.length;
+        added += text.length;
+      }
+      this.chars += added;
+      this.lines += texts.length;
+      this.trim();
+    }
+
+    chunk() {
+      const chunk = {
+        n: 0, chars: 0,
+        time: new Float64Array(JOURNAL_CHUNK),
+        latency: new Float32Array(JOURNAL_CHUNK),
+        kind: new Uint8Array(JOURNAL_CHUNK),
+        // A line's text (or bytes) as received; a note keeps its entry, which it may update.
+        data: new Array(JOURNAL_CHUNK),
+      };
+      this.chunks.push(chunk);
+      return chunk;
+    }
+
+    // Past either cap, the oldest chunks go (never the one being filled).
+    trim() {
       while (this.chunks.length > 1 &&
              (this.lines > JOURNAL_MAX_LINES || this.chars > JOURNAL_MAX_CHARS)) {
         const old = this.chunks.shift();
@@ -415,6 +446,33 @@
     if (!NOTE_KINDS.has(kind) && !following && !stickToBottom) unseen++;
     scheduleRender();
     return entry;
+  }
+
+  // The lines of one stdout or stderr envelope (behaviour C6): one pass into the journal, and
+  // entries for the window only for the lines that can stay in it; the earlier lines of a read
+  // longer than the window go straight behind the marker. They share the envelope's time and
+  // latency, as they arrived together.
+  function addLines(kind, texts, latency) {
+    const time = Date.now();
+    journal.addLines(kind, time, latency, texts);
+    const skip = Math.max(0, texts.length - MAX_ENTRIES);
+    droppedFromWindow += skip;
+    for (let j = skip; j < texts.length; j++) {
+      entries.push({ kind, time, h: 0, text: texts[j], latency });
+    }
+    addedSinceDraw += texts.length;
+    if (!following && !stickToBottom) unseen += texts.length;
+    scheduleRender();
+  }
+
+  // An envelope's lines: ``lines`` for the lines of one read, ``data`` for a single line.
+  function envelopeLines(message) {
+    if (!Array.isArray(message.lines)) return [String(message.data ?? "")];
+    const texts = message.lines;
+    for (let j = 0; j < texts.length; j++) {
+      if (typeof texts[j] !== "string") texts[j] = String(texts[j] ?? "");
+    }
+    return texts;
   }
 
   function updateEntry(entry, fields) {
@@ -1136,10 +1194,10 @@
         if (!mine.entry) started(mine);
         break;
       case "stdout":
-        addEntry("recv", { text: String(message.data ?? ""), latency: latency(at) });
+        addLines("recv", envelopeLines(message), latency(at));
         break;
       case "stderr":
-        addEntry("stderr", { text: String(message.data ?? "") });
+        addLines("stderr", envelopeLines(message), undefined);
         break;
       case "stalled":
         addEntry("warn", {
