@@ -70,10 +70,27 @@ SCRIPTS = {
     'printf "Content-Type: text/plain\\n\\n"\n'
     "while :; do echo tick; sleep 0.05; done",
     # Notes each signal and carries on; a grandchild ignores them: only SIGKILL ends these.
-    "stubborn.sh": "trap 'echo INT >> signals' INT\ntrap 'echo TERM >> signals' TERM\n"
-    "(trap '' INT TERM; exec sleep 1000) &\necho $$ > stubborn.pid\n"
-    'printf "Content-Type: text/plain\\n\\n"\n'
-    "while :; do echo tick; sleep 0.05; done",
+    # Python notes a signal as it comes (a shell runs its trap only once its foreground child
+    # is done, which a loaded machine can put after the next signal).
+    "stubborn.sh": "#!/usr/bin/env python3\n"
+    "import os, signal, subprocess, time\n"
+    "def noting(name):\n"
+    "    def note(signum, frame):\n"
+    "        with open('signals', 'a') as file:\n"
+    "            file.write(name + '\\n')\n"
+    "    return note\n"
+    "signal.signal(signal.SIGINT, noting('INT'))\n"
+    "signal.signal(signal.SIGTERM, noting('TERM'))\n"
+    "subprocess.Popen(['sh', '-c', \"trap '' INT TERM; exec sleep 1000\"])\n"
+    "with open('stubborn.pid', 'w') as file:\n"
+    "    file.write(str(os.getpid()))\n"
+    "os.write(1, b'Content-Type: text/plain\\n\\n')\n"
+    "while True:\n"
+    "    try:\n"
+    "        os.write(1, b'tick\\n')\n"
+    "    except OSError:\n"
+    "        pass  # the client has gone: live on until the ladder's SIGKILL\n"
+    "    time.sleep(0.05)\n",
     # Exits at once, leaving a grandchild that holds stdout and writes "late" to it.
     "late.sh": 'echo $$ > late.pid\nprintf "Content-Type: text/plain\\n\\nfirst\\n"\n'
     "(until [ -e go ]; do sleep 0.02; done; echo late) &",
