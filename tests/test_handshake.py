@@ -12,7 +12,7 @@ from websockets.server import ServerProtocol
 from websockets.streams import StreamReader
 from yarl import URL
 
-from wsdev.handshake import read_request, switching_protocols
+from wsdev.handshake import accept_plain, plain_key, read_request
 from wsdev.sessions import decode_target
 
 KEY = base64.b64encode(b"0123456789abcdef").decode()
@@ -80,14 +80,15 @@ VARIANTS = [
 
 @pytest.mark.parametrize("head", VARIANTS)
 def test_the_101_for_a_plain_handshake_is_the_engines(head: bytes) -> None:
-    """``switching_protocols`` answers a plain handshake as the engine would, and leaves
-    every other to the engine (None)."""
+    """``accept_plain`` answers a plain handshake as the engine would, and ``plain_key``
+    leaves every other to the engine (None)."""
     ours = read_request(head)
     assert ours is not None
-    fast = switching_protocols(ours)
+    key = plain_key(ours)
     engine = ServerProtocol().accept(engine_parse(head))
-    if fast is None:
+    if key is None:
         return  # the engine answers it, whatever it says
+    fast = accept_plain(key)
     assert engine.status_code == fast.status_code == 101
     dated = ("Date",)
     assert [h for h in fast.headers.raw_items() if h[0] not in dated] == [
@@ -99,7 +100,7 @@ def test_plain_handshakes_take_the_quick_answer() -> None:
     """The usual handshakes are plain (else the quick path would never be taken)."""
     for head in VARIANTS[:4]:
         ours = read_request(head)
-        assert ours is not None and switching_protocols(ours) is not None
+        assert ours is not None and plain_key(ours) is not None
 
 
 def test_header_values_arrive_as_the_utf8_text_that_was_sent() -> None:

@@ -116,12 +116,6 @@ def accept_plain(key: str) -> Response:
     return Response(101, "Switching Protocols", headers)
 
 
-def switching_protocols(handshake: Handshake) -> Response | None:
-    """The 101 the engine's ``accept`` gives a plain handshake, or None for any other."""
-    key = plain_key(handshake)
-    return accept_plain(key) if key is not None else None
-
-
 _date = (0, "")
 
 
