@@ -125,8 +125,8 @@ def received_lines(
     if binary:
         encoded = [base64.b64encode(p) for p in payloads]
         return b"".join((first, _BINARY_BETWEEN.join(encoded), b'","binary":true}\n'))
-    if block is not None and len(block.translate(None, _ESCAPED_BUT_NEWLINE)) == len(block):
-        return b"".join((first, block[:-1].replace(b"\n", _TEXT_BETWEEN), b'"}\n'))
+    if block is not None:
+        return received_block(t, block)
     joined = b"".join(payloads)
     if len(joined.translate(None, _ESCAPED)) == len(joined):
         return b"".join((first, _TEXT_BETWEEN.join(payloads), b'"}\n'))
@@ -135,7 +135,11 @@ def received_lines(
 
 
 def received_block(t: float, block: bytes) -> bytes:
-    """``received_lines`` of text lines as read from stdout: each followed by a newline."""
+    """``received_lines`` of text lines as read from stdout: each followed by a newline.
+
+    Text with nothing to escape is formatted from the block with one replace; the rest goes
+    line by line.
+    """
     if len(block.translate(None, _ESCAPED_BUT_NEWLINE)) == len(block):
         first = f'{{"t":{t:.6f},"received":"'.encode()
         return b"".join((first, block[:-1].replace(b"\n", _TEXT_BETWEEN), b'"}\n'))
