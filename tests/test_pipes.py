@@ -215,6 +215,33 @@ async def test_writer_with_buffered_bytes_notices_the_reader_leaving() -> None:
     assert not registered(write_end) and not is_open(write_end)
 
 
+async def test_flush_writes_every_buffered_byte_waiting_for_the_reader() -> None:
+    import threading
+
+    read_end, write_end = os.pipe()
+    protocol = Recorder()
+    writer = PipeWriter(asyncio.get_running_loop(), write_end, protocol, high=256 * 1024)
+    payload = os.urandom(2 * 1024 * 1024)
+    writer.write(payload)
+    assert protocol.names() == ["pause"] and registered(write_end)
+    received = bytearray()
+
+    def read_all() -> None:  # a slow reader of its own, as the recorder's writer process is
+        while len(received) < len(payload):
+            received.extend(os.read(read_end, 64 * 1024))
+
+    reader = threading.Thread(target=read_all)
+    reader.start()
+    writer.flush()
+    reader.join(10)
+    assert bytes(received) == payload
+    assert writer.get_write_buffer_size() == 0 and not registered(write_end)
+    assert protocol.names() == ["pause", "resume"]
+    assert not os.get_blocking(write_end)  # still the loop's non-blocking end
+    writer.abort()
+    os.close(read_end)
+
+
 async def test_abort_drops_what_is_buffered() -> None:
     read_end, write_end = os.pipe()
     protocol = Recorder()

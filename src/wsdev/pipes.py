@@ -170,6 +170,23 @@ class PipeWriter:
             self._paused = False
             self._protocol.resume_writing()
 
+    def flush(self) -> None:
+        """Write everything buffered now, waiting for the reader as a blocking write does."""
+        if self._closed or not self._buffer:
+            return
+        self._loop.remove_writer(self._fd)
+        os.set_blocking(self._fd, True)
+        try:
+            while self._buffer:
+                del self._buffer[: os.write(self._fd, self._buffer)]
+        except OSError as exc:
+            self._close(exc)
+            return
+        os.set_blocking(self._fd, False)
+        if self._paused:
+            self._paused = False
+            self._protocol.resume_writing()
+
     def get_write_buffer_size(self) -> int:
         return len(self._buffer)
 

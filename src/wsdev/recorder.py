@@ -28,6 +28,7 @@ from wsdev.events import (
     MessagesOut,
     StderrLine,
 )
+from wsdev.pipes import PipeWriter
 from wsdev.recordwriter import FRAME
 from wsdev.transcript import Header, Step, dump_line, received_lines
 
@@ -100,19 +101,22 @@ class Recorder:
         self._loop = asyncio.get_running_loop()
         self._frames: list[bytes] = []  # this turn's
         self._scheduled = False
-        self._backlog = bytearray()  # what the pipe could not take yet
-        self._waiting = False  # for room in the pipe
-        self._broken = False
         self._reports = bytearray()
         self.written: list[Path] = []
-        self._process = _start_writer(folder)
-        assert self._process.stdin is not None and self._process.stdout is not None
-        self._fd = self._process.stdin.fileno()
-        self._reports_fd = self._process.stdout.fileno()
-        os.set_blocking(self._fd, False)
-        os.set_blocking(self._reports_fd, False)
+        frames_read, frames_write = os.pipe()
         with contextlib.suppress(OSError, AttributeError):  # a larger pipe: fewer turns wait
-            fcntl.fcntl(self._fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+            fcntl.fcntl(frames_write, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+        try:
+            self._process = _start_writer(folder, frames_read)
+        finally:
+            os.close(frames_read)
+        # What the pipe cannot take at once waits in the writer's buffer; past BACKLOG_LIMIT
+        # (the disk far slower than the programs' output) it is written out, blocking:
+        # recording everything is the point, so from there the connections wait for it.
+        self._pipe = PipeWriter(self._loop, frames_write, _FramesPipe(self), high=BACKLOG_LIMIT)
+        assert self._process.stdout is not None
+        self._reports_fd = self._process.stdout.fileno()
+        os.set_blocking(self._reports_fd, False)
         self._loop.add_reader(self._reports_fd, self._read_reports)
         self._unsubscribe: Callable[[], None] = bus.subscribe(self.on_event)
 
@@ -166,55 +170,13 @@ class Recorder:
 
     def _hand_over(self) -> None:
         self._scheduled = False
-        if not self._frames:
-            return
-        data = b"".join(self._frames)
-        self._frames.clear()
-        if self._broken:
-            return
-        if self._backlog:
-            self._backlog += data
-            if len(self._backlog) > BACKLOG_LIMIT:
-                # The disk is slower than the programs' output for a long while: recording
-                # everything is the point, so from here the connections wait for it.
-                self._write_backlog()
-            return
-        written = self._send(data)
-        if written < len(data):
-            self._backlog += data[written:]
-            if not self._waiting:
-                self._waiting = True
-                self._loop.add_writer(self._fd, self._drain)
+        if self._frames:
+            self._pipe.write(b"".join(self._frames))
+            self._frames.clear()
 
-    def _send(self, data: bytes | bytearray) -> int:
-        try:
-            return os.write(self._fd, data)
-        except BlockingIOError:
-            return 0
-        except OSError as exc:  # the writer process has gone
-            self._stop_recording(exc)
-            return len(data)
-
-    def _drain(self) -> None:
-        """The pipe has room: write what waited."""
-        del self._backlog[: self._send(self._backlog)]
-        if (not self._backlog or self._broken) and self._waiting:
-            self._waiting = False
-            self._loop.remove_writer(self._fd)
-
-    def _write_backlog(self) -> None:
-        os.set_blocking(self._fd, True)
-        try:
-            while self._backlog and not self._broken:
-                del self._backlog[: self._send(self._backlog)]
-        finally:
-            os.set_blocking(self._fd, False)
-
-    def _stop_recording(self, exc: OSError) -> None:
-        if not self._broken:
-            self._broken = True
-            self._backlog.clear()
-            logger.error("recording stopped: %s", exc, extra={"category": "server"})
+    def wait_for_the_writer(self) -> None:
+        """Past the backlog's limit: the connections wait while the pipe takes it all."""
+        self._pipe.flush()
 
     def _read_reports(self) -> None:
         try:
@@ -250,16 +212,12 @@ class Recorder:
         """Stop recording; returns once every transcript is written and closed."""
         self._unsubscribe()
         self._hand_over()
-        if self._waiting:
-            self._waiting = False
-            self._loop.remove_writer(self._fd)
-        self._write_backlog()
+        self._pipe.flush()
+        self._pipe.abort()  # nothing is left in it: the writer process reads to the end
         with contextlib.suppress(OSError):
             self._loop.remove_reader(self._reports_fd)
         process = self._process
-        assert process.stdin is not None and process.stdout is not None
-        with contextlib.suppress(OSError):
-            process.stdin.close()
+        assert process.stdout is not None
         os.set_blocking(self._reports_fd, True)
         self._reports += process.stdout.read()
         process.stdout.close()
@@ -273,14 +231,28 @@ class Recorder:
             process.wait()
 
 
-def _start_writer(folder: Path) -> subprocess.Popen[bytes]:
+class _FramesPipe(asyncio.Protocol):
+    """The frames pipe's flow: a full backlog waits for the writer, a broken pipe is said."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self._recorder = recorder
+
+    def pause_writing(self) -> None:
+        self._recorder.wait_for_the_writer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None:  # the writer process has gone
+            logger.error("recording stopped: %s", exc, extra={"category": "server"})
+
+
+def _start_writer(folder: Path, frames: int) -> subprocess.Popen[bytes]:
     """The writer process, importing this very wsdev (installed or not)."""
     env = dict(os.environ)
     source = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (source, env.get("PYTHONPATH")) if p)
     return subprocess.Popen(
         [sys.executable, "-m", "wsdev.recordwriter", str(folder)],
-        stdin=subprocess.PIPE,
+        stdin=frames,
         stdout=subprocess.PIPE,
         env=env,
         # Its own process group: a Ctrl+C at the terminal stops wsdev, which then lets the
