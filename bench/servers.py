@@ -121,6 +121,19 @@ def _stat(pid: int) -> list[str]:
         return stat.read().rsplit(")", 1)[1].split()
 
 
+SPAWN_HELPER = b"wsdev.spawnhelper"
+
+
+def _child_pids(pid: int) -> list[int]:
+    """Children of ``pid`` now (every thread's list in /proc/PID/task)."""
+    pids: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/children") as f:
+                pids.extend(int(child) for child in f.read().split())
+    return pids
+
+
 def _children(pid: int) -> list[tuple[int, str]]:
     """Direct children of ``pid`` as (pid, start time), found by scanning /proc (no psutil).
 
@@ -212,21 +225,27 @@ class Server:
         return children[0][0]
 
     def rss_kib(self) -> int:
+        """The server's resident memory, its spawn helper's included (wsdev's is a process
+        of its own that starts the programs)."""
         if self.proc.poll() is not None:
             raise ServerError(f"{self.kind} exited with {self.proc.returncode}\n{self.log_tail()}")
-        return rss_kib(self.pid)
+        return rss_kib(self.pid) + sum(rss_kib(pid) for pid in self._helpers())
 
     def child_count(self) -> int:
-        """How many children the server has now (every thread's list in /proc/PID/task)."""
-        count = 0
-        with contextlib.suppress(OSError):
-            for task in os.listdir(f"/proc/{self.pid}/task"):
-                with (
-                    contextlib.suppress(OSError),
-                    open(f"/proc/{self.pid}/task/{task}/children") as f,
-                ):
-                    count += len(f.read().split())
-        return count
+        """How many programs the server runs now: its children, but for its spawn helper,
+        whose children count instead."""
+        helpers = self._helpers()
+        count = len(_child_pids(self.pid)) - len(helpers)
+        return count + sum(len(_child_pids(pid)) for pid in helpers)
+
+    def _helpers(self) -> list[int]:
+        """wsdev's spawn helper, if it runs (a child whose command line names it)."""
+        found = []
+        for pid in _child_pids(self.pid):
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/cmdline", "rb") as f:
+                if SPAWN_HELPER in f.read():
+                    found.append(pid)
+        return found
 
     def open_files(self) -> int:
         """How many file descriptors the server process holds, from /proc/PID/fd."""
@@ -238,6 +257,8 @@ class Server:
     def remember_children(self) -> None:
         """Note the server's current children, so none can outlive the benchmark."""
         self._seen.update(_children(self.pid))
+        for helper in self._helpers():
+            self._seen.update(_children(helper))
 
     def dashboard_shown(self) -> bool:
         """Whether the terminal shows wsdev's dashboard: the alternate screen, and its panels."""

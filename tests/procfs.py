@@ -32,7 +32,27 @@ def open_fds(pid: int) -> list[str]:
 
 
 def children(pid: int) -> dict[int, str]:
-    """Each process whose parent is ``pid``, with its state letter (``Z`` for a zombie)."""
+    """Each process whose parent is ``pid``, with its state letter (``Z`` for a zombie).
+
+    wsdev's spawn helper (behaviour B16) is part of wsdev, not a program it runs: the helper's
+    own children are listed in its place.
+    """
+    found = _direct_children(pid)
+    for child in list(found):
+        if is_spawn_helper(child):
+            del found[child]
+            found.update(_direct_children(child))
+    return found
+
+
+def is_spawn_helper(pid: int) -> bool:
+    try:
+        return b"wsdev.spawnhelper" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def _direct_children(pid: int) -> dict[int, str]:
     found = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():

@@ -11,13 +11,13 @@ import asyncio
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 
 import pytest
 from websockets.asyncio.client import connect
 
 from conftest import ScriptWriter, converse, requires_websocketd, run_websocketd, run_wsdev, timeout
+from procfs import children
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -87,9 +87,8 @@ def _fd_count(pid: int) -> int:
 
 
 def _children(pid: int) -> list[str]:
-    """The state letter of every process whose parent is ``pid``."""
-    out = subprocess.run(["ps", "-eo", "ppid=,stat="], capture_output=True, text=True).stdout
-    return [stat for ppid, stat in (line.split() for line in out.splitlines()) if ppid == str(pid)]
+    """The state letter of every program ``pid`` runs (``procfs.children``)."""
+    return list(children(pid).values())
 
 
 @linux_only

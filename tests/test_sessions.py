@@ -5,6 +5,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
 
 from conftest import ScriptWriter, run_wsdev, timeout
 
@@ -83,3 +88,61 @@ async def test_a_shutdown_waits_for_the_end_of_a_connection_still_finishing(
     finally:
         await server.close()
     assert len(ended) == 1, "the connection ended without its Disconnected event"
+
+
+async def test_a_client_gone_while_its_program_starts_leaves_nothing_running(
+    tmp_script: ScriptWriter, tmp_path: Path
+) -> None:
+    # The spawn helper is held (SIGSTOP) while a client sends its handshake and leaves; once
+    # the helper goes on, the program it starts must be ended at once, and never become a
+    # session.
+    from conftest import local_config, process_gone
+    from wsdev.events import Connected, Event, EventBus
+    from wsdev.server import Server
+
+    if not hasattr(os, "pidfd_open"):
+        pytest.skip("no spawn helper on this system")
+    pid_file = tmp_path / "pid"
+    script = tmp_script(
+        "notes-pid.sh",
+        f'#!/bin/sh\necho $$ > "{pid_file}.tmp"\nmv "{pid_file}.tmp" "{pid_file}"\nexec cat\n',
+    )
+    bus = EventBus()
+    connected: list[Event] = []
+    bus.subscribe(lambda event: connected.append(event) if isinstance(event, Connected) else None)
+    server = Server(local_config(script), bus)
+    await server.start()
+    try:
+        assert server.sessions is not None
+        spawner = server.sessions.spawner
+        assert await asyncio.wait_for(spawner.until_ready(), timeout(10))
+        helper = spawner.helper_pid
+        assert helper is not None
+        os.kill(helper, signal.SIGSTOP)
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(_handshake(b"hello"))
+            await writer.drain()
+            writer.write_eof()
+            # wsdev closes its side once it sees ours closed: no 101 came, nothing else will.
+            assert await asyncio.wait_for(reader.read(), timeout(10)) == b""
+            writer.close()
+            assert server.sessions.children_running == 1  # still starting, and counted
+        finally:
+            os.kill(helper, signal.SIGCONT)
+        # Neither a file nor a process end has an event to await here: look each loop turn.
+        await asyncio.wait_for(_turns_until(pid_file.exists), timeout(10))
+        pid = int(pid_file.read_text())
+        sessions = server.sessions
+        await asyncio.wait_for(
+            _turns_until(lambda: process_gone(pid) and sessions.children_running == 0),
+            timeout(10),
+        )
+        assert connected == []
+    finally:
+        await server.close()
+
+
+async def _turns_until(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await asyncio.sleep(0.005)

@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from wsdev.events import ExitStatus
 
@@ -43,6 +43,13 @@ def escalation_delays(closems: int) -> tuple[tuple[float, signal.Signals], ...]:
     )
 
 
+class ExitReporter(Protocol):
+    """Who reaps a child that wsdev did not start itself (the spawn helper)."""
+
+    def collect(self) -> None:
+        """Deliver any exit already known, now."""
+
+
 class Child:
     """One running program; ``exited`` resolves with its exit status.
 
@@ -55,6 +62,7 @@ class Child:
         "_exit_waiters",
         "_loop",
         "_pidfd",
+        "_reporter",
         "exited",
         "on_exit",
         "pid",
@@ -70,6 +78,7 @@ class Child:
         stdin: int,
         stdout: int,
         stderr: int,
+        reported_by: ExitReporter | None = None,
     ) -> None:
         self._loop = loop
         self.pid = pid
@@ -80,7 +89,10 @@ class Child:
         self._exit_waiters: list[asyncio.Future[None]] = []
         self.on_exit: Callable[[], object] | None = None
         self._pidfd = -1
-        self._watch_exit()
+        # Started by the spawn helper, which reaps it and reports its exit (``exit_reported``).
+        self._reporter = reported_by
+        if reported_by is None:
+            self._watch_exit()
 
     @property
     def running(self) -> bool:
@@ -92,7 +104,22 @@ class Child:
         True once it has been reaped. A program's exit and the end of its output come
         together: whoever sees the one can look for the other at once.
         """
+        if self._reporter is not None:
+            self._reporter.collect()
+            return self.exited.done()
         return self._reap(block=False)
+
+    def exit_reported(self, status: int) -> None:
+        """The spawn helper has reaped the child: ``status`` as ``waitpid`` gave it."""
+        if not self.exited.done():
+            self._exited(status)
+
+    def watch_here(self) -> None:
+        """The spawn helper has gone: wsdev, the child's subreaper now, watches it itself."""
+        if self._reporter is not None and not self.exited.done():
+            self._reporter = None
+            track(self.pid)
+            self._watch_exit()
 
     def group_alive(self) -> bool:
         """Whether any process of the child's group (the child or what it started) is left."""
@@ -202,12 +229,15 @@ class Child:
             os.close(self._pidfd)
             self._pidfd = -1
         untrack(self.pid)
+        self._exited(status)
+        return True
+
+    def _exited(self, status: int) -> None:
         self.exited.set_result(ExitStatus.from_wait_status(status))
         for waiter in self._exit_waiters:
             _wake(waiter)
         if self.on_exit is not None:
             self.on_exit()
-        return True
 
 
 def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: str | None = None) -> Child:

@@ -69,6 +69,7 @@ class Server:
         """Listen on every configured address; raises ``ServeError`` (e.g. port in use)."""
         config = self.config
         self.sessions = SessionManager(config, self.bus, self._http_protocol)
+        self.sessions.spawner.start()
         routes = Routes(config, self.bus, self.sessions)
         self._runner = web.AppRunner(
             routes.application(), access_log=None, shutdown_timeout=HTTP_SHUTDOWN_SECONDS
@@ -207,6 +208,7 @@ class Server:
                 self.config.unixsocket.unlink()
         if self.sessions is not None:
             await self.sessions.close(1001, "server shutting down")
+            self.sessions.spawner.close()
         # CGI scripts still streaming end now, so their requests finish instead of waiting out
         # the shutdown timeout, and none outlives wsdev (B6).
         from wsdev.cgi import end_all_scripts, wait_scripts_ended

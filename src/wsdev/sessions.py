@@ -44,10 +44,11 @@ from wsdev.guard import Guard, Route
 from wsdev.handshake import Handshake, accept_plain, plain_key
 from wsdev.joinsecret import JOIN_REFUSAL, JoinSecret
 from wsdev.limits import ClientTally
-from wsdev.process import Child, spawn
+from wsdev.process import Child, abandon
 from wsdev.proxies import apply_forwarding
 from wsdev.scripts import inspect_script, spawn_failure_hint
 from wsdev.sinks import ConsoleSink, PlainSink, Sink
+from wsdev.spawner import Spawner
 from wsdev.urlmap import map_url
 
 logger = logging.getLogger(__name__)
@@ -101,6 +102,8 @@ class SessionManager:
         self._lookups: set[asyncio.Task[None]] = set()
         self._handoffs: set[asyncio.Task[None]] = set()  # plain HTTP on its way to aiohttp
         self.ids = IdSource()
+        # Programs start in a helper process, off the loop (behaviour B16); ``start`` runs it.
+        self.spawner = Spawner()
         # Host and Origin (behaviour B10): one decision for upgrades here and plain HTTP in routes.
         self.guard = Guard(config)
         # wsdev's own environment does not change while it runs: read --passenv from it once.
@@ -281,12 +284,33 @@ class SessionManager:
         if session.python and "PYTHONUNBUFFERED" not in env:
             env["PYTHONUNBUFFERED"] = "1"  # B9, for each Python script of --dir
         started = time.monotonic()
-        child: Child | OSError | None = None
-        if session.problem is None:
-            try:
-                child = spawn(session.argv, env)
-            except OSError as exc:
-                child = exc
+        made = partial(self._spawned, session, unique_id, seq, started, env)
+        if session.problem is not None:
+            made(None)
+            return
+        # Counted by --maxforks while it starts, as the session it will be.
+        self._starting += 1
+        self.spawner.spawn(session.argv, env, made)
+
+    def _spawned(
+        self,
+        session: _Pending,
+        unique_id: str,
+        seq: int,
+        started: float,
+        env: dict[str, str],
+        child: Child | OSError | None,
+    ) -> None:
+        """The program has started, or could not (None: it was known not to run)."""
+        config = self.config
+        if child is not None:
+            self._starting -= 1
+            if session.connection.gone:
+                # The client left while its program started: end that program as a
+                # disconnect would.
+                if isinstance(child, Child):
+                    abandon(child, config.closems)
+                return
         target, facts = session.target, session.facts
         conn = ConnectionInfo(
             id=unique_id,
