@@ -115,6 +115,7 @@ async def test_a_client_gone_while_its_program_starts_leaves_nothing_running(
     try:
         assert server.sessions is not None
         spawner = server.sessions.spawner
+        spawner.inline_when_idle = False  # this lone client's program too goes to the helper
         assert await asyncio.wait_for(spawner.until_ready(), timeout(10))
         helper = spawner.helper_pid
         assert helper is not None

@@ -29,6 +29,7 @@ ENV = {"PATH": "/usr/bin:/bin"}
 @pytest.fixture
 async def spawner() -> AsyncIterator[Spawner]:
     spawner = Spawner()
+    spawner.inline_when_idle = False  # every program through the helper, as in a burst
     spawner.start()
     assert await asyncio.wait_for(spawner.until_ready(), 10)
     yield spawner
@@ -184,6 +185,31 @@ async def test_close_ends_the_helper(spawner: Spawner) -> None:
     assert process_gone(helper)
     # Programs still start, now in wsdev itself.
     await ends_as_wsdevs_own_child(await spawned(spawner, ["/bin/cat"]))
+
+
+async def test_a_lone_program_starts_in_wsdev_and_the_next_ones_of_its_turn_in_the_helper(
+    spawner: Spawner,
+) -> None:
+    spawner.inline_when_idle = True
+    children: list[Child] = []
+    results: list[asyncio.Future[Child | OSError]] = []
+    for _ in range(2):  # connections that arrive together: one loop turn
+        for _ in range(3):
+            result: asyncio.Future[Child | OSError] = asyncio.get_running_loop().create_future()
+            spawner.spawn(["/bin/cat"], ENV, result.set_result)
+            results.append(result)
+        for result in results[-3:]:
+            child = await asyncio.wait_for(result, 10)
+            assert isinstance(child, Child)
+            children.append(child)
+    helper = helper_pid(spawner)
+    assert [parent_of(child.pid) for child in children] == [os.getpid(), helper, helper] * 2
+    for child in children:
+        os.close(child.stdin)
+    for child in children:
+        assert await asyncio.wait_for(child.exited, 10) == ExitStatus(code=0)
+        os.close(child.stdout)
+        os.close(child.stderr)
 
 
 def test_requests_and_replies_survive_the_wire() -> None:

@@ -63,6 +63,9 @@ class Spawner:
         self._unsent: deque[tuple[bytes, tuple[int, int, int]]] = deque()
         self._settled: asyncio.Future[bool] | None = None  # ready (True) or gone (False)
         self._gone: asyncio.Future[None] | None = None
+        # The first program of a loop turn starts in wsdev (``_loop_has_more_to_do``).
+        self.inline_when_idle = True
+        self._inline_this_turn = False
 
     def start(self) -> None:
         """Launch the helper (Linux only: it watches exits through pidfds)."""
@@ -114,7 +117,7 @@ class Spawner:
 
         ``done`` may be called before this returns (when wsdev starts the program itself).
         """
-        if self.ready:
+        if self.ready and self._loop_has_more_to_do():
             try:
                 request = encode_request(self._next_id + 1, argv, env)
             except ValueError:
@@ -128,6 +131,26 @@ class Spawner:
         except OSError as exc:
             child = exc
         done(child)
+
+    def _loop_has_more_to_do(self) -> bool:
+        """Whether a program was already started in wsdev in this loop turn.
+
+        A lone program is started in wsdev: the helper's round trip (two wake-ups, two
+        messages) would add to that connection's wait, and nothing else is held up by it. A
+        second one in the same turn means connections are arriving together: from then on, the
+        helper starts them while the loop serves the others.
+        """
+        if not self.inline_when_idle:
+            return True
+        if self._inline_this_turn:
+            return True
+        self._inline_this_turn = True
+        assert self._loop is not None
+        self._loop.call_soon(self._next_turn)
+        return False
+
+    def _next_turn(self) -> None:
+        self._inline_this_turn = False
 
     def _send(self, request_id: int, request: bytes, argv: Sequence[str], done: Started) -> None:
         in_r, in_w = os.pipe()
