@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import asyncio
 import ctypes
 import ctypes.util
@@ -9,12 +10,14 @@ import errno
 import logging
 import os
 import signal
+import socket
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import process_gone
+from conftest import process_gone, timeout
 from wsdev import spawnwire
 from wsdev.events import ExitStatus
 from wsdev.orphans import PR_SET_CHILD_SUBREAPER, become_subreaper
@@ -228,3 +231,41 @@ def test_requests_and_replies_survive_the_wire() -> None:
             spawnwire.encode_request(1, bad, {})
     with pytest.raises(ValueError):
         spawnwire.encode_request(1, ["/bin/prog"], {"A": "b\0"})
+
+
+def test_the_helper_reports_the_exit_of_a_program_it_has_no_pidfd_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Out of descriptors for a pidfd, the helper still reaps the program and reports its exit.
+    from wsdev import spawnhelper
+
+    def no_pidfd(pid: int) -> int:
+        raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+
+    monkeypatch.setattr(spawnhelper.os, "pidfd_open", no_pidfd)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    helper = threading.Thread(target=spawnhelper.Helper(theirs).serve)
+    helper.start()
+    try:
+        ours.settimeout(timeout(10))
+        (ready,) = spawnwire.decode_replies(ours.recv(spawnwire.REPLY_BUFFER))
+        assert ready.kind == b"R"
+        pipes = [os.pipe() for _ in range(3)]
+        request = spawnwire.encode_request(1, ["/bin/sh", "-c", "exit 4"], ENV)
+        far_ends = array.array("i", [pipes[0][0], pipes[1][1], pipes[2][1]])
+        ours.sendmsg([request], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, far_ends)])
+        for fd in far_ends:
+            os.close(fd)
+        replies: list[spawnwire.Reply] = []
+        while not any(reply.kind == b"X" for reply in replies):
+            replies += spawnwire.decode_replies(ours.recv(spawnwire.REPLY_BUFFER))
+        started, exited = replies
+        assert started.kind == b"S" and started.key == 1
+        assert exited == spawnwire.Reply.exited(started.value, 4 << 8)
+        for near, _ in pipes[1:]:
+            os.close(near)
+        os.close(pipes[0][1])
+    finally:
+        ours.close()  # the helper ends when wsdev's end closes
+        helper.join(timeout(10))
+    assert not helper.is_alive()

@@ -19,15 +19,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import ClassVar, Protocol
 
 from wsdev.events import ExitStatus
+from wsdev.spawnwire import start_program
 
 logger = logging.getLogger(__name__)
-
-# Python ignores SIGPIPE (and friends) for itself, and an ignored signal survives exec: reset
-# every catchable signal so `seq 1 1000000` dies of SIGPIPE like it would under a shell.
-_DEFAULT_SIGNALS = tuple(
-    s for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP)
-)
-
 
 # How often a group that outlived its child is checked for having ended.
 GROUP_POLL_SECONDS = 0.01
@@ -251,19 +245,7 @@ def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: str | None = None) -
     err_r, err_w = os.pipe()
     try:
         if cwd is None and hasattr(os, "posix_spawn"):
-            pid = os.posix_spawn(
-                argv[0],
-                list(argv),
-                dict(env),
-                file_actions=[
-                    (os.POSIX_SPAWN_DUP2, in_r, 0),
-                    (os.POSIX_SPAWN_DUP2, out_w, 1),
-                    (os.POSIX_SPAWN_DUP2, err_w, 2),
-                ],
-                setpgroup=0,
-                setsigdef=_DEFAULT_SIGNALS,
-                setsigmask=(),
-            )
+            pid = start_program(argv, dict(env), in_r, out_w, err_w)
         else:
             pid = _spawn_portable(argv, env, cwd, in_r, out_w, err_w)
     except BaseException as exc:

@@ -17,6 +17,7 @@ when wsdev's end of the socket closes, and leaves Ctrl-C to wsdev.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import select
 import signal
@@ -24,100 +25,121 @@ import socket
 import sys
 
 from wsdev.spawnwire import (
-    DEFAULT_SIGNALS,
     MAX_REQUEST,
     Reply,
     decode_request,
     encode_replies,
     fds_of,
+    start_program,
 )
 
+# How often programs the helper could not get a pidfd for are looked at.
+UNWATCHED_POLL_SECONDS = 0.1
 
-def serve(sock: socket.socket) -> None:
-    """Start programs on request and report their exits, until wsdev goes away."""
-    sock.setblocking(False)
-    poller = select.epoll()
-    poller.register(sock.fileno(), select.EPOLLIN)
-    exits: dict[int, int] = {}  # pidfd → pid
-    replies: list[Reply] = [Reply.ready(os.getpid())]
-    while True:
-        if replies:
-            _send(sock, replies)
-            replies = []
-        for fd, _ in poller.poll():
-            if fd == sock.fileno():
-                if not _take_requests(sock, poller, exits, replies):
-                    return
-                continue
-            pid = exits.pop(fd)
-            poller.unregister(fd)
-            os.close(fd)
+
+class Helper:
+    """The helper's one loop: requests in, programs started, exits out."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        self.sock = sock
+        self.poller = select.epoll()
+        self.poller.register(sock.fileno(), select.EPOLLIN)
+        self.exits: dict[int, int] = {}  # pidfd → pid of a running program
+        # Programs without a pidfd (out of descriptors): looked at every UNWATCHED_POLL_SECONDS.
+        self.unwatched: set[int] = set()
+        self.replies: list[Reply] = [Reply.ready(os.getpid())]
+
+    def serve(self) -> None:
+        """Start programs on request and report their exits, until wsdev goes away."""
+        while True:
+            if self.replies:
+                self._send()
+            wait = UNWATCHED_POLL_SECONDS if self.unwatched else -1
+            for fd, _ in self.poller.poll(wait):
+                if fd == self.sock.fileno():
+                    if not self._take_requests():
+                        return
+                else:
+                    self._exited(fd)
+            if self.unwatched:
+                self._look_at_unwatched()
+
+    def _take_requests(self) -> bool:
+        """Start every program asked for so far; False once wsdev has closed its end."""
+        ancillary = socket.CMSG_SPACE(3 * 4)
+        while True:
             try:
-                _, status = os.waitpid(pid, 0)
-            except ChildProcessError:
-                status = 255 << 8
-            replies.append(Reply.exited(pid, status))
-
-
-def _take_requests(
-    sock: socket.socket, poller: select.epoll, exits: dict[int, int], replies: list[Reply]
-) -> bool:
-    """Start every program asked for so far; False once wsdev has closed its end."""
-    ancillary = socket.CMSG_SPACE(3 * 4)
-    while True:
-        try:
-            # Close-on-exec at once: a program must hold its own three pipes only as 0, 1, 2.
-            data, ancdata, _, _ = sock.recvmsg(MAX_REQUEST, ancillary, socket.MSG_CMSG_CLOEXEC)
-        except BlockingIOError:
-            return True
-        except ConnectionError:
-            return False
-        if not data:
-            return False
-        fds = fds_of(ancdata)
-        try:
-            request_id, argv, env = decode_request(data)
-            if len(fds) != 3:
-                replies.append(Reply.failed(request_id, 22))  # EINVAL
-                continue
-            stdin, stdout, stderr = fds
-            try:
-                pid = os.posix_spawn(
-                    argv[0],
-                    argv,
-                    env,
-                    file_actions=[
-                        (os.POSIX_SPAWN_DUP2, stdin, 0),
-                        (os.POSIX_SPAWN_DUP2, stdout, 1),
-                        (os.POSIX_SPAWN_DUP2, stderr, 2),
-                    ],
-                    setpgroup=0,
-                    setsigdef=DEFAULT_SIGNALS,
-                    setsigmask=(),
+                # Close-on-exec at once: a program holds its three pipes only as 0, 1 and 2.
+                data, ancdata, flags, _ = self.sock.recvmsg(
+                    MAX_REQUEST, ancillary, socket.MSG_CMSG_CLOEXEC
                 )
-            except OSError as exc:
-                replies.append(Reply.failed(request_id, exc.errno or 5))  # EIO
-                continue
-            except ValueError:
-                replies.append(Reply.failed(request_id, 22))
-                continue
-            pidfd = os.pidfd_open(pid)
-            exits[pidfd] = pid
-            poller.register(pidfd, select.EPOLLIN)
-            replies.append(Reply.started(request_id, pid))
-        finally:
-            for fd in fds:
-                os.close(fd)
+            except BlockingIOError:
+                return True
+            except ConnectionError:
+                return False
+            if not data:
+                return False
+            fds = fds_of(ancdata)
+            try:
+                # Pipes lost on the way: the helper is out of descriptors.
+                self._start(data, fds, errno.EMFILE if flags & socket.MSG_CTRUNC else 0)
+            finally:
+                for fd in fds:
+                    os.close(fd)
 
-
-def _send(sock: socket.socket, replies: list[Reply]) -> None:
-    """Send the replies, blocking if wsdev is behind (it reads them on every loop turn)."""
-    for message in encode_replies(replies):
-        sock.setblocking(True)
+    def _start(self, request: bytes, fds: list[int], problem: int) -> None:
+        request_id, argv, env = decode_request(request)
+        if problem or len(fds) != 3:
+            self.replies.append(Reply.failed(request_id, problem or errno.EINVAL))
+            return
         try:
-            sock.send(message)
+            pid = start_program(argv, env, *fds)
+        except OSError as exc:
+            self.replies.append(Reply.failed(request_id, exc.errno or errno.EIO))
+            return
+        except ValueError:
+            self.replies.append(Reply.failed(request_id, errno.EINVAL))
+            return
+        self.replies.append(Reply.started(request_id, pid))
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            self.unwatched.add(pid)
+            return
+        self.exits[pidfd] = pid
+        self.poller.register(pidfd, select.EPOLLIN)
+
+    def _exited(self, pidfd: int) -> None:
+        pid = self.exits.pop(pidfd)
+        self.poller.unregister(pidfd)
+        os.close(pidfd)
+        self._reap(pid, 0)
+
+    def _look_at_unwatched(self) -> None:
+        for pid in list(self.unwatched):
+            if self._reap(pid, os.WNOHANG):
+                self.unwatched.discard(pid)
+
+    def _reap(self, pid: int, flags: int) -> bool:
+        try:
+            reaped, status = os.waitpid(pid, flags)
+        except ChildProcessError:
+            reaped, status = pid, 255 << 8
+        if reaped == 0:
+            return False
+        self.replies.append(Reply.exited(pid, status))
+        return True
+
+    def _send(self) -> None:
+        """Send the replies, blocking if wsdev is behind (it reads them on every loop turn)."""
+        replies, self.replies = self.replies, []
+        self.sock.setblocking(True)
+        try:
+            for message in encode_replies(replies):
+                self.sock.send(message)
         finally:
-            sock.setblocking(False)
+            self.sock.setblocking(False)
 
 
 def main(argv: list[str]) -> int:
@@ -127,7 +149,7 @@ def main(argv: list[str]) -> int:
     os.set_inheritable(fd, False)  # passed to us inheritable; the programs must not hold it
     sock = socket.socket(fileno=fd)
     with contextlib.suppress(BrokenPipeError, ConnectionError):
-        serve(sock)
+        Helper(sock).serve()
     return 0
 
 

@@ -1,4 +1,5 @@
-"""What wsdev and its spawn helper say to each other (``spawner`` ↔ ``spawnhelper``).
+"""What wsdev and its spawn helper say to each other (``spawner`` ↔ ``spawnhelper``), and the
+one way both start a program (``start_program``).
 
 A request is one ``SOCK_SEQPACKET`` message: a header (request id, argument count), then the
 arguments and the environment's ``NAME=value`` items, each followed by a NUL byte, with the
@@ -10,6 +11,7 @@ failed (errno), ``X`` a program exited (pid, wait status).
 from __future__ import annotations
 
 import array
+import os
 import signal
 import socket
 import struct
@@ -52,6 +54,33 @@ class Reply(NamedTuple):
     @classmethod
     def exited(cls, pid: int, status: int) -> Reply:
         return cls(b"X", pid, status)
+
+
+def start_program(
+    argv: Sequence[str | bytes],
+    env: Mapping[str, str] | Mapping[bytes, bytes],
+    stdin: int,
+    stdout: int,
+    stderr: int,
+) -> int:
+    """``posix_spawn`` argv[0] (a path) in a process group of its own, with ``stdin``,
+    ``stdout`` and ``stderr`` as 0, 1 and 2 and every signal at its default; the pid.
+
+    The one way a program is started, in wsdev (``process.spawn``) and in its helper.
+    """
+    return os.posix_spawn(
+        argv[0],
+        list(argv),
+        env,
+        file_actions=[
+            (os.POSIX_SPAWN_DUP2, stdin, 0),
+            (os.POSIX_SPAWN_DUP2, stdout, 1),
+            (os.POSIX_SPAWN_DUP2, stderr, 2),
+        ],
+        setpgroup=0,
+        setsigdef=DEFAULT_SIGNALS,
+        setsigmask=(),
+    )
 
 
 def encode_request(request_id: int, argv: Sequence[str], env: Mapping[str, str]) -> bytes:
