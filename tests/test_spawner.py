@@ -242,7 +242,7 @@ def test_the_helper_reports_the_exit_of_a_program_it_has_no_pidfd_for(
     def no_pidfd(pid: int) -> int:
         raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
 
-    monkeypatch.setattr(spawnhelper.os, "pidfd_open", no_pidfd)
+    monkeypatch.setattr(os, "pidfd_open", no_pidfd)  # the helper runs in this process here
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     helper = threading.Thread(target=spawnhelper.Helper(theirs).serve)
     helper.start()
