@@ -25,6 +25,7 @@ TESTS=(
   tests/test_handshake.py
   tests/test_receiver.py
   tests/test_sessions.py
+  tests/test_spawner.py
   tests/test_bridge.py
   tests/test_bridge_close.py
   tests/test_robustness.py
