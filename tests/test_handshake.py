@@ -13,7 +13,7 @@ from websockets.streams import StreamReader
 from yarl import URL
 
 from wsdev.handshake import accept_plain, plain_key, read_request
-from wsdev.sessions import decode_target
+from wsdev.targets import decode_target
 
 KEY = base64.b64encode(b"0123456789abcdef").decode()
 

@@ -174,12 +174,25 @@ async def test_programs_outlive_a_killed_helper_and_are_watched_by_wsdev(
         os.kill(helper, signal.SIGKILL)
         await asyncio.wait_for(spawner.until_gone(), 10)
     assert process_gone(helper)
-    assert "spawn helper has ended" in caplog.text
+    assert "spawn helper has ended (signal 9)" in caplog.text
     assert parent_of(child.pid) == os.getpid()  # adopted: wsdev is the subreaper
     os.write(child.stdin, b"go\n")
     assert await asyncio.wait_for(child.exited, 10) == ExitStatus(code=5)
     # And programs go on starting, now in wsdev itself.
     await ends_as_wsdevs_own_child(await spawned(spawner, ["/bin/cat"]))
+
+
+async def test_the_helper_leaves_ctrl_c_and_sigterm_to_wsdev(spawner: Spawner) -> None:
+    helper = helper_pid(spawner)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        os.kill(helper, sig)
+    # A request after the signals is answered: the helper took them and went on.
+    child = await spawned(spawner, ["/bin/cat"])
+    assert parent_of(child.pid) == helper and spawner.ready
+    os.close(child.stdin)
+    assert await asyncio.wait_for(child.exited, 10) == ExitStatus(code=0)
+    os.close(child.stdout)
+    os.close(child.stderr)
 
 
 async def test_close_ends_the_helper(spawner: Spawner) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from aiohttp import web
 
 from wsdev.config import Config
+from wsdev.console import CONSOLE_PREFIX
 from wsdev.environ import RequestFacts, cgi_environ, reverse_lookup
 from wsdev.events import EventBus, HttpRequest, Rejected
 from wsdev.feed import serve_feed
@@ -25,7 +26,6 @@ from wsdev.metrics import Metrics, health_response, may_read, metrics_response
 from wsdev.proxies import FORWARDED_PORT, as_the_client_sent
 from wsdev.restartfeed import serve_restarts
 from wsdev.sessions import (
-    CONSOLE_PREFIX,
     NOT_FOUND_BODY,
     SessionManager,
     response_headers,

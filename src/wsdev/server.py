@@ -21,10 +21,11 @@ from aiohttp import web
 
 from wsdev.activation import inherited_sockets, socket_url
 from wsdev.config import Config
+from wsdev.console import CONSOLE_PREFIX
 from wsdev.errors import ServeError
 from wsdev.events import EventBus, Restarting, ServerError
 from wsdev.routes import Routes
-from wsdev.sessions import CONSOLE_PREFIX, SessionManager
+from wsdev.sessions import SessionManager
 from wsdev.stream import Acceptor
 
 if TYPE_CHECKING:

@@ -17,19 +17,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
-from urllib.parse import parse_qsl, quote
 
 from websockets.datastructures import Headers
 from websockets.http11 import Response
-from yarl import URL
 
 from wsdev import __version__
 from wsdev.bridge import CLOSE_INTERNAL, Bridge
 from wsdev.cleanpath import MOVED_CONTENT_TYPE, moved_body, moved_to
-from wsdev.clientname import PARAM as NAME_PARAM
-from wsdev.clientname import clean_name, with_name
 from wsdev.config import Config
 from wsdev.connection import Connection
+from wsdev.console import CONSOLE_PREFIX
 from wsdev.environ import RequestFacts, cgi_environ, inherited_environ, reverse_lookup
 from wsdev.events import (
     Connected,
@@ -49,12 +46,20 @@ from wsdev.proxies import apply_forwarding
 from wsdev.scripts import inspect_script, spawn_failure_hint
 from wsdev.sinks import ConsoleSink, PlainSink, Sink
 from wsdev.spawner import Spawner
+from wsdev.targets import (
+    CONSOLE_SOCKET,
+    Target,
+    header_of,
+    named,
+    read_target,
+    request_facts,
+    url_of,
+    with_remote_host,
+)
 from wsdev.urlmap import map_url
 
 logger = logging.getLogger(__name__)
 
-CONSOLE_PREFIX = "/_wsdev/"
-CONSOLE_SOCKET = CONSOLE_PREFIX + "ws"
 SERVER_HEADER = f"wsdev/{__version__}"
 NOT_FOUND_BODY = "404 page not found\n"
 # The console cannot read an HTTP status: its refusals are a Close with one of these codes.
@@ -73,17 +78,6 @@ class IdSource:
         self._last = max(time.time_ns(), self._last + 1)
         self.count += 1
         return str(self._last), self.count
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """Which program a handshake asks for, and how the client named it."""
-
-    raw: str  # the request target as sent
-    path: str  # the decoded path the program is asked for
-    query: str  # its query string, percent-encoded
-    console: bool  # the console's envelope (``/_wsdev/ws?path=…&query=…``)
-    name: str = ""  # the name given in the console, cleaned (behaviour C9)
 
 
 class SessionManager:
@@ -148,9 +142,11 @@ class SessionManager:
         return True
 
     def open(self, connection: Connection, handshake: Handshake) -> None:
-        target = _target(handshake.target)
+        target = read_target(handshake.target)
         # Behind a trusted proxy, the client it names (behaviour B12).
-        facts = apply_forwarding(_facts(connection, handshake, target), self.config.trusted_proxies)
+        facts = apply_forwarding(
+            request_facts(connection, handshake, target), self.config.trusted_proxies
+        )
         if handshake.header("Sec-WebSocket-Version") != "13":
             # RFC 6455 §4.2.2: say which version wsdev speaks (the engine would answer 400).
             body = "426 this server speaks WebSocket version 13\n"
@@ -182,11 +178,11 @@ class SessionManager:
                 self._refuse(connection, accepted, facts, target, 403, JOIN_REFUSAL)
                 return
             # The secret is wsdev's: the program sees neither its query parameter nor its cookie.
-            target = _target(join.clean_target(handshake.target))
+            target = read_target(join.clean_target(handshake.target))
             facts = join.clean_facts(facts)
         config = self.config
         if target.name and config.names:  # behaviour C9: the program is told who is who
-            target = _named(target)
+            target = named(target)
             facts = replace(facts, raw_path=target.raw)
         if config.script_dir is not None:
             location = None if target.console else moved_to(target.raw)
@@ -255,7 +251,7 @@ class SessionManager:
 
     async def _start_after_lookup(self, session: _Pending) -> None:
         try:
-            session.facts = _with_remote_host(
+            session.facts = with_remote_host(
                 session.facts, await reverse_lookup(session.facts.remote_addr)
             )
         finally:
@@ -402,12 +398,12 @@ class SessionManager:
         status: int,
         reason: str,
     ) -> None:
-        url = _url(self.config, facts)
+        url = url_of(self.config, facts)
         if status == 404:
             self.bus.publish(HttpRequest("GET", url, facts.remote_addr, 404, "NOT FOUND"))
             reason = f"no program at {target.path}"
         else:
-            origin = _header(facts, "Origin")
+            origin = header_of(facts, "Origin")
             self.bus.publish(Rejected(status, reason, url, facts.remote_addr, origin))
         if target.console and status != 403:
             # The console cannot read an HTTP status: accept, explain in its envelope, close.
@@ -439,7 +435,7 @@ class SessionManager:
         kind: str,
     ) -> None:
         self.add_headers(response.headers, response.status_code)
-        url = _url(self.config, facts)
+        url = url_of(self.config, facts)
         self.bus.publish(HttpRequest("GET", url, facts.remote_addr, response.status_code, kind))
         connection.respond(response)
 
@@ -498,7 +494,7 @@ class _Pending:
 
     @property
     def engine_origin(self) -> str:
-        return _header(self.facts, "Origin")
+        return header_of(self.facts, "Origin")
 
 
 def sendable_text(text: str) -> str:
@@ -512,72 +508,3 @@ def response_headers(config: Config, status: int) -> tuple[tuple[str, str], ...]
     (behaviour A5)."""
     extra = config.headers_ws if status == 101 else config.headers_http
     return (("Server", SERVER_HEADER), *config.headers, *extra)
-
-
-def _target(raw: str) -> Target:
-    path, query = decode_target(raw)
-    if path != CONSOLE_SOCKET:
-        return Target(raw, path, query, False)
-    params = dict(parse_qsl(raw.partition("?")[2], keep_blank_values=True))
-    wanted = params.get("path", "/") or "/"
-    if not wanted.startswith("/"):
-        wanted = "/" + wanted
-    wanted_query = params.get("query", "")
-    encoded = quote(wanted, safe="/:@!$&'()*+,;=-._~")
-    return Target(
-        f"{encoded}?{wanted_query}" if wanted_query else encoded,
-        wanted,
-        wanted_query,
-        True,
-        clean_name(params.get(NAME_PARAM, "")),
-    )
-
-
-def _named(target: Target) -> Target:
-    """The console's target with its name added to the query the program sees (--names, C9)."""
-    query = with_name(target.query, target.name)
-    path = target.raw.partition("?")[0]
-    return Target(f"{path}?{query}", target.path, query, target.console, target.name)
-
-
-def decode_target(target: str) -> tuple[str, str]:
-    """The path and query of ``target`` decoded as aiohttp decodes a request's."""
-    raw_path, _, raw_query = target.partition("?")
-    if "%" not in target and "+" not in raw_query:
-        return raw_path, raw_query  # nothing to decode (the tests check yarl agrees)
-    try:
-        url = URL.build(path=raw_path, query_string=raw_query, encoded=True)
-    except ValueError:
-        return raw_path, raw_query
-    return url.path, url.query_string
-
-
-def _facts(connection: Connection, handshake: Handshake, target: Target) -> RequestFacts:
-    transport = connection.transport
-    peer = transport.get_extra_info("peername") if transport is not None else None
-    remote_addr = remote_port = ""
-    if isinstance(peer, tuple) and len(peer) >= 2:
-        remote_addr, remote_port = str(peer[0]), str(peer[1])
-    return RequestFacts(
-        method="GET",
-        raw_path=target.raw,
-        version="HTTP/1.1",
-        host=handshake.header("Host"),
-        headers=handshake.headers,
-        remote_addr=remote_addr,
-        remote_port=remote_port,
-        remote_host=remote_addr,
-    )
-
-
-def _with_remote_host(facts: RequestFacts, host: str) -> RequestFacts:
-    return replace(facts, remote_host=host)
-
-
-def _header(facts: RequestFacts, name: str) -> str:
-    lowered = name.lower()
-    return next((value for key, value in facts.headers if key.lower() == lowered), "")
-
-
-def _url(config: Config, facts: RequestFacts) -> str:
-    return f"{config.http_scheme}://{facts.host}{facts.raw_path}"

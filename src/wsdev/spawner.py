@@ -41,10 +41,9 @@ Started = Callable[[Child | OSError], object]
 
 
 class _Request:
-    __slots__ = ("argv", "done", "ours")
+    __slots__ = ("done", "ours")
 
-    def __init__(self, argv: Sequence[str], ours: tuple[int, int, int], done: Started) -> None:
-        self.argv = argv
+    def __init__(self, ours: tuple[int, int, int], done: Started) -> None:
         self.ours = ours  # our ends: stdin to write, stdout and stderr to read
         self.done = done
 
@@ -77,7 +76,11 @@ class Spawner:
             self._helper = subprocess.Popen(
                 [sys.executable, "-m", "wsdev.spawnhelper", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),),
+                # Nothing of the helper's may reach the terminal (the dashboard owns it); if it
+                # ends, wsdev says so with its exit status.
                 stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
         except OSError as exc:
             logger.debug("no spawn helper (%s): programs start in wsdev itself", exc)
@@ -124,7 +127,7 @@ class Spawner:
                 request = b""  # process.spawn says what is wrong with it
             if 0 < len(request) <= MAX_REQUEST:
                 self._next_id += 1
-                self._send(self._next_id, request, argv, done)
+                self._send(self._next_id, request, done)
                 return
         try:
             child: Child | OSError = spawn(argv, env)
@@ -152,11 +155,11 @@ class Spawner:
     def _next_turn(self) -> None:
         self._inline_this_turn = False
 
-    def _send(self, request_id: int, request: bytes, argv: Sequence[str], done: Started) -> None:
+    def _send(self, request_id: int, request: bytes, done: Started) -> None:
         in_r, in_w = os.pipe()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
-        self._waiting[request_id] = _Request(argv, (in_w, out_r, err_r), done)
+        self._waiting[request_id] = _Request((in_w, out_r, err_r), done)
         theirs = (in_r, out_w, err_w)
         if self._unsent or not self._try_send(request, theirs):
             self._unsent.append((request, theirs))
@@ -190,8 +193,7 @@ class Spawner:
         self._loop.remove_writer(self._sock.fileno())
 
     def _read(self) -> None:
-        assert self._sock is not None
-        while True:
+        while self._sock is not None:
             try:
                 data = self._sock.recv(REPLY_BUFFER)
             except BlockingIOError:
@@ -241,10 +243,14 @@ class Spawner:
             self._loop.remove_writer(self._sock.fileno())
         self._sock.close()  # the helper ends when it sees this
         self._sock = None
-        if self.ready and not closing:
-            logger.warning("the spawn helper has ended; programs now start in wsdev itself")
+        was_ready = self.ready
         self._settle(False)
-        self._reap_helper()
+        status = self._reap_helper()
+        if was_ready and not closing:
+            logger.warning(
+                "the spawn helper has ended (%s); programs now start in wsdev itself",
+                f"signal {-status}" if status < 0 else f"exit {status}",
+            )
         # Once the helper is reaped, its programs are wsdev's (their subreaper, behaviour B6).
         for child in self._children.values():
             child.watch_here()
@@ -263,16 +269,18 @@ class Spawner:
         if self._gone is not None and not self._gone.done():
             self._gone.set_result(None)
 
-    def _reap_helper(self) -> None:
+    def _reap_helper(self) -> int:
+        """Wait for the helper's end; its exit status (negative: the signal that ended it)."""
         helper, self._helper = self._helper, None
         if helper is None:
-            return
+            return 0
         try:
-            helper.wait(timeout=HELPER_EXIT_SECONDS)
+            status = helper.wait(timeout=HELPER_EXIT_SECONDS)
         except subprocess.TimeoutExpired:
             helper.kill()
-            helper.wait()
+            status = helper.wait()
         untrack(helper.pid)
+        return status
 
     def close(self) -> None:
         """Stop the helper (it ends when its socket closes) and wait for it."""

@@ -10,8 +10,8 @@ Why a process of its own: ``posix_spawn`` holds its caller until the program has
 and copies the caller's descriptor table; wsdev holds five descriptors per connection, this
 helper a handful. Here the wait is spent beside wsdev's event loop rather than in it.
 
-It imports nothing of wsdev's but ``wsdev.spawnwire`` (it starts in a few milliseconds), ends
-when wsdev's end of the socket closes, and leaves Ctrl-C to wsdev.
+It imports nothing of wsdev's but ``wsdev.spawnwire`` (it is ready some 30 ms after it is
+launched), ends when wsdev's end of the socket closes, and leaves Ctrl-C and SIGTERM to wsdev.
 """
 
 from __future__ import annotations
@@ -143,8 +143,10 @@ class Helper:
 
 
 def main(argv: list[str]) -> int:
-    # Ctrl-C reaches the whole foreground group; wsdev decides, and closes our socket.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Ctrl-C reaches the whole foreground group, and a service manager's SIGTERM the whole
+    # service: wsdev decides what they mean, and ends the helper by closing its socket.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
     fd = int(argv[1])
     os.set_inheritable(fd, False)  # passed to us inheritable; the programs must not hold it
     sock = socket.socket(fileno=fd)
