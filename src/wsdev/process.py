@@ -2,9 +2,9 @@
 
 Each child is started with ``posix_spawn`` straight into a process group of its own (no shell,
 no helper thread), so the SIGINT → SIGTERM → SIGKILL escalation reaches a shell script's own
-children too. Most sessions' programs are started by wsdev's spawn helper instead
-(``spawner``, behaviour B16); their ``Child`` is the same, its exit reported by the helper. Its exit is noticed through a pidfd on Linux, or through SIGCHLD elsewhere; either
-way no thread waits for it.
+children too. Its exit is noticed through a pidfd on Linux, or through SIGCHLD elsewhere;
+either way no thread waits for it. A program that wsdev's spawn helper started (``spawner``,
+behaviour B16) has the same ``Child``, its exit reported by the helper.
 """
 
 from __future__ import annotations

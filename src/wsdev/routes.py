@@ -15,6 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from wsdev.answers import NOT_FOUND_BODY, response_headers, sendable_text
 from wsdev.config import Config
 from wsdev.console import CONSOLE_PREFIX
 from wsdev.environ import RequestFacts, cgi_environ, reverse_lookup
@@ -25,12 +26,7 @@ from wsdev.joinsecret import JOIN_REFUSAL, REFUSAL_PAGE, JoinSecret
 from wsdev.metrics import Metrics, health_response, may_read, metrics_response
 from wsdev.proxies import FORWARDED_PORT, as_the_client_sent
 from wsdev.restartfeed import serve_restarts
-from wsdev.sessions import (
-    NOT_FOUND_BODY,
-    SessionManager,
-    response_headers,
-    sendable_text,
-)
+from wsdev.sessions import SessionManager
 
 # The largest request body read (a CGI POST): aiohttp refuses bigger ones with 413.
 MAX_REQUEST_BODY = 64 * 1024**2

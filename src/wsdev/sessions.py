@@ -18,12 +18,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 
-from websockets.datastructures import Headers
 from websockets.http11 import Response
 
-from wsdev import __version__
+from wsdev.answers import Answers
 from wsdev.bridge import CLOSE_INTERNAL, Bridge
-from wsdev.cleanpath import MOVED_CONTENT_TYPE, moved_body, moved_to
+from wsdev.cleanpath import moved_to
 from wsdev.config import Config
 from wsdev.connection import Connection
 from wsdev.console import CONSOLE_PREFIX
@@ -33,8 +32,6 @@ from wsdev.events import (
     ConnectionInfo,
     Disconnected,
     EventBus,
-    HttpRequest,
-    Rejected,
     SpawnFailed,
 )
 from wsdev.guard import Guard, Route
@@ -53,18 +50,11 @@ from wsdev.targets import (
     named,
     read_target,
     request_facts,
-    url_of,
     with_remote_host,
 )
 from wsdev.urlmap import map_url
 
 logger = logging.getLogger(__name__)
-
-SERVER_HEADER = f"wsdev/{__version__}"
-NOT_FOUND_BODY = "404 page not found\n"
-# The console cannot read an HTTP status: its refusals are a Close with one of these codes.
-CONSOLE_REFUSED = 1008
-CONSOLE_TRY_AGAIN = 1013
 
 
 class IdSource:
@@ -96,6 +86,7 @@ class SessionManager:
         self._lookups: set[asyncio.Task[None]] = set()
         self._handoffs: set[asyncio.Task[None]] = set()  # plain HTTP on its way to aiohttp
         self.ids = IdSource()
+        self.answers = Answers(config, bus)
         # Programs start in a helper process, off the loop (behaviour B16); ``start`` runs it.
         self.spawner = Spawner()
         # Host and Origin (behaviour B10): one decision for upgrades here and plain HTTP in routes.
@@ -152,7 +143,7 @@ class SessionManager:
             body = "426 this server speaks WebSocket version 13\n"
             refused = connection.engine().reject(426, body)
             refused.headers["Sec-WebSocket-Version"] = "13"
-            self._respond(connection, refused, facts, "BAD HANDSHAKE")
+            self.answers.respond(connection, refused, facts, "BAD HANDSHAKE")
             return
         key = plain_key(handshake)
         if key is not None:
@@ -162,7 +153,7 @@ class SessionManager:
             unusual = connection.engine().accept(handshake.request())
             if unusual.status_code != 101:
                 unusual.headers["Sec-WebSocket-Version"] = "13"
-                self._respond(connection, unusual, facts, "BAD HANDSHAKE")
+                self.answers.respond(connection, unusual, facts, "BAD HANDSHAKE")
                 return
             accepted = lambda: unusual  # noqa: E731 - the engine's own 101, made already
         route = Route.OWN if target.console else Route.PROGRAM
@@ -170,12 +161,12 @@ class SessionManager:
             route, handshake.header("Host"), handshake.first.get("origin")
         )
         if forbidden is not None:
-            self._refuse(connection, accepted, facts, target, 403, forbidden)
+            self.answers.refuse(connection, accepted, facts, target, 403, forbidden)
             return
         join = self.join
         if join is not None:
             if not join.admits(handshake.target.partition("?")[2], handshake.header("Cookie")):
-                self._refuse(connection, accepted, facts, target, 403, JOIN_REFUSAL)
+                self.answers.refuse(connection, accepted, facts, target, 403, JOIN_REFUSAL)
                 return
             # The secret is wsdev's: the program sees neither its query parameter nor its cookie.
             target = read_target(join.clean_target(handshake.target))
@@ -187,11 +178,11 @@ class SessionManager:
         if config.script_dir is not None:
             location = None if target.console else moved_to(target.raw)
             if location is not None:
-                self._moved(connection, facts, location)
+                self.answers.moved(connection, facts, location)
                 return
             match = map_url(config.script_dir, target.path)
             if match is None:
-                self._refuse(connection, accepted, facts, target, 404, "")
+                self.answers.refuse(connection, accepted, facts, target, 404, "")
                 return
             argv: Sequence[str] = (str(match.file),)
             script_name, path_info = match.script_name, match.path_info
@@ -208,7 +199,7 @@ class SessionManager:
             if per_client is not None:
                 why = 429, per_client
         if why is not None:
-            self._refuse(connection, accepted, facts, target, *why)
+            self.answers.refuse(connection, accepted, facts, target, *why)
             return
         session = _Pending(
             connection,
@@ -345,7 +336,7 @@ class SessionManager:
             return
         config = self.config
         connection, target = session.connection, session.target
-        self._accept(connection, session.response())
+        self.answers.accept(connection, session.response())
         bridge = Bridge(
             connection=connection,
             sink=self._sink(connection, target.console),
@@ -378,7 +369,7 @@ class SessionManager:
     def _spawn_failed(self, session: _Pending, conn: ConnectionInfo, why: str) -> None:
         """The client hears why with a Close 1011 (and the console, the reason itself)."""
         connection = session.connection
-        self._accept(connection, session.response())
+        self.answers.accept(connection, session.response())
         message = f"cannot run {session.argv[0]}: {why}"
         self.bus.publish(Connected(conn))
         self.bus.publish(SpawnFailed(conn, message))
@@ -386,66 +377,6 @@ class SessionManager:
         connection.close(CLOSE_INTERNAL, "cannot start program")
         duration = time.monotonic() - conn.started
         self.bus.publish(Disconnected(conn, CLOSE_INTERNAL, message, None, duration))
-
-    # ------------------------------------------------------------ refusals
-
-    def _refuse(
-        self,
-        connection: Connection,
-        accepted: Callable[[], Response],
-        facts: RequestFacts,
-        target: Target,
-        status: int,
-        reason: str,
-    ) -> None:
-        url = url_of(self.config, facts)
-        if status == 404:
-            self.bus.publish(HttpRequest("GET", url, facts.remote_addr, 404, "NOT FOUND"))
-            reason = f"no program at {target.path}"
-        else:
-            origin = header_of(facts, "Origin")
-            self.bus.publish(Rejected(status, reason, url, facts.remote_addr, origin))
-        if target.console and status != 403:
-            # The console cannot read an HTTP status: accept, explain in its envelope, close.
-            # A 403 (behaviour B10) answers a page that is not the console: it gets the status.
-            self._accept(connection, accepted())
-            ConsoleSink(connection).error(reason, status)
-            code = CONSOLE_TRY_AGAIN if status in (429, 503) else CONSOLE_REFUSED
-            connection.close(code, reason)
-            return
-        body = NOT_FOUND_BODY if status == 404 else f"{status} {reason}\n"
-        response = connection.engine().reject(status, sendable_text(body))
-        self.add_headers(response.headers, status)
-        connection.respond(response)
-
-    def _moved(self, connection: Connection, facts: RequestFacts, location: str) -> None:
-        """A ``--dir`` path with ``.``/``..`` segments or doubled slashes: 301 to the cleaned
-        path, as websocketd answers (behaviour A5)."""
-        response = connection.engine().reject(301, moved_body(location))
-        del response.headers["Content-Type"]
-        response.headers["Content-Type"] = MOVED_CONTENT_TYPE
-        response.headers["Location"] = location
-        self._respond(connection, response, facts, "REDIRECT")
-
-    def _respond(
-        self,
-        connection: Connection,
-        response: Response,
-        facts: RequestFacts,
-        kind: str,
-    ) -> None:
-        self.add_headers(response.headers, response.status_code)
-        url = url_of(self.config, facts)
-        self.bus.publish(HttpRequest("GET", url, facts.remote_addr, response.status_code, kind))
-        connection.respond(response)
-
-    def _accept(self, connection: Connection, response: Response) -> None:
-        self.add_headers(response.headers, 101)
-        connection.respond(response)
-
-    def add_headers(self, headers: Headers, status: int) -> None:
-        for name, value in response_headers(self.config, status):
-            headers[name] = value
 
     # ------------------------------------------------------------ shutdown
 
@@ -495,16 +426,3 @@ class _Pending:
     @property
     def engine_origin(self) -> str:
         return header_of(self.facts, "Origin")
-
-
-def sendable_text(text: str) -> str:
-    """``text`` that encodes as UTF-8: a refusal may quote a header, and bytes of it that were
-    not UTF-8 (kept as surrogate escapes) become U+FFFD instead of failing the answer."""
-    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-
-
-def response_headers(config: Config, status: int) -> tuple[tuple[str, str], ...]:
-    """What every response gets, whoever sends it: the Server header and the --header* ones
-    (behaviour A5)."""
-    extra = config.headers_ws if status == 101 else config.headers_http
-    return (("Server", SERVER_HEADER), *config.headers, *extra)
