@@ -377,8 +377,9 @@ def hold_scenario(ctx: Context) -> list[Row]:
             "server RSS per connection, KiB",
             fmt="{:,.1f}",
             goal=ratio_at_most(1),
-            note="VmRSS of the server process alone (not its children), after every connection "
-            "has echoed once, minus VmRSS before, divided by the connections opened.",
+            note="VmRSS of the server process (with wsdev's spawn helper; not the programs), "
+            "after every connection has echoed once, minus VmRSS before, divided by the "
+            "connections opened.",
         ),
         _figure(results, "alive").row(
             scenario,
