@@ -70,7 +70,8 @@ class Server:
         """Listen on every configured address; raises ``ServeError`` (e.g. port in use)."""
         config = self.config
         self.sessions = SessionManager(config, self.bus, self._http_protocol)
-        self.sessions.spawner.start()
+        if config.serves_websocket:
+            self.sessions.spawner.start()
         routes = Routes(config, self.bus, self.sessions)
         self._runner = web.AppRunner(
             routes.application(), access_log=None, shutdown_timeout=HTTP_SHUTDOWN_SECONDS
