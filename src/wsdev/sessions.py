@@ -277,7 +277,12 @@ class SessionManager:
             return
         # Counted by --maxforks while it starts, as the session it will be.
         self._starting += 1
-        self.spawner.spawn(session.argv, env, made)
+        if self.spawner.spawn(session.argv, env, made):
+            # The helper starts it, beside the loop: the client has its 101 now, as from
+            # websocketd, and its first message waits in the connection for the program.
+            # Otherwise a burst's clients would hear nothing until the programs already
+            # started had taken the CPU, and their messages would all come at the end.
+            session.answer(self.answers)
 
     def _spawned(
         self,
@@ -336,7 +341,7 @@ class SessionManager:
             return
         config = self.config
         connection, target = session.connection, session.target
-        self.answers.accept(connection, session.response())
+        session.answer(self.answers)
         bridge = Bridge(
             connection=connection,
             sink=self._sink(connection, target.console),
@@ -369,7 +374,7 @@ class SessionManager:
     def _spawn_failed(self, session: _Pending, conn: ConnectionInfo, why: str) -> None:
         """The client hears why with a Close 1011 (and the console, the reason itself)."""
         connection = session.connection
-        self.answers.accept(connection, session.response())
+        session.answer(self.answers)
         message = f"cannot run {session.argv[0]}: {why}"
         self.bus.publish(Connected(conn))
         self.bus.publish(SpawnFailed(conn, message))
@@ -422,6 +427,13 @@ class _Pending:
     path_info: str
     python: bool  # gets PYTHONUNBUFFERED=1 (B9)
     problem: str | None  # why the program cannot run, said instead of starting it (F)
+    answered: bool = False  # the 101 has gone out already
+
+    def answer(self, answers: Answers) -> None:
+        """Send the 101, unless it has gone out already."""
+        if not self.answered:
+            self.answered = True
+            answers.accept(self.connection, self.response())
 
     @property
     def engine_origin(self) -> str:

@@ -115,10 +115,11 @@ class Spawner:
         if self._settled is not None and not self._settled.done():
             self._settled.set_result(ready)
 
-    def spawn(self, argv: Sequence[str], env: Mapping[str, str], done: Started) -> None:
+    def spawn(self, argv: Sequence[str], env: Mapping[str, str], done: Started) -> bool:
         """Start ``argv`` as ``process.spawn`` would; ``done`` gets the Child or the OSError.
 
-        ``done`` may be called before this returns (when wsdev starts the program itself).
+        True when the helper starts it, and ``done`` is called later, from the loop; False
+        when wsdev has started it itself, and ``done`` has been called already.
         """
         if self.ready and self._loop_has_more_to_do():
             try:
@@ -128,12 +129,13 @@ class Spawner:
             if 0 < len(request) <= MAX_REQUEST:
                 self._next_id += 1
                 self._send(self._next_id, request, done)
-                return
+                return True
         try:
             child: Child | OSError = spawn(argv, env)
         except OSError as exc:
             child = exc
         done(child)
+        return False
 
     def _loop_has_more_to_do(self) -> bool:
         """Whether a program was already started in wsdev in this loop turn.

@@ -87,6 +87,9 @@ class Helper:
             finally:
                 for fd in fds:
                     os.close(fd)
+            # Each answer at once: its session waits for it, and in a burst the requests
+            # queued behind it take a while (each start waits for the program's loading).
+            self._send()
 
     def _start(self, request: bytes, fds: list[int], problem: int) -> None:
         request_id, argv, env = decode_request(request)
