@@ -90,14 +90,14 @@ async def test_a_shutdown_waits_for_the_end_of_a_connection_still_finishing(
     assert len(ended) == 1, "the connection ended without its Disconnected event"
 
 
-async def test_a_client_gone_while_its_program_starts_leaves_nothing_running(
+async def test_a_client_gone_while_its_program_starts_is_a_session_that_ends_at_once(
     tmp_script: ScriptWriter, tmp_path: Path
 ) -> None:
-    # The spawn helper is held (SIGSTOP) while a client sends its handshake and leaves; once
-    # the helper goes on, the program it starts must be ended at once, and never become a
-    # session.
+    # The spawn helper is held (SIGSTOP) while a client sends its handshake, has its 101 and
+    # leaves. Once the helper goes on, the program it starts is ended at once, and the session
+    # is logged as it would be under websocketd: connected, then disconnected.
     from conftest import local_config, process_gone
-    from wsdev.events import Connected, Event, EventBus
+    from wsdev.events import Connected, Disconnected, Event, EventBus
     from wsdev.server import Server
 
     if not hasattr(os, "pidfd_open"):
@@ -108,8 +108,10 @@ async def test_a_client_gone_while_its_program_starts_leaves_nothing_running(
         f'#!/bin/sh\necho $$ > "{pid_file}.tmp"\nmv "{pid_file}.tmp" "{pid_file}"\nexec cat\n',
     )
     bus = EventBus()
-    connected: list[Event] = []
-    bus.subscribe(lambda event: connected.append(event) if isinstance(event, Connected) else None)
+    seen: list[Event] = []
+    bus.subscribe(
+        lambda event: seen.append(event) if isinstance(event, Connected | Disconnected) else None
+    )
     server = Server(local_config(script), bus)
     await server.start()
     try:
@@ -125,10 +127,12 @@ async def test_a_client_gone_while_its_program_starts_leaves_nothing_running(
             writer.write(_handshake(b"hello"))
             await writer.drain()
             writer.write_eof()
-            # wsdev closes its side once it sees ours closed: no 101 came, nothing else will.
-            assert await asyncio.wait_for(reader.read(), timeout(10)) == b""
+            # The 101 comes at once; then wsdev closes its side, having seen ours closed.
+            answer = await asyncio.wait_for(reader.read(), timeout(10))
+            assert answer.startswith(b"HTTP/1.1 101 ") and answer.endswith(b"\r\n\r\n")
             writer.close()
             assert server.sessions.children_running == 1  # still starting, and counted
+            assert seen == []
         finally:
             os.kill(helper, signal.SIGCONT)
         # Neither a file nor a process end has an event to await here: look each loop turn.
@@ -139,7 +143,10 @@ async def test_a_client_gone_while_its_program_starts_leaves_nothing_running(
             _turns_until(lambda: process_gone(pid) and sessions.children_running == 0),
             timeout(10),
         )
-        assert connected == []
+        await asyncio.wait_for(_turns_until(lambda: len(seen) == 2), timeout(10))
+        connected, disconnected = seen
+        assert isinstance(connected, Connected) and isinstance(disconnected, Disconnected)
+        assert disconnected.code == 1006  # it vanished: no Close came
     finally:
         await server.close()
 
@@ -147,3 +154,41 @@ async def test_a_client_gone_while_its_program_starts_leaves_nothing_running(
 async def _turns_until(condition: Callable[[], bool]) -> None:
     while not condition():
         await asyncio.sleep(0.005)
+
+
+async def test_a_program_the_helper_starts_has_the_101_sent_first_and_gets_early_messages(
+    tmp_script: ScriptWriter,
+) -> None:
+    # As from websocketd: the client is answered while its program starts (the helper is held
+    # with SIGSTOP here), and what it sends meanwhile reaches the program once it runs.
+    from conftest import local_config
+    from wsdev.events import EventBus
+    from wsdev.server import Server
+
+    if not hasattr(os, "pidfd_open"):
+        pytest.skip("no spawn helper on this system")
+    script = tmp_script("echo.sh", "#!/bin/sh\nexec cat\n")
+    server = Server(local_config(script), EventBus())
+    await server.start()
+    try:
+        assert server.sessions is not None
+        spawner = server.sessions.spawner
+        spawner.inline_when_idle = False
+        assert await asyncio.wait_for(spawner.until_ready(), timeout(10))
+        helper = spawner.helper_pid
+        assert helper is not None
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        os.kill(helper, signal.SIGSTOP)
+        try:
+            writer.write(_handshake(b"early"))  # the message comes with the handshake
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout(10))
+            assert head.startswith(b"HTTP/1.1 101 ")
+            assert server.sessions.children_running == 1  # starting, not started
+        finally:
+            os.kill(helper, signal.SIGCONT)
+        first, size = await asyncio.wait_for(reader.readexactly(2), timeout(10))
+        assert first == 0x81
+        assert await reader.readexactly(size) == b"early"
+        writer.close()
+    finally:
+        await server.close()

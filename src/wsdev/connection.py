@@ -88,6 +88,7 @@ class Connection(asyncio.Protocol):
         "_bridge",
         "_close_timer",
         "_early",
+        "_ended_early",
         "_engine",
         "_head",
         "_head_timer",
@@ -112,6 +113,7 @@ class Connection(asyncio.Protocol):
         self._close_timer: asyncio.TimerHandle | None = None
         self._write_eof_sent = False
         self._reported = False  # the bridge has heard how the client side ended
+        self._ended_early: int | None = None  # how, if that was before there was a bridge
 
     # ------------------------------------------------------------ asyncio callbacks
 
@@ -183,6 +185,11 @@ class Connection(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         if not self._upgrading:
             return None  # a request never finished (or was refused): nothing to answer
+        if self._bridge is None:
+            # Answered while its program starts (behaviour B16): what the client sent first
+            # goes to the program with the news of its end, in ``attach``.
+            self._report_client_end(1006)
+            return None
         engine = self.engine()
         engine.receive_eof()
         self._flush(engine)
@@ -248,6 +255,9 @@ class Connection(asyncio.Protocol):
         early, self._early = self._early, b""
         if early:
             self._receiver.feed(early)
+        if self._ended_early is not None:
+            # The client had its 101 and left while its program started (behaviour B16).
+            bridge.client_closed(self._ended_early)
 
     # ------------------------------------------------------------ client -> program
 
@@ -290,6 +300,8 @@ class Connection(asyncio.Protocol):
         bridge = self._bridge
         if bridge is not None:
             bridge.client_closed(code)
+        else:
+            self._ended_early = code  # told to the bridge when it comes (``attach``)
 
     # ------------------------------------------------------------ program -> client
 

@@ -297,12 +297,14 @@ class SessionManager:
         config = self.config
         if child is not None:
             self._starting -= 1
-            if session.connection.gone:
-                # The client left while its program started: end that program as a
-                # disconnect would.
+            if session.connection.gone and not session.answered:
+                # The client left before it had an answer: it never had a session. Its
+                # program is ended as a disconnect would end it.
                 if isinstance(child, Child):
                     abandon(child, config.closems)
                 return
+            # A client that left after its 101 had a session (as under websocketd): it is
+            # logged, and its program ended, as any other (``Connection.attach``).
         target, facts = session.target, session.facts
         conn = ConnectionInfo(
             id=unique_id,
