@@ -41,7 +41,9 @@ class Helper:
     """The helper's one loop: requests in, programs started, exits out."""
 
     def __init__(self, sock: socket.socket) -> None:
-        sock.setblocking(False)
+        # Blocking, for the replies (a send waits if wsdev is behind); requests are read with
+        # MSG_DONTWAIT, so the socket's mode is never switched back and forth.
+        sock.setblocking(True)
         self.sock = sock
         self.poller = select.epoll()
         self.poller.register(sock.fileno(), select.EPOLLIN)
@@ -72,7 +74,7 @@ class Helper:
             try:
                 # Close-on-exec at once: a program holds its three pipes only as 0, 1 and 2.
                 data, ancdata, flags, _ = self.sock.recvmsg(
-                    MAX_REQUEST, ancillary, socket.MSG_CMSG_CLOEXEC
+                    MAX_REQUEST, ancillary, socket.MSG_CMSG_CLOEXEC | socket.MSG_DONTWAIT
                 )
             except BlockingIOError:
                 return True
@@ -137,12 +139,8 @@ class Helper:
     def _send(self) -> None:
         """Send the replies, blocking if wsdev is behind (it reads them on every loop turn)."""
         replies, self.replies = self.replies, []
-        self.sock.setblocking(True)
-        try:
-            for message in encode_replies(replies):
-                self.sock.send(message)
-        finally:
-            self.sock.setblocking(False)
+        for message in encode_replies(replies):
+            self.sock.send(message)
 
 
 def main(argv: list[str]) -> int:
